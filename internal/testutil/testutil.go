@@ -1,0 +1,105 @@
+// Package testutil holds the fixtures berth's tests share: root file systems
+// built on this machine without the internet, bundles, and root checks.
+package testutil
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequireRoot skips t, saying why, unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates namespaces, mounts and cgroups")
+	}
+}
+
+// BusyboxBinary is the static busybox that Debian's busybox-static installs.
+const BusyboxBinary = "/bin/busybox"
+
+var busyboxOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// busyboxTemplate builds, once per test binary, a pristine busybox rootfs that
+// BusyboxRootfs copies from.
+func busyboxTemplate() (string, error) {
+	busyboxOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-busybox-template-")
+		if err != nil {
+			busyboxOnce.err = err
+			return
+		}
+		busyboxOnce.dir = dir
+		busyboxOnce.err = writeBusyboxRootfs(dir)
+	})
+	return busyboxOnce.dir, busyboxOnce.err
+}
+
+func writeBusyboxRootfs(dir string) error {
+	if _, err := os.Stat(BusyboxBinary); err != nil {
+		return fmt.Errorf("busybox-static is not installed (apt-get install busybox-static): %w", err)
+	}
+	for _, d := range []string{"bin", "dev", "etc", "proc", "sys", "tmp", "root", "home/user", "var", "run", "mnt"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(filepath.Join(dir, "tmp"), 0o1777); err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", BusyboxBinary, filepath.Join(dir, "bin", "busybox")).CombinedOutput(); err != nil {
+		return fmt.Errorf("copy busybox: %v: %s", err, out)
+	}
+	list, err := exec.Command(BusyboxBinary, "--list").Output()
+	if err != nil {
+		return fmt.Errorf("busybox --list: %w", err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet == "busybox" {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(dir, "bin", applet)); err != nil && !os.IsExist(err) {
+			return err
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n" +
+			"daemon:x:1:1:daemon:/usr/sbin:/bin/false\n" +
+			"user:x:1000:1000:user:/home/user:/bin/sh\n" +
+			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group": "root:x:0:\ndaemon:x:1:\nusers:x:100:user\nuser:x:1000:\nnogroup:x:65534:\n",
+		"etc/hostname": "busybox\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// BusyboxRootfs returns a fresh, writable busybox root file system in a
+// temporary directory that is removed when t ends. It holds /bin/busybox with
+// a relative symlink per applet, /etc/passwd (root, daemon, user 1000,
+// nobody), /etc/group and the usual empty mount points.
+func BusyboxRootfs(t testing.TB) string {
+	t.Helper()
+	tmpl, err := busyboxTemplate()
+	if err != nil {
+		t.Fatalf("busybox rootfs: %v", err)
+	}
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", tmpl, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy busybox rootfs: %v: %s", err, out)
+	}
+	return dst
+}
