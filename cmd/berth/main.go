@@ -1,12 +1,28 @@
-// Command berth is the berth container engine: CLI, daemon and OCI runtime in one binary.
+// Command berth is the berth container engine: CLI, daemon and OCI runtime in
+// one binary. Invoked as berth-runtime it is the runtime alone, with runc's
+// command line.
 package main
 
 import (
 	"fmt"
 	"os"
+	"path/filepath"
+
+	"berth.dev/berth/cli/runtimecli"
+	"berth.dev/berth/runtime"
+	_ "berth.dev/berth/runtime/nsenter" // joins namespaces before the Go runtime starts
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "berth: not yet")
-	os.Exit(1)
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		runtime.Init() // the container init: never returns
+	}
+	if filepath.Base(os.Args[0]) == "berth-runtime" {
+		os.Exit(runtimecli.Main("berth-runtime", os.Args[1:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "runtime" {
+		os.Exit(runtimecli.Main("berth runtime", os.Args[2:]))
+	}
+	fmt.Fprintln(os.Stderr, "usage: berth runtime <command> (the engine's other commands are coming)")
+	os.Exit(2)
 }

@@ -3,6 +3,8 @@
 package testutil
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -29,19 +31,29 @@ var busyboxOnce struct {
 	err error
 }
 
-// busyboxTemplate builds, once per test binary, a pristine busybox rootfs that
-// BusyboxRootfs copies from.
+// busyboxLayout versions what writeBusyboxRootfs writes; bump it when that
+// changes so cached templates are rebuilt.
+const busyboxLayout = "1"
+
+// busyboxTemplate returns a pristine busybox rootfs that BusyboxRootfs copies
+// from. It is cached under CacheDir() as busybox-<hash>, where the hash
+// covers the busybox binary and busyboxLayout, so it is rebuilt when either
+// changes and no per-test-binary temporary directory is left behind.
 func busyboxTemplate() (string, error) {
 	busyboxOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "berth-busybox-template-")
-		if err != nil {
-			busyboxOnce.err = err
-			return
-		}
-		busyboxOnce.dir = dir
-		busyboxOnce.err = writeBusyboxRootfs(dir)
+		busyboxOnce.dir, busyboxOnce.err = cachedBusyboxTemplate()
 	})
 	return busyboxOnce.dir, busyboxOnce.err
+}
+
+func cachedBusyboxTemplate() (string, error) {
+	bin, err := os.ReadFile(BusyboxBinary)
+	if err != nil {
+		return "", fmt.Errorf("busybox-static is not installed (apt-get install busybox-static): %w", err)
+	}
+	sum := sha256.Sum256(append(bin, "layout="+busyboxLayout...))
+	name := "busybox-" + hex.EncodeToString(sum[:8])
+	return cached(name, func(tmp string) error { return writeBusyboxRootfs(tmp) }, "busybox-")
 }
 
 func writeBusyboxRootfs(dir string) error {
@@ -76,7 +88,7 @@ func writeBusyboxRootfs(dir string) error {
 			"daemon:x:1:1:daemon:/usr/sbin:/bin/false\n" +
 			"user:x:1000:1000:user:/home/user:/bin/sh\n" +
 			"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-		"etc/group": "root:x:0:\ndaemon:x:1:\nusers:x:100:user\nuser:x:1000:\nnogroup:x:65534:\n",
+		"etc/group":    "root:x:0:\ndaemon:x:1:\nusers:x:100:user\nuser:x:1000:\nnogroup:x:65534:\n",
 		"etc/hostname": "busybox\n",
 	}
 	for name, content := range files {

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# bench/runtime.sh: time `run` of one busybox bundle running `true` with
+# berth's runtime, runc and crun, in one hyperfine run, and print the ratios.
+#
+#   bench/runtime.sh [RUNS]        # as root; RUNS defaults to 100
+#
+# Every runtime gets the same bundle (runc's default spec, no terminal,
+# ociVersion 1.0.2 so crun 1.8 accepts it) and its own --root; the runs are
+# interleaved by hyperfine's order across commands, with warmups.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/usr/local/go/bin:$PATH
+RUNS=${1:-100}
+[ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: run as root" >&2; exit 2; }
+for t in hyperfine runc crun busybox python3; do
+	command -v "$t" >/dev/null || { echo "bench/runtime.sh: needs $t (apt-get install hyperfine runc crun busybox-static)" >&2; exit 2; }
+done
+
+work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'for r in berth runc crun; do :; done; "$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1 || true; umount "$work"/root-berth/.berth-* 2>/dev/null || true; rm -rf "$work"' EXIT
+go build -o "$work/berth" ./cmd/berth
+
+# The bundle: busybox with one symlink per applet.
+b=$work/bundle
+mkdir -p "$b/rootfs/bin" "$b/rootfs/proc" "$b/rootfs/sys" "$b/rootfs/dev" "$b/rootfs/tmp"
+cp /bin/busybox "$b/rootfs/bin/busybox"
+for a in $(/bin/busybox --list); do ln -sf busybox "$b/rootfs/bin/$a"; done
+(cd "$b" && runc spec)
+python3 - "$b/config.json" <<'PY'
+import json, sys
+p = sys.argv[1]
+c = json.load(open(p))
+c["ociVersion"] = "1.0.2"
+c["process"]["terminal"] = False
+c["process"]["args"] = ["true"]
+json.dump(c, open(p, "w"), indent=1)
+PY
+
+berth="$work/berth runtime --root $work/root-berth run --bundle $b bench"
+runc="runc --root $work/root-runc run --bundle $b bench"
+crun="crun --root $work/root-crun run --bundle $b bench"
+for c in "$berth" "$runc" "$crun"; do
+	$c || { echo "bench/runtime.sh: '$c' failed" >&2; exit 1; }
+done
+
+hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/result.json" \
+	-n berth "$berth" -n runc "$runc" -n crun "$crun" >&2
+
+python3 - "$work/result.json" <<'PY'
+import json, sys
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+print("runtime run of busybox true (ms, mean ± stddev, median):")
+for n in ("berth", "runc", "crun"):
+    x = r[n]
+    print(f"  {n:6s} {x['mean']*1e3:7.2f} ± {x['stddev']*1e3:5.2f}   median {x['median']*1e3:7.2f}")
+b = r["berth"]["median"]
+print(f"ratios (median): berth/crun = {b/r['crun']['median']:.2f}   berth/runc = {b/r['runc']['median']:.2f}   runc/crun = {r['runc']['median']/r['crun']['median']:.2f}")
+PY

@@ -1,0 +1,169 @@
+package testutil
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// CacheDir is where fixtures that are costly to build are kept between test
+// runs: $BERTH_TEST_CACHE if set, else /var/cache/berth-test for root, else
+// berth-test under the user's cache directory. Delete it to rebuild them all.
+func CacheDir() (string, error) {
+	dir := os.Getenv("BERTH_TEST_CACHE")
+	if dir == "" {
+		if os.Geteuid() == 0 {
+			dir = "/var/cache/berth-test"
+		} else {
+			uc, err := os.UserCacheDir()
+			if err != nil {
+				return "", err
+			}
+			dir = filepath.Join(uc, "berth-test")
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+// lock takes an exclusive flock on file, creating it, and returns the unlock.
+// It serialises builds of one fixture across concurrent test binaries.
+func lock(file string) (func(), error) {
+	f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("flock %s: %w", file, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// cached returns CacheDir()/name, building it first if it does not exist. The
+// build writes into a temporary directory beside it that is renamed into
+// place only when build succeeds, so a directory under its final name is
+// always complete. With stalePrefix, other entries with that prefix (older
+// versions of the fixture) are removed after a rebuild.
+func cached(name string, build func(dir string) error, stalePrefix string) (string, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	final := filepath.Join(cache, name)
+	if _, err := os.Stat(final); err == nil {
+		return final, nil
+	}
+	unlock, err := lock(filepath.Join(cache, name+".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(final); err == nil {
+		return final, nil // another test binary built it while we waited
+	}
+	tmp, err := os.MkdirTemp(cache, "."+name+".tmp-")
+	if err != nil {
+		return "", err
+	}
+	if err := build(tmp); err != nil {
+		removeBuild(tmp)
+		return "", err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		removeBuild(tmp)
+		return "", err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		removeBuild(tmp)
+		return "", err
+	}
+	if stalePrefix != "" {
+		ents, _ := os.ReadDir(cache)
+		for _, e := range ents {
+			n := e.Name()
+			if e.IsDir() && strings.HasPrefix(n, stalePrefix) && n != name {
+				removeBuild(filepath.Join(cache, n))
+				os.Remove(filepath.Join(cache, n+".lock"))
+			}
+		}
+	}
+	return final, nil
+}
+
+// removeBuild removes a fixture directory, first detaching anything mounted
+// below it (a failed debootstrap can leave /proc or /sys mounted in its
+// target). If a mount cannot be detached, nothing is removed: RemoveAll must
+// never walk into a mounted host file system.
+func removeBuild(dir string) {
+	if err := unmountUnder(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "testutil: not removing %s: %v\n", dir, err)
+		return
+	}
+	os.RemoveAll(dir)
+}
+
+// mountsUnder lists mount points at or below dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountinfo(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, sc.Err()
+}
+
+func unmountUnder(dir string) error {
+	dir = filepath.Clean(dir)
+	mps, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	for _, mp := range mps {
+		if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+			return fmt.Errorf("unmount %s: %w", mp, err)
+		}
+	}
+	if left, _ := mountsUnder(dir); len(left) > 0 {
+		return fmt.Errorf("still mounted: %v", left)
+	}
+	return nil
+}
+
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}

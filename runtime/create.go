@@ -1,0 +1,398 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/errdefs"
+	"berth.dev/berth/runtime/cgroups"
+	"berth.dev/berth/runtime/seccomp"
+)
+
+// CreateOpts are the options of create and run.
+type CreateOpts struct {
+	Bundle        string
+	ConsoleSocket string // unix socket that receives the pty master
+	// ConsoleConn, instead of ConsoleSocket, is a connected socket that
+	// receives the pty master (run in the foreground uses a socketpair).
+	ConsoleConn  *os.File
+	PidFile      string
+	NoPivot      bool
+	NoNewKeyring bool
+	PreserveFds  int // fds 3..3+n-1 go to the container's process
+	Stdin        io.Reader
+	Stdout       io.Writer
+	Stderr       io.Writer
+}
+
+// LoadSpec reads and checks bundle/config.json.
+func LoadSpec(bundle string) (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errdefs.NotFound("no config.json in bundle %s", bundle)
+		}
+		return nil, err
+	}
+	var s specs.Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, errdefs.Invalid("bad config.json in %s: %v", bundle, err)
+	}
+	return &s, nil
+}
+
+// validate checks what must hold before anything is created.
+func validate(s *specs.Spec) error {
+	if s.Version == "" {
+		return errdefs.Invalid("config.json: ociVersion is required")
+	}
+	if s.Root == nil || s.Root.Path == "" {
+		return errdefs.Invalid("config.json: root.path is required")
+	}
+	if s.Process == nil {
+		return errdefs.Invalid("config.json: process is required")
+	}
+	if s.Linux == nil {
+		return errdefs.Invalid("config.json: linux section is required on linux")
+	}
+	if s.Process.Cwd == "" || !filepath.IsAbs(s.Process.Cwd) {
+		return errdefs.Invalid("config.json: process.cwd must be an absolute path, got %q", s.Process.Cwd)
+	}
+	if err := checkRlimits(s.Process.Rlimits); err != nil {
+		return errdefs.Invalid("config.json: %v", err)
+	}
+	if err := checkCaps(s.Process); err != nil {
+		return errdefs.Invalid("config.json: %v", err)
+	}
+	seen := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range s.Linux.Namespaces {
+		if _, ok := nsFlag[ns.Type]; !ok {
+			return errdefs.Invalid("config.json: unknown namespace type %q", ns.Type)
+		}
+		if seen[ns.Type] {
+			return errdefs.Invalid("config.json: namespace %q listed twice", ns.Type)
+		}
+		seen[ns.Type] = true
+	}
+	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
+		return errdefs.Invalid("config.json: uid/gid mappings need a user namespace")
+	}
+	if s.Hostname != "" && !hasNewNS(s, specs.UTSNamespace) {
+		return errdefs.Invalid("config.json: hostname needs a new uts namespace")
+	}
+	return nil
+}
+
+func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t && ns.Path == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Created is a container whose init waits for start, and the init's process
+// when this call started it (run waits on it).
+type Created struct {
+	*Container
+	Cmd *exec.Cmd
+}
+
+// Create makes container id from the bundle and leaves its init waiting for
+// start, as the spec's create operation.
+func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	bundle, err := filepath.Abs(o.Bundle)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := LoadSpec(bundle)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(spec.Root.Path) {
+		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
+	}
+	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
+		return nil, errdefs.Invalid("root.path %s is not a directory", spec.Root.Path)
+	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.Conflict("container %q already exists", id)
+		}
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	c := &Container{rt: r, Saved: Saved{
+		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
+		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
+	}}
+	var cg cgroups.Manager
+	var cmd *exec.Cmd
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		if cmd != nil && cmd.Process != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if cg != nil {
+			cg.Destroy()
+		}
+		os.RemoveAll(dir)
+	}()
+	cfgJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, configFile), cfgJSON, 0o600); err != nil {
+		return nil, err
+	}
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
+		return nil, fmt.Errorf("create exec fifo: %w", err)
+	}
+
+	cg, err = cgroups.New(spec.Linux.CgroupsPath, id, spec.Linux.Resources)
+	if err != nil {
+		return nil, fmt.Errorf("cgroups: %w", err)
+	}
+	if err := cg.Apply(-1); err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	if spec.Linux.Resources != nil {
+		if err := cg.Set(spec.Linux.Resources); err != nil {
+			return nil, fmt.Errorf("set cgroup limits: %w", err)
+		}
+	}
+	cgState := cg.State()
+	c.Saved.Cgroup = &cgState
+
+	var filter []byte
+	if spec.Linux.Seccomp != nil {
+		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp-cache"))
+		if err != nil {
+			return nil, errdefs.Invalid("seccomp: %v", err)
+		}
+		filter = f.Bytes()
+	}
+
+	exe, err := r.initBinary()
+	if err != nil {
+		return nil, fmt.Errorf("protect init binary: %w", err)
+	}
+	syncP, syncC, err := socketpair("sync")
+	if err != nil {
+		return nil, err
+	}
+	defer syncP.Close()
+	defer syncC.Close()
+	fifo, err := os.OpenFile(filepath.Join(dir, execFifo), unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer fifo.Close()
+	extra, err := preservedFiles(o.PreserveFds)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &initConfig{
+		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		Seccomp: filter, NewUTS: hasNewNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
+	}
+	cfg.Fds.Preserve = o.PreserveFds
+	cfg.Fds.Sync = 3 + len(extra)
+	extra = append(extra, syncC)
+	cfg.Fds.Fifo = 3 + len(extra)
+	extra = append(extra, fifo)
+	if spec.Process.Terminal {
+		conn, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		cfg.Fds.Console = 3 + len(extra)
+		extra = append(extra, conn)
+	} else if o.ConsoleSocket != "" {
+		return nil, errdefs.Invalid("--console-socket given but process.terminal is false")
+	}
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pipeR.Close()
+	defer pipeW.Close()
+	extra = append(extra, pipeR)
+
+	sp := &spawn{
+		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
+		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
+		cgroupFD: cg.IntoCgroupFD(), extra: extra,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+	}
+	cmd, err = sp.start()
+	if err != nil {
+		return nil, err
+	}
+	pid := cmd.Process.Pid
+	syncC.Close()
+	pipeR.Close()
+	if sp.cgroupFD < 0 {
+		if err := cg.Apply(pid); err != nil {
+			return nil, fmt.Errorf("join cgroup: %w", err)
+		}
+	}
+	c.Saved.Pid = pid
+	c.Saved.StartTime, _, _ = procStartTime(pid)
+	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
+	for _, ns := range spec.Linux.Namespaces {
+		c.Saved.Namespaces = append(c.Saved.Namespaces, specs.LinuxNamespace{
+			Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procNsName[ns.Type]),
+		})
+	}
+	cfg.HostPid = pid
+	cfg.State = c.State()
+	cfg.State.Pid = pid
+	cfg.State.Status = StatusCreating
+	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
+		return nil, fmt.Errorf("send config to init: %w", err)
+	}
+	pipeW.Close()
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	for {
+		m, err := readSync(syncP)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil, errInitExited
+			}
+			return nil, fmt.Errorf("wait for container init: %w", err)
+		}
+		switch m.Type {
+		case "error":
+			return nil, errors.New(m.Error)
+		case "hooks":
+			reply := syncMsg{Type: "hooks-done"}
+			if spec.Hooks != nil {
+				st := cfg.State
+				if err := runHooks("prestart", spec.Hooks.Prestart, st, true); err != nil {
+					reply = syncMsg{Type: "error", Error: err.Error()}
+				} else if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, st, true); err != nil {
+					reply = syncMsg{Type: "error", Error: err.Error()}
+				}
+			}
+			if err := writeSync(syncP, reply); err != nil {
+				return nil, err
+			}
+			if reply.Type == "error" {
+				return nil, errors.New(reply.Error)
+			}
+			continue
+		case "ready":
+		default:
+			return nil, fmt.Errorf("unexpected message %q from container init", m.Type)
+		}
+		break
+	}
+	c.Saved.Status = StatusCreated
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, pid); err != nil {
+			return nil, err
+		}
+	}
+	return &Created{Container: c, Cmd: cmd}, nil
+}
+
+func (r *Runtime) initArgs() []string {
+	if len(r.InitArgs) > 0 {
+		return append([]string{"berth"}, r.InitArgs...)
+	}
+	return []string{"berth", "init"}
+}
+
+// preservedFiles wraps our fds 3..3+n-1 for passing on.
+func preservedFiles(n int) ([]*os.File, error) {
+	out := make([]*os.File, 0, n+4)
+	for i := 0; i < n; i++ {
+		fd := 3 + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, errdefs.Invalid("--preserve-fds %d: fd %d is not open", n, fd)
+		}
+		out = append(out, os.NewFile(uintptr(fd), "preserved-"+strconv.Itoa(fd)))
+	}
+	return out, nil
+}
+
+// consoleConn returns the connection the init sends the pty master on.
+func consoleConn(path string, conn *os.File) (*os.File, error) {
+	if conn != nil {
+		// The caller keeps its own; ours is closed after the start.
+		fd, err := unix.FcntlInt(conn.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), "console"), nil
+	}
+	if path == "" {
+		return nil, errdefs.Invalid("process.terminal is true: a console socket is required (--console-socket)")
+	}
+	return dialConsole(path)
+}
+
+func dialConsole(path string) (*os.File, error) {
+	conn, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
+	}
+	defer conn.Close()
+	f, err := conn.(*net.UnixConn).File()
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// writePidFile writes pid atomically, as runc does, so readers never see it half written.
+func writePidFile(path string, pid int) error {
+	path, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(strconv.Itoa(pid)), 0o644); err != nil {
+		return fmt.Errorf("write pid file: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
+}

@@ -1,0 +1,148 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"berth.dev/berth/errdefs"
+	"berth.dev/berth/runtime/seccomp"
+)
+
+// ExecOpts are the options of exec.
+type ExecOpts struct {
+	Process       *specs.Process
+	ConsoleSocket string
+	ConsoleConn   *os.File // see CreateOpts.ConsoleConn
+	PidFile       string
+	PreserveFds   int
+	Stdin         io.Reader
+	Stdout        io.Writer
+	Stderr        io.Writer
+}
+
+// Exec starts another process in the running container and returns it once
+// it has exec'd (or the reason it could not).
+func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
+	switch st := c.Status(); st {
+	case StatusRunning, StatusCreated:
+	case StatusPaused:
+		return nil, errdefs.Conflict("container %s is paused: resume it first", c.Saved.ID)
+	default:
+		return nil, errdefs.Conflict("cannot exec in a %s container", st)
+	}
+	p := o.Process
+	if p == nil || len(p.Args) == 0 {
+		return nil, errdefs.Invalid("exec: process args must not be empty")
+	}
+	if p.Cwd == "" {
+		p.Cwd = "/"
+	}
+	if err := checkRlimits(p.Rlimits); err != nil {
+		return nil, errdefs.Invalid("exec: %v", err)
+	}
+	if err := checkCaps(p); err != nil {
+		return nil, errdefs.Invalid("exec: %v", err)
+	}
+	spec, err := c.Spec()
+	if err != nil {
+		return nil, fmt.Errorf("read container config: %w", err)
+	}
+	var filter []byte
+	if spec.Linux != nil && spec.Linux.Seccomp != nil {
+		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(c.rt.Root, ".seccomp-cache"))
+		if err != nil {
+			return nil, err
+		}
+		filter = f.Bytes()
+	}
+	m, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	exe, err := c.rt.initBinary()
+	if err != nil {
+		return nil, err
+	}
+	syncP, syncC, err := socketpair("sync")
+	if err != nil {
+		return nil, err
+	}
+	defer syncP.Close()
+	defer syncC.Close()
+	extra, err := preservedFiles(o.PreserveFds)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &initConfig{ID: c.Saved.ID, Spec: spec, Process: p, Exec: true, Seccomp: filter}
+	cfg.Fds.Preserve = o.PreserveFds
+	cfg.Fds.Sync = 3 + len(extra)
+	extra = append(extra, syncC)
+	if p.Terminal {
+		conn, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		cfg.Fds.Console = 3 + len(extra)
+		extra = append(extra, conn)
+	}
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer pipeR.Close()
+	defer pipeW.Close()
+	extra = append(extra, pipeR)
+	cgfd := -1
+	if m != nil {
+		cgfd = m.IntoCgroupFD()
+	}
+	sp := &spawn{
+		exe: exe, args: c.rt.initArgs(), ns: c.Saved.Namespaces, cgroupFD: cgfd, extra: extra,
+		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+	}
+	// The namespaces were new for the init; for us they are all joins.
+	cmd, err := sp.start()
+	if err != nil {
+		return nil, err
+	}
+	syncC.Close()
+	pipeR.Close()
+	fail := func(err error) (*exec.Cmd, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, err
+	}
+	if m != nil && cgfd < 0 {
+		if err := m.Apply(cmd.Process.Pid); err != nil {
+			return fail(fmt.Errorf("join container cgroup: %w", err))
+		}
+	}
+	cfg.HostPid = cmd.Process.Pid
+	cfg.State = c.State()
+	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
+		return fail(fmt.Errorf("send config to exec init: %w", err))
+	}
+	pipeW.Close()
+	// The sync socket is close-on-exec: EOF means the process exec'd.
+	msg, err := readSync(syncP)
+	if err == nil && msg.Type == "error" {
+		return fail(errors.New(msg.Error))
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fail(err)
+	}
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile, cmd.Process.Pid); err != nil {
+			return cmd, err
+		}
+	}
+	return cmd, nil
+}

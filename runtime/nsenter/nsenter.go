@@ -1,0 +1,22 @@
+// Package nsenter joins the mount, user and time namespaces named in the
+// environment before the Go runtime starts. Those three cannot be joined by a
+// multi-threaded process, and every Go program is multi-threaded before main
+// runs, so a C constructor does it while the process still has one thread.
+// The other namespaces are joined by the parent on a locked OS thread before
+// it forks the init, which then inherits them.
+//
+// Import it for its side effect in the binary that is re-executed as the
+// container init.
+package nsenter
+
+/*
+#cgo CFLAGS: -Wall -O2
+extern void berth_nsenter(void);
+void __attribute__((constructor)) berth_nsenter_init(void) { berth_nsenter(); }
+*/
+import "C"
+
+// EnvVar names the variable that holds the namespaces to join: a
+// comma-separated list of type=path (type one of mnt, user, time), joined in
+// that order after all are opened.
+const EnvVar = "_BERTH_NSENTER"

@@ -1,0 +1,260 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/errdefs"
+	"berth.dev/berth/runtime/cgroups"
+)
+
+// Start lets a created container's init exec the user's process.
+func (c *Container) Start() error {
+	switch st := c.Status(); st {
+	case StatusCreated:
+	case StatusStopped:
+		return errdefs.Conflict("cannot start a container that has stopped")
+	default:
+		return errdefs.Conflict("cannot start a container in state %s", st)
+	}
+	dir := c.rt.dir(c.Saved.ID)
+	fifoPath := filepath.Join(dir, execFifo)
+	// Non-blocking open: a blocking one would hang forever if the init died.
+	fd, err := unix.Open(fifoPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open exec fifo: %w", err)
+	}
+	fifo := os.NewFile(uintptr(fd), execFifo)
+	defer fifo.Close()
+	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("open init process: %w", err)
+	}
+	defer unix.Close(pidfd)
+	// Wait until the init opened its end and then closed it (exec, CLOEXEC)
+	// or wrote an error, or the init died.
+	var msg []byte
+	buf := make([]byte, 4096)
+	for {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}, {Fd: int32(pidfd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		if fds[0].Revents&(unix.POLLIN|unix.POLLHUP) != 0 {
+			n, err := fifo.Read(buf)
+			if n > 0 {
+				msg = append(msg, buf[:n]...)
+				continue
+			}
+			if err == io.EOF || n == 0 {
+				break
+			}
+			if errors.Is(err, syscall.EAGAIN) {
+				continue
+			}
+			return err
+		}
+		if fds[1].Revents != 0 {
+			// The init exited: drain anything it wrote first.
+			n, _ := fifo.Read(buf)
+			msg = append(msg, buf[:max(n, 0)]...)
+			if len(msg) == 0 {
+				msg = []byte(errInitExited.Error())
+			}
+			break
+		}
+	}
+	os.Remove(fifoPath)
+	if len(msg) > 0 {
+		return fmt.Errorf("start container %s: %s", c.Saved.ID, msg)
+	}
+	c.Saved.Status = StatusRunning
+	if err := c.save(); err != nil {
+		return err
+	}
+	if spec, err := c.Spec(); err == nil && spec.Hooks != nil {
+		st := c.State()
+		if err := runHooks("poststart", spec.Hooks.Poststart, st, false); err != nil {
+			c.rt.Log.Warn("poststart hook failed", "id", c.Saved.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+// Spec returns the spec the container was created with.
+func (c *Container) Spec() (*specs.Spec, error) {
+	b, err := os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile))
+	if err != nil {
+		return nil, err
+	}
+	var s specs.Spec
+	return &s, json.Unmarshal(b, &s)
+}
+
+// Kill sends sig to the container's init, or with all to every process in
+// its cgroup.
+func (c *Container) Kill(sig syscall.Signal, all bool) error {
+	st := c.Status()
+	if st == StatusStopped {
+		return errdefs.Conflict("container %s is not running", c.Saved.ID)
+	}
+	if all {
+		return c.signalAll(sig)
+	}
+	return c.signal(sig)
+}
+
+func (c *Container) signalAll(sig syscall.Signal) error {
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return c.signal(sig)
+	}
+	if sig == syscall.SIGKILL {
+		// A frozen task cannot die until thawed.
+		m.Freeze()
+		defer m.Thaw()
+	}
+	pids, err := m.Pids()
+	if err != nil {
+		return fmt.Errorf("list container processes: %w", err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Delete removes a stopped container, or any container with force.
+func (c *Container) Delete(force bool) error {
+	switch st := c.Status(); st {
+	case StatusStopped:
+	case StatusCreated, StatusCreating:
+		// A created container has run nothing of the user's: removing it is safe.
+		c.killAndWait()
+	default:
+		if !force {
+			return errdefs.Conflict("cannot delete container %s that is %s: stop it first or use --force", c.Saved.ID, st)
+		}
+		c.killAndWait()
+	}
+	return c.destroy()
+}
+
+// killAndWait kills every process of the container and waits for the init to go.
+func (c *Container) killAndWait() {
+	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
+	if err == nil && !c.initAlive() {
+		unix.Close(pidfd)
+		pidfd = -1
+	}
+	c.signalAll(syscall.SIGKILL)
+	if c.initAlive() {
+		syscall.Kill(c.Saved.Pid, syscall.SIGKILL)
+	}
+	if pidfd >= 0 {
+		fds := []unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}
+		unix.Poll(fds, 10000)
+		unix.Close(pidfd)
+	}
+	// The init may linger as a zombie of its parent; initAlive treats that as gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for c.initAlive() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// destroy releases everything of a stopped container and runs poststop hooks.
+func (c *Container) destroy() error {
+	var errs []error
+	if m, err := c.cgroup(); err != nil {
+		errs = append(errs, err)
+	} else if m != nil {
+		// Processes outside a pid namespace may outlive the init.
+		if pids, _ := m.Pids(); len(pids) > 0 {
+			c.signalAll(syscall.SIGKILL)
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := m.Destroy(); err != nil {
+			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
+		}
+	}
+	if spec, err := c.Spec(); err == nil && spec.Hooks != nil {
+		st := c.State()
+		st.Status = StatusStopped
+		if err := runHooks("poststop", spec.Hooks.Poststop, st, false); err != nil {
+			c.rt.Log.Warn("poststop hook failed", "id", c.Saved.ID, "error", err)
+		}
+	}
+	if err := os.RemoveAll(c.rt.dir(c.Saved.ID)); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Pause freezes every process of the container.
+func (c *Container) Pause() error {
+	if st := c.Status(); st != StatusRunning && st != StatusCreated {
+		return errdefs.Conflict("container %s is %s, not running", c.Saved.ID, st)
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return fmt.Errorf("container %s has no cgroup to freeze: %v", c.Saved.ID, err)
+	}
+	return m.Freeze()
+}
+
+// Resume thaws a paused container.
+func (c *Container) Resume() error {
+	if st := c.Status(); st != StatusPaused {
+		return errdefs.Conflict("container %s is %s, not paused", c.Saved.ID, st)
+	}
+	m, err := c.cgroup()
+	if err != nil || m == nil {
+		return fmt.Errorf("container %s has no cgroup: %v", c.Saved.ID, err)
+	}
+	return m.Thaw()
+}
+
+// Pids lists the host pids of the container's processes.
+func (c *Container) Pids() ([]int, error) {
+	if c.Status() == StatusStopped {
+		return nil, nil
+	}
+	m, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return []int{c.Saved.Pid}, nil
+	}
+	return m.Pids()
+}
+
+// Stats reads the container's cgroup statistics.
+func (c *Container) Stats() (*cgroups.Stats, error) {
+	if c.Status() == StatusStopped {
+		return nil, errdefs.Conflict("container %s is not running", c.Saved.ID)
+	}
+	m, err := c.cgroup()
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, errdefs.NotFound("container %s has no cgroup", c.Saved.ID)
+	}
+	return m.Stats()
+}

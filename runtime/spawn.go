@@ -1,0 +1,221 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/runtime/nsenter"
+)
+
+// initConfig is what the parent sends the init over its config pipe.
+type initConfig struct {
+	ID      string         `json:"id"`
+	Spec    *specs.Spec    `json:"spec,omitempty"` // create: the whole spec, root made absolute
+	Process *specs.Process `json:"process"`
+	Exec    bool           `json:"exec,omitempty"` // an exec into a running container
+	NoPivot bool           `json:"no_pivot,omitempty"`
+	// NoNewKeyring keeps the caller's session keyring instead of a new one.
+	NoNewKeyring bool `json:"no_new_keyring,omitempty"`
+	// Seccomp is the compiled filter (seccomp.Filter.Bytes), nil for none.
+	Seccomp []byte `json:"seccomp,omitempty"`
+	// NewUTS and NewUser say whether the init is in fresh namespaces of those
+	// kinds (hostname may only be set in a new UTS namespace).
+	NewUTS  bool `json:"new_uts,omitempty"`
+	NewUser bool `json:"new_user,omitempty"`
+	// HostPid is the init's pid as the parent sees it, for hook state.
+	HostPid int         `json:"host_pid"`
+	State   specs.State `json:"state"`
+	Fds     initFds     `json:"fds"`
+}
+
+// initFds are the descriptor numbers of the init's private files.
+type initFds struct {
+	Sync    int `json:"sync"`
+	Fifo    int `json:"fifo,omitempty"`    // O_PATH fd of exec.fifo (create)
+	Console int `json:"console,omitempty"` // connection to the console socket
+	// Preserve is how many fds from 3 up the user process inherits.
+	Preserve int `json:"preserve,omitempty"`
+}
+
+// syncMsg is one message on the sync socket (SOCK_SEQPACKET keeps boundaries).
+type syncMsg struct {
+	Type  string `json:"type"` // "hooks", "hooks-done", "ready", "error"
+	Error string `json:"error,omitempty"`
+}
+
+const (
+	envInitPipe = "_BERTH_INITPIPE"
+	maxSyncMsg  = 1 << 16
+)
+
+func writeSync(f *os.File, m syncMsg) error {
+	b, _ := json.Marshal(m)
+	_, err := f.Write(b)
+	return err
+}
+
+func readSync(f *os.File) (syncMsg, error) {
+	buf := make([]byte, maxSyncMsg)
+	n, err := f.Read(buf)
+	if err != nil {
+		return syncMsg{}, err
+	}
+	if n == 0 {
+		return syncMsg{}, io.EOF
+	}
+	var m syncMsg
+	if err := json.Unmarshal(buf[:n], &m); err != nil {
+		return syncMsg{}, fmt.Errorf("bad sync message: %w", err)
+	}
+	return m, nil
+}
+
+// nsFlag maps spec namespace types to clone flags.
+var nsFlag = map[specs.LinuxNamespaceType]uintptr{
+	specs.PIDNamespace:     unix.CLONE_NEWPID,
+	specs.NetworkNamespace: unix.CLONE_NEWNET,
+	specs.MountNamespace:   unix.CLONE_NEWNS,
+	specs.IPCNamespace:     unix.CLONE_NEWIPC,
+	specs.UTSNamespace:     unix.CLONE_NEWUTS,
+	specs.UserNamespace:    unix.CLONE_NEWUSER,
+	specs.CgroupNamespace:  unix.CLONE_NEWCGROUP,
+	specs.TimeNamespace:    unix.CLONE_NEWTIME,
+}
+
+// procNsName maps spec namespace types to their /proc/<pid>/ns/ names.
+var procNsName = map[specs.LinuxNamespaceType]string{
+	specs.PIDNamespace:     "pid",
+	specs.NetworkNamespace: "net",
+	specs.MountNamespace:   "mnt",
+	specs.IPCNamespace:     "ipc",
+	specs.UTSNamespace:     "uts",
+	specs.UserNamespace:    "user",
+	specs.CgroupNamespace:  "cgroup",
+	specs.TimeNamespace:    "time",
+}
+
+// childJoined are the namespaces only a single-threaded process can join: the
+// init's C constructor (package nsenter) joins them.
+func childJoined(t specs.LinuxNamespaceType) bool {
+	return t == specs.MountNamespace || t == specs.UserNamespace || t == specs.TimeNamespace
+}
+
+// spawn describes one init process to start.
+type spawn struct {
+	exe      string
+	args     []string
+	ns       []specs.LinuxNamespace // new (no path) and joined (path) namespaces
+	uidMap   []specs.LinuxIDMapping
+	gidMap   []specs.LinuxIDMapping
+	cgroupFD int // -1: none
+	extra    []*os.File
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+// start starts the init. Namespaces with a path that a multi-threaded process
+// may join are joined here, on a locked thread that dies afterwards, so the
+// child inherits them; the rest go to the child's C constructor.
+func (s *spawn) start() (*exec.Cmd, error) {
+	cmd := exec.Command(s.exe, s.args[1:]...)
+	cmd.Args = s.args
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
+	cmd.ExtraFiles = s.extra
+	cmd.Env = []string{"GOMAXPROCS=2", "GOGC=off"}
+	attr := &syscall.SysProcAttr{}
+	var threadJoins, childJoins []specs.LinuxNamespace
+	for _, ns := range s.ns {
+		flag, ok := nsFlag[ns.Type]
+		if !ok {
+			return nil, fmt.Errorf("unknown namespace type %q", ns.Type)
+		}
+		switch {
+		case ns.Path == "":
+			attr.Cloneflags |= flag
+		case childJoined(ns.Type):
+			childJoins = append(childJoins, ns)
+		default:
+			threadJoins = append(threadJoins, ns)
+		}
+	}
+	if len(childJoins) > 0 {
+		var parts []string
+		// The user namespace goes last: once in it we may lack rights over the others.
+		for _, want := range []specs.LinuxNamespaceType{specs.TimeNamespace, specs.MountNamespace, specs.UserNamespace} {
+			for _, ns := range childJoins {
+				if ns.Type == want {
+					parts = append(parts, procNsName[ns.Type]+"="+ns.Path)
+				}
+			}
+		}
+		cmd.Env = append(cmd.Env, nsenter.EnvVar+"="+strings.Join(parts, ","))
+	}
+	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
+		for _, m := range s.uidMap {
+			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		for _, m := range s.gidMap {
+			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+		}
+		attr.GidMappingsEnableSetgroups = true
+	}
+	if s.cgroupFD >= 0 {
+		attr.UseCgroupFD = true
+		attr.CgroupFD = s.cgroupFD
+	}
+	cmd.SysProcAttr = attr
+	cmd.Env = append(cmd.Env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
+
+	errc := make(chan error, 1)
+	go func() {
+		// Never unlocked: after setns this thread must not run other goroutines,
+		// and a goroutine that exits locked takes its thread with it.
+		goruntime.LockOSThread()
+		for _, ns := range threadJoins {
+			if err := setnsPath(ns); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
+		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	return cmd, nil
+}
+
+func setnsPath(ns specs.LinuxNamespace) error {
+	fd, err := unix.Open(ns.Path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s namespace %s: %w", ns.Type, ns.Path, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, int(nsFlag[ns.Type])); err != nil {
+		return fmt.Errorf("join %s namespace %s: %w", ns.Type, ns.Path, err)
+	}
+	return nil
+}
+
+// socketpair returns a connected SOCK_SEQPACKET pair: parent's end, child's end.
+func socketpair(name string) (*os.File, *os.File, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("socketpair: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), name+"-parent"), os.NewFile(uintptr(fds[1]), name+"-child"), nil
+}
+
+var errInitExited = errors.New("container init exited before it was ready")
