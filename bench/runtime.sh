@@ -18,7 +18,7 @@ done
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 trap 'for r in berth runc crun; do :; done; "$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1 || true; umount "$work"/root-berth/.berth-* 2>/dev/null || true; rm -rf "$work"' EXIT
-go build -o "$work/berth" ./cmd/berth
+go build -tags netgo,osusergo -o "$work/berth" ./cmd/berth
 
 # The bundle: busybox with one symlink per applet.
 b=$work/bundle

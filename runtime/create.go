@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -221,6 +220,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Seccomp: filter, NewUTS: hasNewNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
+	cgfd := cg.IntoCgroupFD()
+	cfg.UnshareCgroupNS = cgfd < 0 && hasNewNS(spec, specs.CgroupNamespace)
 	cfg.Fds.Preserve = o.PreserveFds
 	cfg.Fds.Sync = 3 + len(extra)
 	extra = append(extra, syncC)
@@ -248,7 +249,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	sp := &spawn{
 		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cg.IntoCgroupFD(), extra: extra,
+		cgroupFD: cgfd, extra: extra, lateCgroupNS: cgfd < 0,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
@@ -365,16 +366,15 @@ func consoleConn(path string, conn *os.File) (*os.File, error) {
 }
 
 func dialConsole(path string) (*os.File, error) {
-	conn, err := net.Dial("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
-	}
-	defer conn.Close()
-	f, err := conn.(*net.UnixConn).File()
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("connect to console socket %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), "console-socket"), nil
 }
 
 // writePidFile writes pid atomically, as runc does, so readers never see it half written.
@@ -390,9 +390,16 @@ func writePidFile(path string, pid int) error {
 	return os.Rename(tmp, path)
 }
 
+// currentUser names the caller from /etc/passwd (no os/user: the binary is
+// static and must not need NSS).
 func currentUser() string {
-	if u, err := user.Current(); err == nil {
-		return u.Username
+	uid := strconv.Itoa(os.Getuid())
+	if b, err := os.ReadFile("/etc/passwd"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Split(line, ":"); len(f) > 2 && f[2] == uid {
+				return f[0]
+			}
+		}
 	}
-	return strconv.Itoa(os.Getuid())
+	return uid
 }

@@ -70,6 +70,11 @@ func (in *initProc) containerInit() error {
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("setsid: %w", err)
 	}
+	if in.cfg.UnshareCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("create cgroup namespace: %w", err)
+		}
+	}
 	if in.cfg.NewUser {
 		// Become the namespace's root so mounts and hostname are allowed.
 		if err := unix.Setresgid(0, 0, 0); err != nil {
@@ -129,10 +134,11 @@ func (in *initProc) containerInit() error {
 	if err := rootfs.Pivot(spec.Root.Path, in.cfg.NoPivot); err != nil {
 		return fmt.Errorf("pivot root: %w", err)
 	}
-	if err := rootfs.Finalize(spec); err != nil {
+	// Before Finalize: /proc/sys is usually among the read-only paths.
+	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
-	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
+	if err := rootfs.Finalize(spec); err != nil {
 		return err
 	}
 	if err := in.setupProcess(p, true); err != nil {

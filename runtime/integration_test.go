@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -56,12 +58,23 @@ func (e *env) try(args ...string) (string, string, int) {
 
 func (e *env) tryIn(stdin []byte, args ...string) (string, string, int) {
 	cmd := exec.Command(e.bin, append([]string{"runtime", "--root", e.root}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
+	// Files, not pipes: a detached container keeps its stdio open, and a
+	// pipe would make Run wait for the container to exit.
+	outf, err := os.CreateTemp(e.t.TempDir(), "stdout")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer outf.Close()
+	errf, err := os.CreateTemp(e.t.TempDir(), "stderr")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer errf.Close()
+	cmd.Stdout, cmd.Stderr = outf, errf
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
-	err := cmd.Run()
+	err = cmd.Run()
 	code := 0
 	if err != nil {
 		code = -1
@@ -69,7 +82,9 @@ func (e *env) tryIn(stdin []byte, args ...string) (string, string, int) {
 			code = ee.ExitCode()
 		}
 	}
-	return out.String(), errb.String(), code
+	out, _ := os.ReadFile(outf.Name())
+	errb, _ := os.ReadFile(errf.Name())
+	return string(out), string(errb), code
 }
 
 // must runs berth runtime and fails the test unless it exits 0.
@@ -153,8 +168,20 @@ func TestRunOutputAndExitCode(t *testing.T) {
 	if _, _, code := e.runOut(sh("exit 7")); code != 7 {
 		t.Fatalf("exit code %d, want 7", code)
 	}
-	if _, _, code := e.runOut(sh("kill -9 $$")); code != 137 {
-		t.Fatalf("killed container: exit code %d, want 137", code)
+	// run forwards its signals to the container and exits with its status.
+	cmd := exec.Command(e.bin, "runtime", "--root", e.root, "run", "--bundle",
+		e.bundle(sh(`trap "exit 42" TERM; echo ready; sleep 100 & wait`)), e.id())
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 6)
+	if _, err := io.ReadFull(stdout, buf); err != nil || string(buf) != "ready\n" {
+		t.Fatalf("container did not start: %q %v", buf, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); cmd.ProcessState.ExitCode() != 42 {
+		t.Fatalf("signalled run: %v, exit code %d, want 42", err, cmd.ProcessState.ExitCode())
 	}
 	_, errs, code := e.runOut(spec("/no/such/binary"))
 	if code == 0 || !strings.Contains(errs, "no/such/binary") {
@@ -365,10 +392,10 @@ func TestRootfsMountsDevicesAndPaths(t *testing.T) {
 	s := sh(`
 touch /rootfile 2>/dev/null && echo root-writable || echo root-ro
 echo x > /tmp/f 2>/dev/null && echo tmp-writable
-cat /proc/kcore 2>&1 | head -c 10 | wc -c
+cat /proc/kcore | head -c 10 | wc -c
 echo 1 > /proc/sysrq-trigger 2>/dev/null && echo sysrq-writable || echo sysrq-ro
 stat -c '%n %t:%T %a' /dev/null /dev/zero /dev/full /dev/random /dev/urandom /dev/tty /dev/fuse
-readlink /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx
+for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do readlink $l; done
 cat /proc/sys/kernel/shm_rmid_forced
 grep -c ' /data ' /proc/self/mountinfo
 cat /data/hostfile`)
@@ -378,6 +405,7 @@ cat /data/hostfile`)
 	os.WriteFile(filepath.Join(hostDir, "hostfile"), []byte("from-host\n"), 0o644)
 	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/data", Type: "bind", Source: hostDir, Options: []string{"rbind", "ro"}})
 	s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: ptr(os.FileMode(0o640))}}
+	s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(10)), Minor: ptr(int64(229)), Access: "rwm"})
 	s.Linux.Sysctl = map[string]string{"kernel.shm_rmid_forced": "1"}
 	out := e.mustRun(s)
 	want := "root-ro\ntmp-writable\n0\nsysrq-ro\n" +

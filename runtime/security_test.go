@@ -19,7 +19,7 @@ import (
 
 func TestSeccompDenials(t *testing.T) {
 	e := newEnv(t)
-	s := sh(`grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; chmod 777 /tmp 2>&1 && echo chmod-ok`)
+	s := sh(`grep Seccomp: /proc/self/status; mkdir /tmp/x 2>&1; chmod 777 /tmp 2>&1 && echo chmod-ok; true`)
 	s.Root.Readonly = false
 	s.Linux.Seccomp = &specs.LinuxSeccomp{
 		DefaultAction: specs.ActAllow,
@@ -202,8 +202,9 @@ func fileSum(t *testing.T, p string) string {
 // symlinks pointing out of the rootfs; every mount must land inside it.
 func TestHostileRootfsSymlinks(t *testing.T) {
 	e := newEnv(t)
-	outside := t.TempDir()
+	outside, outside2 := t.TempDir(), t.TempDir()
 	os.WriteFile(filepath.Join(outside, "marker"), []byte("host"), 0o644)
+	os.WriteFile(filepath.Join(outside2, "marker"), []byte("host"), 0o644)
 	src := t.TempDir()
 	s := sh(`echo container > /abs/written; echo container > /rel/written; cat /abs/srcfile; ls /escape-target`)
 	s.Root.Readonly = false
@@ -217,7 +218,7 @@ func TestHostileRootfsSymlinks(t *testing.T) {
 	if err := os.Symlink(outside, filepath.Join(rootfs, "abs")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink("../../../../../../../.."+outside, filepath.Join(rootfs, "rel")); err != nil {
+	if err := os.Symlink("../../../../../../../.."+outside2, filepath.Join(rootfs, "rel")); err != nil {
 		t.Fatal(err)
 	}
 	os.MkdirAll(filepath.Join(rootfs, "escape-target"), 0o755)
@@ -226,14 +227,16 @@ func TestHostileRootfsSymlinks(t *testing.T) {
 		// Refusing the mount is fine too; following the link out is not.
 		t.Logf("hostile rootfs refused: %s", errs)
 	} else if !strings.Contains(out, "src") {
-		t.Fatalf("inside:\n%s", out)
+		t.Fatalf("inside:\n%s\nstderr:\n%s", out, errs)
 	}
-	ents, _ := os.ReadDir(outside)
-	if len(ents) != 1 || ents[0].Name() != "marker" {
-		names := []string{}
-		for _, e := range ents {
-			names = append(names, e.Name())
+	for _, dir := range []string{outside, outside2} {
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 1 || ents[0].Name() != "marker" {
+			names := []string{}
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Fatalf("the host directory a symlink points at was written: %s: %v", dir, names)
 		}
-		t.Fatalf("the host directory the symlinks point at was written: %v", names)
 	}
 }

@@ -33,6 +33,10 @@ type initConfig struct {
 	// kinds (hostname may only be set in a new UTS namespace).
 	NewUTS  bool `json:"new_uts,omitempty"`
 	NewUser bool `json:"new_user,omitempty"`
+	// UnshareCgroupNS asks the init to make its cgroup namespace itself,
+	// once the parent has moved it into its cgroups (v1), so the namespace
+	// is rooted at the container's cgroup rather than the parent's.
+	UnshareCgroupNS bool `json:"unshare_cgroupns,omitempty"`
 	// HostPid is the init's pid as the parent sees it, for hook state.
 	HostPid int         `json:"host_pid"`
 	State   specs.State `json:"state"`
@@ -119,10 +123,12 @@ type spawn struct {
 	uidMap   []specs.LinuxIDMapping
 	gidMap   []specs.LinuxIDMapping
 	cgroupFD int // -1: none
-	extra    []*os.File
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
+	// lateCgroupNS leaves a new cgroup namespace to the init (see UnshareCgroupNS).
+	lateCgroupNS bool
+	extra        []*os.File
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 // start starts the init. Namespaces with a path that a multi-threaded process
@@ -142,6 +148,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 			return nil, fmt.Errorf("unknown namespace type %q", ns.Type)
 		}
 		switch {
+		case ns.Path == "" && ns.Type == specs.CgroupNamespace && s.lateCgroupNS:
 		case ns.Path == "":
 			attr.Cloneflags |= flag
 		case childJoined(ns.Type):
@@ -170,6 +177,9 @@ func (s *spawn) start() (*exec.Cmd, error) {
 			attr.GidMappings = append(attr.GidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		}
 		attr.GidMappingsEnableSetgroups = true
+		// Exec as the namespace's root, or the init would lose its
+		// capabilities at execve as an unmapped user.
+		attr.Credential = &syscall.Credential{Uid: rootID(s.uidMap), Gid: rootID(s.gidMap)}
 	}
 	if s.cgroupFD >= 0 {
 		attr.UseCgroupFD = true
@@ -195,6 +205,20 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return cmd, nil
+}
+
+// rootID is the lowest container-side id of a mapping: 0 when it maps root.
+func rootID(m []specs.LinuxIDMapping) uint32 {
+	if len(m) == 0 {
+		return 0
+	}
+	low := m[0]
+	for _, e := range m {
+		if e.ContainerID < low.ContainerID {
+			low = e
+		}
+	}
+	return low.ContainerID
 }
 
 func setnsPath(ns specs.LinuxNamespace) error {

@@ -83,7 +83,7 @@ func buildBerth() (string, error) {
 	defer unlock()
 	final := filepath.Join(dir, "berth")
 	tmp := final + ".new"
-	cmd := exec.Command(gobin, "build", "-o", tmp, "./cmd/berth")
+	cmd := exec.Command(gobin, "build", "-tags", "netgo,osusergo", "-o", tmp, "./cmd/berth")
 	cmd.Dir = modRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)

@@ -11,6 +11,7 @@ package nsenter
 
 /*
 #cgo CFLAGS: -Wall -O2
+#cgo LDFLAGS: -static
 extern void berth_nsenter(void);
 void __attribute__((constructor)) berth_nsenter_init(void) { berth_nsenter(); }
 */

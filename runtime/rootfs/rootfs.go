@@ -354,7 +354,7 @@ func mountFlags(p string) (uintptr, error) {
 		{unix.ST_RDONLY, unix.MS_RDONLY}, {unix.ST_NOSUID, unix.MS_NOSUID},
 		{unix.ST_NODEV, unix.MS_NODEV}, {unix.ST_NOEXEC, unix.MS_NOEXEC},
 		{unix.ST_NOATIME, unix.MS_NOATIME}, {unix.ST_NODIRATIME, unix.MS_NODIRATIME},
-		{unix.ST_RELATIME, unix.MS_RELATIME}, {unix.ST_NOSYMFOLLOW, unix.MS_NOSYMFOLLOW},
+		{unix.ST_RELATIME, unix.MS_RELATIME}, {stNoSymfollow, unix.MS_NOSYMFOLLOW},
 	} {
 		if uintptr(st.Flags)&m[0] != 0 {
 			f |= m[1]
@@ -362,6 +362,9 @@ func mountFlags(p string) (uintptr, error) {
 	}
 	return f, nil
 }
+
+// stNoSymfollow is ST_NOSYMFOLLOW (Linux 5.10), missing from x/sys.
+const stNoSymfollow = 0x2000
 
 func cleanDest(d string) string { return filepath.Clean("/" + d) }
 
