@@ -88,10 +88,19 @@ func validate(s *specs.Spec) error {
 	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
 		return errdefs.Invalid("config.json: uid/gid mappings need a user namespace")
 	}
-	if s.Hostname != "" && !hasNewNS(s, specs.UTSNamespace) {
-		return errdefs.Invalid("config.json: hostname needs a new uts namespace")
+	if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
+		return errdefs.Invalid("config.json: hostname and domainname need a uts namespace")
 	}
 	return nil
+}
+
+func hasNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
 }
 
 func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
@@ -143,7 +152,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	c := &Container{rt: r, Saved: Saved{
 		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
 		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
+		HostMountNS: !hasNS(spec, specs.MountNamespace),
 	}}
+	if c.Saved.HostMountNS {
+		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
+			return nil, err
+		}
+	}
 	var cg cgroups.Manager
 	var cmd *exec.Cmd
 	defer func() {
@@ -157,6 +172,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		if cg != nil {
 			cg.Destroy()
 		}
+		c.unmountShared()
 		os.RemoveAll(dir)
 	}()
 	cfgJSON, err := json.Marshal(spec)
@@ -172,21 +188,34 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	// The init opens it as the container's root, which a user namespace may map elsewhere.
+	if hasNewNS(spec, specs.UserNamespace) {
+		uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+		if err := os.Chown(filepath.Join(dir, execFifo), int(uid), int(gid)); err != nil {
+			return nil, fmt.Errorf("chown exec fifo: %w", err)
+		}
+	}
 
-	cg, err = cgroups.New(spec.Linux.CgroupsPath, id, spec.Linux.Resources)
+	// The init creates the spec's device nodes, which the spec's device
+	// rules may deny: limits are set once the rootfs is made, before any of
+	// the user's code runs (as runc does).
+	allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
+	cg, err = cgroups.New(spec.Linux.CgroupsPath, id, allowAll)
 	if err != nil {
 		return nil, fmt.Errorf("cgroups: %w", err)
 	}
 	if err := cg.Apply(-1); err != nil {
 		return nil, fmt.Errorf("create cgroup: %w", err)
 	}
-	if spec.Linux.Resources != nil {
-		if err := cg.Set(spec.Linux.Resources); err != nil {
-			return nil, fmt.Errorf("set cgroup limits: %w", err)
-		}
-	}
 	cgState := cg.State()
 	c.Saved.Cgroup = &cgState
+	limits := specs.LinuxResources{}
+	if spec.Linux.Resources != nil {
+		limits = *spec.Linux.Resources
+	}
+	if limits.Devices == nil {
+		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
+	}
 
 	var filter []byte
 	if spec.Linux.Seccomp != nil {
@@ -218,7 +247,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		Seccomp: filter, NewUTS: hasNewNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
+		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
 	cgfd := cg.IntoCgroupFD()
 	cfg.UnshareCgroupNS = cgfd < 0 && hasNewNS(spec, specs.CgroupNamespace)
@@ -275,7 +304,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	cfg.HostPid = pid
 	cfg.State = c.State()
 	cfg.State.Pid = pid
-	cfg.State.Status = StatusCreating
+	// Hooks of the create phase see the state start will find: created.
+	cfg.State.Status = StatusCreated
 	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
@@ -296,13 +326,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return nil, errors.New(m.Error)
 		case "hooks":
 			reply := syncMsg{Type: "hooks-done"}
-			if spec.Hooks != nil {
-				st := cfg.State
-				if err := runHooks("prestart", spec.Hooks.Prestart, st, true); err != nil {
-					reply = syncMsg{Type: "error", Error: err.Error()}
-				} else if err := runHooks("createRuntime", spec.Hooks.CreateRuntime, st, true); err != nil {
-					reply = syncMsg{Type: "error", Error: err.Error()}
-				}
+			if err := c.hooksPhase(cg, &limits, spec, cfg.State); err != nil {
+				reply = syncMsg{Type: "error", Error: err.Error()}
 			}
 			if err := writeSync(syncP, reply); err != nil {
 				return nil, err
@@ -327,6 +352,23 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 	return &Created{Container: c, Cmd: cmd}, nil
+}
+
+// hooksPhase runs when the init has made the rootfs: set the cgroup limits,
+// then the prestart and createRuntime hooks, in the runtime's namespace.
+func (c *Container) hooksPhase(cg cgroups.Manager, limits *specs.LinuxResources, spec *specs.Spec, st specs.State) error {
+	if err := cg.Set(limits); err != nil {
+		return fmt.Errorf("set cgroup limits: %w", err)
+	}
+	cgState := cg.State()
+	c.Saved.Cgroup = &cgState
+	if spec.Hooks == nil {
+		return nil
+	}
+	if err := runHooks("prestart", spec.Hooks.Prestart, st, true); err != nil {
+		return err
+	}
+	return runHooks("createRuntime", spec.Hooks.CreateRuntime, st, true)
 }
 
 func (r *Runtime) initArgs() []string {

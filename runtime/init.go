@@ -86,7 +86,7 @@ func (in *initProc) containerInit() error {
 	}
 	if spec.Hostname != "" {
 		if !in.cfg.NewUTS {
-			return errors.New("hostname set without a new uts namespace")
+			return errors.New("hostname set without a uts namespace")
 		}
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
 			return fmt.Errorf("set hostname: %w", err)
@@ -94,7 +94,7 @@ func (in *initProc) containerInit() error {
 	}
 	if spec.Domainname != "" {
 		if !in.cfg.NewUTS {
-			return errors.New("domainname set without a new uts namespace")
+			return errors.New("domainname set without a uts namespace")
 		}
 		if err := unix.Setdomainname([]byte(spec.Domainname)); err != nil {
 			return fmt.Errorf("set domainname: %w", err)
@@ -106,11 +106,8 @@ func (in *initProc) containerInit() error {
 			hasMntNS = true
 		}
 	}
-	if !hasMntNS {
-		return errors.New("a mount namespace is required")
-	}
-	// The fifo must be reachable after pivot_root: hold an O_PATH fd to it.
-	if err := rootfs.Prepare(spec, rootfs.Options{NoPivot: in.cfg.NoPivot, InUserNS: in.cfg.NewUser}); err != nil {
+	opts := rootfs.Options{NoPivot: in.cfg.NoPivot, InUserNS: in.cfg.NewUser, HostMountNS: !hasMntNS}
+	if err := rootfs.Prepare(spec, opts); err != nil {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
 	// prestart and createRuntime hooks run in the runtime's namespace: the parent runs them.
@@ -126,13 +123,18 @@ func (in *initProc) containerInit() error {
 	}
 	if spec.Hooks != nil {
 		st := in.cfg.State
-		st.Status = StatusCreating
+		st.Status = StatusCreated
 		if err := runHooks("createContainer", spec.Hooks.CreateContainer, st, true); err != nil {
 			return err
 		}
 	}
-	if err := rootfs.Pivot(spec.Root.Path, in.cfg.NoPivot); err != nil {
-		return fmt.Errorf("pivot root: %w", err)
+	if hasMntNS {
+		err = rootfs.Pivot(spec.Root.Path, in.cfg.NoPivot)
+	} else {
+		err = rootfs.Chroot(spec.Root.Path)
+	}
+	if err != nil {
+		return fmt.Errorf("enter root: %w", err)
 	}
 	// Before Finalize: /proc/sys is usually among the read-only paths.
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
@@ -219,9 +221,8 @@ func (in *initProc) setupProcess(p *specs.Process, first bool) error {
 	if len(p.Args) == 0 {
 		return errors.New("process args must not be empty")
 	}
-	if _, err := lookPath(p.Args[0], p.Env); err != nil {
-		return err
-	}
+	// The executable is looked up at start: a hook or the caller may still
+	// put it in place between create and start.
 	return nil
 }
 

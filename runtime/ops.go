@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -142,9 +143,6 @@ func (c *Container) signalAll(sig syscall.Signal) error {
 func (c *Container) Delete(force bool) error {
 	switch st := c.Status(); st {
 	case StatusStopped:
-	case StatusCreated, StatusCreating:
-		// A created container has run nothing of the user's: removing it is safe.
-		c.killAndWait()
 	default:
 		if !force {
 			return errdefs.Conflict("cannot delete container %s that is %s: stop it first or use --force", c.Saved.ID, st)
@@ -192,6 +190,9 @@ func (c *Container) destroy() error {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
 		}
 	}
+	if err := c.unmountShared(); err != nil {
+		errs = append(errs, err)
+	}
 	if spec, err := c.Spec(); err == nil && spec.Hooks != nil {
 		st := c.State()
 		st.Status = StatusStopped
@@ -203,6 +204,29 @@ func (c *Container) destroy() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// unmountShared removes the root bind a container without a mount namespace
+// left in ours, with every mount under it.
+func (c *Container) unmountShared() error {
+	if !c.Saved.HostMountNS || c.Saved.Rootfs == "" {
+		return nil
+	}
+	for {
+		n, err := mountsAt(c.Saved.Rootfs)
+		if err != nil || n <= c.Saved.RootMountsBefore {
+			return err
+		}
+		if err := unix.Unmount(c.Saved.Rootfs, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount container root %s: %w", c.Saved.Rootfs, err)
+		}
+	}
+}
+
+// mountsAt counts the mounts stacked on dir in our mount namespace.
+func mountsAt(dir string) (int, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(dir))
+	return len(ms), err
 }
 
 // Pause freezes every process of the container.

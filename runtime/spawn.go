@@ -29,8 +29,8 @@ type initConfig struct {
 	NoNewKeyring bool `json:"no_new_keyring,omitempty"`
 	// Seccomp is the compiled filter (seccomp.Filter.Bytes), nil for none.
 	Seccomp []byte `json:"seccomp,omitempty"`
-	// NewUTS and NewUser say whether the init is in fresh namespaces of those
-	// kinds (hostname may only be set in a new UTS namespace).
+	// NewUTS says the init has a UTS namespace of its own (new or joined),
+	// where it may set the hostname; NewUser that it is in a new user namespace.
 	NewUTS  bool `json:"new_uts,omitempty"`
 	NewUser bool `json:"new_user,omitempty"`
 	// UnshareCgroupNS asks the init to make its cgroup namespace itself,
@@ -205,6 +205,16 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return cmd, nil
+}
+
+// hostID maps a container id to the host, or returns it unchanged.
+func hostID(m []specs.LinuxIDMapping, id uint32) uint32 {
+	for _, e := range m {
+		if id >= e.ContainerID && id-e.ContainerID < e.Size {
+			return e.HostID + id - e.ContainerID
+		}
+	}
+	return id
 }
 
 // rootID is the lowest container-side id of a mapping: 0 when it maps root.

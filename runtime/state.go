@@ -47,6 +47,11 @@ type Saved struct {
 	Cgroup      *cgroups.State    `json:"cgroup,omitempty"`
 	// Namespaces the container has, with the path an exec joins for each.
 	Namespaces []specs.LinuxNamespace `json:"namespaces,omitempty"`
+	// HostMountNS: the container shares our mount namespace, so its root
+	// bind (and every mount under it) is ours to unmount at delete.
+	HostMountNS bool `json:"host_mount_ns,omitempty"`
+	// RootMountsBefore is how many mounts were on the root before ours.
+	RootMountsBefore int `json:"root_mounts_before,omitempty"`
 	// Status is the last status written; the live status is derived (Status).
 	Status specs.ContainerState `json:"status"`
 }

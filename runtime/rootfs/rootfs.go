@@ -47,6 +47,12 @@ type Options struct {
 	// are bind-mounted from the host instead of created, and sysfs may fall
 	// back to a bind of /sys. It is also detected from /proc/self/uid_map.
 	InUserNS bool
+	// HostMountNS says the container shares the runtime's mount namespace
+	// (no mount namespace in the spec): "/" and the root's parent are left
+	// as they are, the root bind is made rprivate so the container's mounts
+	// do not spread to peers, and the caller enters the root with Chroot.
+	// The caller unmounts the root (MNT_DETACH) when the container goes.
+	HostMountNS bool
 }
 
 // Logf reports fallbacks (initramfs pivot, sysfs bind, device binds). It
@@ -133,6 +139,9 @@ type builder struct {
 // non-shared (pivot_root refuses a shared parent, and a shared parent would
 // propagate our root bind to the host) and binds the root onto itself.
 func (b *builder) prepareRoot() error {
+	if b.opts.HostMountNS {
+		return b.bindRootShared()
+	}
 	flag := uintptr(unix.MS_SLAVE | unix.MS_REC)
 	if p := b.linux.RootfsPropagation; p != "" {
 		f, ok := propOpts[p]
@@ -140,6 +149,11 @@ func (b *builder) prepareRoot() error {
 			return fmt.Errorf("rootfs: unknown rootfsPropagation %q", p)
 		}
 		flag = f
+	}
+	if flag&unix.MS_UNBINDABLE != 0 {
+		// An unbindable "/" would refuse the root bind below; Finalize makes
+		// the new root unbindable after the pivot.
+		flag = unix.MS_SLAVE | unix.MS_REC
 	}
 	if err := unix.Mount("", "/", "", flag, ""); err != nil {
 		return fmt.Errorf("rootfs: set / propagation: %w", err)
@@ -162,6 +176,35 @@ func (b *builder) prepareRoot() error {
 // lazy unmount of the old root, or, with noPivot or when pivot_root fails
 // because the old root is the initramfs, MS_MOVE of root onto "/" and
 // chroot. The working directory ends at "/".
+func (b *builder) bindRootShared() error {
+	if err := unix.Mount(b.root, b.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("rootfs: bind root %s onto itself: %w", b.root, err)
+	}
+	if err := unix.Mount("", b.root, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
+		unix.Unmount(b.root, unix.MNT_DETACH)
+		return fmt.Errorf("rootfs: make root %s private: %w", b.root, err)
+	}
+	f, err := os.OpenFile(b.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("rootfs: open root: %w", err)
+	}
+	b.rootF = f
+	return nil
+}
+
+// Chroot enters root without pivot_root, for a container that shares the
+// runtime's mount namespace (see Options.HostMountNS): pivot_root there would
+// move the root of every process in it.
+func Chroot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("rootfs: chdir %s: %w", root, err)
+	}
+	if err := unix.Chroot("."); err != nil {
+		return fmt.Errorf("rootfs: chroot %s: %w", root, err)
+	}
+	return unix.Chdir("/")
+}
+
 func Pivot(root string, noPivot bool) error {
 	root = filepath.Clean(root)
 	if noPivot {
