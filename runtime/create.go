@@ -60,20 +60,20 @@ func validate(s *specs.Spec) error {
 	if s.Root == nil || s.Root.Path == "" {
 		return errdefs.Invalid("config.json: root.path is required")
 	}
-	if s.Process == nil {
-		return errdefs.Invalid("config.json: process is required")
-	}
 	if s.Linux == nil {
 		return errdefs.Invalid("config.json: linux section is required on linux")
 	}
-	if s.Process.Cwd == "" || !filepath.IsAbs(s.Process.Cwd) {
-		return errdefs.Invalid("config.json: process.cwd must be an absolute path, got %q", s.Process.Cwd)
-	}
-	if err := checkRlimits(s.Process.Rlimits); err != nil {
-		return errdefs.Invalid("config.json: %v", err)
-	}
-	if err := checkCaps(s.Process); err != nil {
-		return errdefs.Invalid("config.json: %v", err)
+	// process is optional until start (the spec: start fails without it).
+	if p := s.Process; p != nil {
+		if p.Cwd == "" || !filepath.IsAbs(p.Cwd) {
+			return errdefs.Invalid("config.json: process.cwd must be an absolute path, got %q", p.Cwd)
+		}
+		if err := checkRlimits(p.Rlimits); err != nil {
+			return errdefs.Invalid("config.json: %v", err)
+		}
+		if err := checkCaps(p); err != nil {
+			return errdefs.Invalid("config.json: %v", err)
+		}
 	}
 	seen := map[specs.LinuxNamespaceType]bool{}
 	for _, ns := range s.Linux.Namespaces {
@@ -256,7 +256,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	extra = append(extra, syncC)
 	cfg.Fds.Fifo = 3 + len(extra)
 	extra = append(extra, fifo)
-	if spec.Process.Terminal {
+	if spec.Process != nil && spec.Process.Terminal {
 		conn, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
 		if err != nil {
 			return nil, err

@@ -143,8 +143,10 @@ func (in *initProc) containerInit() error {
 	if err := rootfs.Finalize(spec); err != nil {
 		return err
 	}
-	if err := in.setupProcess(p, true); err != nil {
-		return err
+	if p != nil {
+		if err := in.setupProcess(p, true); err != nil {
+			return err
+		}
 	}
 	if err := writeSync(in.sync, syncMsg{Type: "ready"}); err != nil {
 		return err
@@ -163,6 +165,9 @@ func (in *initProc) containerInit() error {
 		if err := runHooks("startContainer", spec.Hooks.StartContainer, st, true); err != nil {
 			return err
 		}
+	}
+	if p == nil {
+		return errors.New("config.json has no process: there is nothing to start")
 	}
 	return in.finish(p)
 }

@@ -86,7 +86,10 @@ func (c *Container) Start() error {
 		return err
 	}
 	if spec, err := c.Spec(); err == nil && spec.Hooks != nil {
+		// The process may have exited already; the hook is still told of
+		// the start it follows.
 		st := c.State()
+		st.Status, st.Pid = StatusRunning, c.Saved.Pid
 		if err := runHooks("poststart", spec.Hooks.Poststart, st, false); err != nil {
 			c.rt.Log.Warn("poststart hook failed", "id", c.Saved.ID, "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -133,12 +134,29 @@ func setUserAndCaps(p *specs.Process) error {
 		{capability.INHERITABLE, pc.Inheritable},
 		{capability.AMBIENT, pc.Ambient},
 	}
-	caps.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	// A capability outside our own bounding set can never be granted: say
+	// which, rather than let capset fail with a bare EPERM.
+	if err := caps.Load(); err != nil {
+		return fmt.Errorf("read capabilities: %w", err)
+	}
+	var missing []string
 	for _, s := range sets {
 		cs, err := parseCaps(s.names)
 		if err != nil {
 			return err
 		}
+		for _, c := range cs {
+			if !caps.Get(capability.BOUNDING, c) && !slices.Contains(missing, "CAP_"+strings.ToUpper(c.String())) {
+				missing = append(missing, "CAP_"+strings.ToUpper(c.String()))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("capabilities %s requested, but this host does not allow them (not in berth's own bounding set)", strings.Join(missing, ", "))
+	}
+	caps.Clear(capability.CAPS | capability.BOUNDS | capability.AMBS)
+	for _, s := range sets {
+		cs, _ := parseCaps(s.names)
 		caps.Set(s.which, cs...)
 	}
 	if err := caps.Apply(capability.BOUNDS); err != nil {
