@@ -188,10 +188,22 @@ func setUserAndCaps(p *specs.Process) error {
 	if err := caps.Apply(capability.CAPS); err != nil {
 		return fmt.Errorf("set capabilities: %w", err)
 	}
-	if len(pc.Ambient) > 0 {
-		if err := caps.Apply(capability.AMBS); err != nil {
-			return fmt.Errorf("set ambient capabilities: %w", err)
+	// The kernel raises an ambient capability only if it is permitted and
+	// inheritable; runc's default spec asks for ambient ones without
+	// inheritable, so, like runc, warn and go on without them.
+	amb, _ := parseCaps(pc.Ambient)
+	var skipped []string
+	for _, c := range amb {
+		if !caps.Get(capability.PERMITTED, c) || !caps.Get(capability.INHERITABLE, c) {
+			skipped = append(skipped, "CAP_"+strings.ToUpper(c.String()))
+			continue
 		}
+		if err := capability.SetAmbient(true, c); err != nil {
+			return fmt.Errorf("raise ambient capability %s: %w", c, err)
+		}
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "berth: warning: ambient capabilities %s not raised: they are not both permitted and inheritable\n", strings.Join(skipped, ", "))
 	}
 	if u.Umask != nil {
 		unix.Umask(int(*u.Umask))

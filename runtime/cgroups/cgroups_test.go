@@ -575,6 +575,9 @@ func TestV2OnHybridUnified(t *testing.T) {
 	if err := createUnified(dir); err != nil {
 		t.Fatal(err)
 	}
+	if err := enableUnified(dir); err != nil {
+		t.Fatal(err)
+	}
 	m, err := Load(State{Mode: ModeV2, Paths: map[string]string{"": dir}})
 	if err != nil {
 		t.Fatal(err)
@@ -705,4 +708,22 @@ func TestNewRejects(t *testing.T) {
 	if _, err := Load(State{Mode: ModeV1, Paths: map[string]string{"devices": "/etc"}}); !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Errorf("Load of a path outside cgroupfs: %v", err)
 	}
+}
+
+// TestMain puts back the hybrid v2 root's enabled controllers: the hugetlb
+// tests enable them host-wide, and a v2 half with controllers makes other
+// tools (crun) refuse this host.
+func TestMain(m *testing.M) {
+	before, _ := os.ReadFile(filepath.Join(hybridRoot, "cgroup.subtree_control"))
+	code := m.Run()
+	if after, err := os.ReadFile(filepath.Join(hybridRoot, "cgroup.subtree_control")); err == nil {
+		for _, c := range strings.Fields(string(after)) {
+			if !slices.Contains(strings.Fields(string(before)), c) {
+				if err := os.WriteFile(filepath.Join(hybridRoot, "cgroup.subtree_control"), []byte("-"+c), 0); err != nil {
+					fmt.Fprintf(os.Stderr, "cgroups tests: could not disable %s in %s again: %v\n", c, hybridRoot, err)
+				}
+			}
+		}
+	}
+	os.Exit(code)
 }

@@ -205,6 +205,9 @@ func (m *v1Manager) Destroy() error {
 	if err := cgroups.RemovePaths(maps.Clone(m.st.Paths)); err != nil {
 		return fmt.Errorf("cgroups: destroy: %w", err)
 	}
+	if m.unified != "" {
+		disableUnified(m.unified)
+	}
 	return nil
 }
 

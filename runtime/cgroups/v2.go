@@ -129,11 +129,27 @@ func openCgroupFD(dir string) int {
 // hybridRoot is where a hybrid host mounts cgroup2.
 const hybridRoot = "/sys/fs/cgroup/unified"
 
-// createUnified makes dir in the hybrid v2 hierarchy, enabling every
-// controller the v2 root offers (those v1 does not hold, e.g. hugetlb) on
-// each ancestor. fs2.CreateCgroupPath assumes v2 at /sys/fs/cgroup, so it
-// cannot do this.
+// createUnified makes dir in the hybrid v2 hierarchy, which tracks the
+// container's processes there as runc does. It enables no controller:
+// enabling one in the hybrid root changes the host for every other tool
+// (crun, for one, refuses a hybrid host whose v2 half has controllers), so
+// that waits until a limit needs it (enableUnified).
+// fs2.CreateCgroupPath assumes v2 at /sys/fs/cgroup, so it cannot do this.
 func createUnified(dir string) error {
+	rel, err := filepath.Rel(hybridRoot, dir)
+	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
+		return errdefs.Invalid("cgroups: %s is not below %s", dir, hybridRoot)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return writeErr("create "+dir, err)
+	}
+	return nil
+}
+
+// enableUnified enables, on each ancestor of dir in the hybrid v2 tree, the
+// controllers the v2 root offers (those v1 lacks, e.g. hugetlb), for the
+// limits that need them.
+func enableUnified(dir string) error {
 	rel, err := filepath.Rel(hybridRoot, dir)
 	if err != nil || rel == "." || strings.HasPrefix(rel, "..") {
 		return errdefs.Invalid("cgroups: %s is not below %s", dir, hybridRoot)
@@ -150,11 +166,32 @@ func createUnified(dir string) error {
 			_ = cgroups.WriteFile(cur, "cgroup.subtree_control", "+"+c)
 		}
 		cur = filepath.Join(cur, elem)
-		if err := os.Mkdir(cur, 0o755); err != nil && !os.IsExist(err) {
-			return writeErr("create "+cur, err)
-		}
 	}
 	return nil
+}
+
+// disableUnified undoes enableUnified for ancestors of a removed dir that
+// have no child cgroups left, below the hybrid root. The root itself is left
+// alone: other cgroups may rely on what it enables.
+func disableUnified(dir string) {
+	for cur := filepath.Dir(dir); strings.HasPrefix(cur, hybridRoot+"/"); cur = filepath.Dir(cur) {
+		ents, err := os.ReadDir(cur)
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			if e.IsDir() {
+				return
+			}
+		}
+		on, err := cgroups.ReadFile(cur, "cgroup.subtree_control")
+		if err != nil {
+			return
+		}
+		for _, c := range strings.Fields(on) {
+			_ = cgroups.WriteFile(cur, "cgroup.subtree_control", "-"+c)
+		}
+	}
 }
 
 // hybridV2 is a library manager for the hybrid v2 dir. Its Set and Stats
@@ -166,6 +203,9 @@ func hybridV2(dir string) (*fs2.Manager, error) {
 func setHybridV2(dir string, huge []*cgroups.HugepageLimit, unified map[string]string) error {
 	if len(huge) == 0 && len(unified) == 0 {
 		return nil
+	}
+	if err := enableUnified(dir); err != nil {
+		return err
 	}
 	m, err := hybridV2(dir)
 	if err != nil {
