@@ -133,6 +133,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	trace("spec loaded")
 	if err := validate(spec); err != nil {
 		return nil, err
 	}
@@ -185,6 +186,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := c.save(); err != nil {
 		return nil, err
 	}
+	trace("state written")
 	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
@@ -217,6 +219,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
 
+	trace("cgroup created")
 	var filter []byte
 	if spec.Linux.Seccomp != nil {
 		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp-cache"))
@@ -226,6 +229,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		filter = f.Bytes()
 	}
 
+	trace("seccomp compiled")
 	exe, err := r.initBinary()
 	if err != nil {
 		return nil, fmt.Errorf("protect init binary: %w", err)
@@ -249,8 +253,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
-	cgfd := cg.IntoCgroupFD()
-	cfg.UnshareCgroupNS = cgfd < 0 && hasNewNS(spec, specs.CgroupNamespace)
+	cgfd, cgTasks, err := cgroupPlacement(cg)
+	if err != nil {
+		return nil, err
+	}
+	if cgfd >= 0 {
+		defer unix.Close(cgfd)
+	}
 	cfg.Fds.Preserve = o.PreserveFds
 	cfg.Fds.Sync = 3 + len(extra)
 	extra = append(extra, syncC)
@@ -278,21 +287,18 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	sp := &spawn{
 		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, extra: extra, lateCgroupNS: cgfd < 0,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
 	if err != nil {
 		return nil, err
 	}
+	trace("init started")
 	pid := cmd.Process.Pid
 	syncC.Close()
 	pipeR.Close()
-	if sp.cgroupFD < 0 {
-		if err := cg.Apply(pid); err != nil {
-			return nil, fmt.Errorf("join cgroup: %w", err)
-		}
-	}
+	trace("init joined cgroups")
 	c.Saved.Pid = pid
 	c.Saved.StartTime, _, _ = procStartTime(pid)
 	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
@@ -309,6 +315,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
+	trace("config sent")
 	pipeW.Close()
 	if err := c.save(); err != nil {
 		return nil, err
@@ -325,6 +332,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		case "error":
 			return nil, errors.New(m.Error)
 		case "hooks":
+			trace("init: rootfs ready")
 			reply := syncMsg{Type: "hooks-done"}
 			if err := c.hooksPhase(cg, &limits, spec, cfg.State); err != nil {
 				reply = syncMsg{Type: "error", Error: err.Error()}
@@ -342,6 +350,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		break
 	}
+	trace("init: ready")
 	c.Saved.Status = StatusCreated
 	if err := c.save(); err != nil {
 		return nil, err

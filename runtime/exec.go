@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/runtime/seccomp"
@@ -100,12 +101,17 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	defer pipeR.Close()
 	defer pipeW.Close()
 	extra = append(extra, pipeR)
-	cgfd := -1
+	cgfd, cgTasks := -1, []string(nil)
 	if m != nil {
-		cgfd = m.IntoCgroupFD()
+		if cgfd, cgTasks, err = cgroupPlacement(m); err != nil {
+			return nil, err
+		}
+		if cgfd >= 0 {
+			defer unix.Close(cgfd)
+		}
 	}
 	sp := &spawn{
-		exe: exe, args: c.rt.initArgs(), ns: c.Saved.Namespaces, cgroupFD: cgfd, extra: extra,
+		exe: exe, args: c.rt.initArgs(), ns: c.Saved.Namespaces, cgroupFD: cgfd, cgroupTasks: cgTasks, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	// The namespaces were new for the init; for us they are all joins.
@@ -119,11 +125,6 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
 		return nil, err
-	}
-	if m != nil && cgfd < 0 {
-		if err := m.Apply(cmd.Process.Pid); err != nil {
-			return fail(fmt.Errorf("join container cgroup: %w", err))
-		}
 	}
 	cfg.HostPid = cmd.Process.Pid
 	cfg.State = c.State()

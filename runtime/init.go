@@ -38,6 +38,7 @@ func Init() {
 		os.Exit(1)
 	}
 	pipe.Close()
+	trace("init: config read")
 	sync := os.NewFile(uintptr(cfg.Fds.Sync), "sync")
 	in := &initProc{cfg: &cfg, sync: sync}
 	if cfg.Exec {
@@ -69,11 +70,6 @@ func (in *initProc) containerInit() error {
 	p := in.cfg.Process
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("setsid: %w", err)
-	}
-	if in.cfg.UnshareCgroupNS {
-		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
-			return fmt.Errorf("create cgroup namespace: %w", err)
-		}
 	}
 	if in.cfg.NewUser {
 		// Become the namespace's root so mounts and hostname are allowed.
@@ -110,6 +106,7 @@ func (in *initProc) containerInit() error {
 	if err := rootfs.Prepare(spec, opts); err != nil {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
+	trace("init: rootfs prepared")
 	// prestart and createRuntime hooks run in the runtime's namespace: the parent runs them.
 	if err := writeSync(in.sync, syncMsg{Type: "hooks"}); err != nil {
 		return err
@@ -140,6 +137,7 @@ func (in *initProc) containerInit() error {
 	if err := writeSysctls(spec.Linux.Sysctl); err != nil {
 		return err
 	}
+	trace("init: pivoted")
 	if err := rootfs.Finalize(spec); err != nil {
 		return err
 	}
@@ -148,6 +146,7 @@ func (in *initProc) containerInit() error {
 			return err
 		}
 	}
+	trace("init: process set up")
 	if err := writeSync(in.sync, syncMsg{Type: "ready"}); err != nil {
 		return err
 	}
@@ -157,6 +156,7 @@ func (in *initProc) containerInit() error {
 	if err != nil {
 		return fmt.Errorf("open exec fifo: %w", err)
 	}
+	trace("init: started")
 	in.fifo = f
 	unix.Close(in.cfg.Fds.Fifo)
 	if spec.Hooks != nil {
@@ -280,6 +280,7 @@ func (in *initProc) finish(p *specs.Process) error {
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+homeDir(int(p.User.UID)))
 	}
+	trace("init: exec")
 	err = unix.Exec(path, p.Args, env)
 	return fmt.Errorf("exec %q: %w", p.Args[0], err)
 }

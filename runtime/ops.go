@@ -77,6 +77,7 @@ func (c *Container) Start() error {
 			break
 		}
 	}
+	trace("start: init released")
 	os.Remove(fifoPath)
 	if len(msg) > 0 {
 		return fmt.Errorf("start container %s: %s", c.Saved.ID, msg)
@@ -180,6 +181,7 @@ func (c *Container) killAndWait() {
 
 // destroy releases everything of a stopped container and runs poststop hooks.
 func (c *Container) destroy() error {
+	trace("destroy")
 	var errs []error
 	if m, err := c.cgroup(); err != nil {
 		errs = append(errs, err)
@@ -203,6 +205,7 @@ func (c *Container) destroy() error {
 			c.rt.Log.Warn("poststop hook failed", "id", c.Saved.ID, "error", err)
 		}
 	}
+	trace("destroy: cgroups, hooks done")
 	if err := os.RemoveAll(c.rt.dir(c.Saved.ID)); err != nil {
 		errs = append(errs, err)
 	}

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"berth.dev/berth/runtime/cgroups"
 	"berth.dev/berth/runtime/nsenter"
 )
 
@@ -33,10 +34,6 @@ type initConfig struct {
 	// where it may set the hostname; NewUser that it is in a new user namespace.
 	NewUTS  bool `json:"new_uts,omitempty"`
 	NewUser bool `json:"new_user,omitempty"`
-	// UnshareCgroupNS asks the init to make its cgroup namespace itself,
-	// once the parent has moved it into its cgroups (v1), so the namespace
-	// is rooted at the container's cgroup rather than the parent's.
-	UnshareCgroupNS bool `json:"unshare_cgroupns,omitempty"`
 	// HostPid is the init's pid as the parent sees it, for hook state.
 	HostPid int         `json:"host_pid"`
 	State   specs.State `json:"state"`
@@ -117,18 +114,20 @@ func childJoined(t specs.LinuxNamespaceType) bool {
 
 // spawn describes one init process to start.
 type spawn struct {
-	exe      string
-	args     []string
-	ns       []specs.LinuxNamespace // new (no path) and joined (path) namespaces
-	uidMap   []specs.LinuxIDMapping
-	gidMap   []specs.LinuxIDMapping
-	cgroupFD int // -1: none
-	// lateCgroupNS leaves a new cgroup namespace to the init (see UnshareCgroupNS).
-	lateCgroupNS bool
-	extra        []*os.File
-	stdin        io.Reader
-	stdout       io.Writer
-	stderr       io.Writer
+	exe    string
+	args   []string
+	ns     []specs.LinuxNamespace // new (no path) and joined (path) namespaces
+	uidMap []specs.LinuxIDMapping
+	gidMap []specs.LinuxIDMapping
+	// The child is born in its cgroups: cgroupFD (cgroup2, -1 for none) by
+	// CLONE_INTO_CGROUP, and the v1 dirs in cgroupTasks by moving the
+	// forking thread there first (see start).
+	cgroupFD    int
+	cgroupTasks []string
+	extra       []*os.File
+	stdin       io.Reader
+	stdout      io.Writer
+	stderr      io.Writer
 }
 
 // start starts the init. Namespaces with a path that a multi-threaded process
@@ -140,6 +139,9 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
 	cmd.ExtraFiles = s.extra
 	cmd.Env = []string{"GOMAXPROCS=2", "GOGC=off"}
+	if tracing {
+		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+	}
 	attr := &syscall.SysProcAttr{}
 	var threadJoins, childJoins []specs.LinuxNamespace
 	for _, ns := range s.ns {
@@ -148,7 +150,6 @@ func (s *spawn) start() (*exec.Cmd, error) {
 			return nil, fmt.Errorf("unknown namespace type %q", ns.Type)
 		}
 		switch {
-		case ns.Path == "" && ns.Type == specs.CgroupNamespace && s.lateCgroupNS:
 		case ns.Path == "":
 			attr.Cloneflags |= flag
 		case childJoined(ns.Type):
@@ -199,12 +200,46 @@ func (s *spawn) start() (*exec.Cmd, error) {
 				return
 			}
 		}
+		// cgroup v1 has no CLONE_INTO_CGROUP. Moving the child after fork
+		// takes the global threadgroup lock, whose RCU grace period cost
+		// milliseconds per hierarchy here; moving the current thread
+		// ("0" into tasks) skips that lock, and the child inherits the
+		// thread's cgroups.
+		for _, dir := range s.cgroupTasks {
+			if err := os.WriteFile(dir+"/tasks", []byte("0"), 0); err != nil {
+				errc <- fmt.Errorf("enter cgroup %s: %w", dir, err)
+				return
+			}
+		}
 		errc <- cmd.Start()
 	}()
 	if err := <-errc; err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
 	}
 	return cmd, nil
+}
+
+// cgroupPlacement says how a child is born into m's cgroups: an fd for
+// CLONE_INTO_CGROUP (v2, or the v2 half of a hybrid host; the caller closes
+// it) and the v1 dirs the forking thread enters.
+func cgroupPlacement(m cgroups.Manager) (int, []string, error) {
+	if fd := m.IntoCgroupFD(); fd >= 0 {
+		return fd, nil, nil
+	}
+	fd := -1
+	var tasks []string
+	for k, dir := range m.Paths() {
+		if k == "" {
+			f, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return -1, nil, fmt.Errorf("open cgroup %s: %w", dir, err)
+			}
+			fd = f
+			continue
+		}
+		tasks = append(tasks, dir)
+	}
+	return fd, tasks, nil
 }
 
 // hostID maps a container id to the host, or returns it unchanged.
