@@ -31,9 +31,11 @@ type CreateOpts struct {
 	NoPivot      bool
 	NoNewKeyring bool
 	PreserveFds  int // fds 3..3+n-1 go to the container's process
-	Stdin        io.Reader
-	Stdout       io.Writer
-	Stderr       io.Writer
+	// Spec, when set, is bundle/config.json already read by the caller.
+	Spec   *specs.Spec
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
 }
 
 // LoadSpec reads and checks bundle/config.json.
@@ -125,13 +127,16 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
+	trace("create")
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := LoadSpec(bundle)
-	if err != nil {
-		return nil, err
+	spec := o.Spec
+	if spec == nil {
+		if spec, err = LoadSpec(bundle); err != nil {
+			return nil, err
+		}
 	}
 	trace("spec loaded")
 	if err := validate(spec); err != nil {

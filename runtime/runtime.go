@@ -36,6 +36,7 @@ func New(root string, log *slog.Logger) (*Runtime, error) {
 	if root == "" {
 		root = DefaultRoot
 	}
+	trace("runtime.New")
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err

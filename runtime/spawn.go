@@ -190,6 +190,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.Env = append(cmd.Env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
 
 	errc := make(chan error, 1)
+	var thread, movedAfter bool
 	go func() {
 		// Never unlocked: after setns this thread must not run other goroutines,
 		// and a goroutine that exits locked takes its thread with it.
@@ -204,8 +205,18 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		// takes the global threadgroup lock, whose RCU grace period cost
 		// milliseconds per hierarchy here; moving the current thread
 		// ("0" into tasks) skips that lock, and the child inherits the
-		// thread's cgroups.
+		// thread's cgroups. Never the main thread: Go keeps it when its
+		// goroutine exits locked, and it would stay in the container's
+		// cgroups (and freeze with them).
+		if unix.Gettid() == unix.Getpid() {
+			movedAfter = true
+		} else {
+			thread = true
+		}
 		for _, dir := range s.cgroupTasks {
+			if !thread {
+				break
+			}
 			if err := os.WriteFile(dir+"/tasks", []byte("0"), 0); err != nil {
 				errc <- fmt.Errorf("enter cgroup %s: %w", dir, err)
 				return
@@ -215,6 +226,15 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	}()
 	if err := <-errc; err != nil {
 		return nil, fmt.Errorf("start container init: %w", err)
+	}
+	if movedAfter {
+		for _, dir := range s.cgroupTasks {
+			if err := os.WriteFile(dir+"/cgroup.procs", []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				return nil, fmt.Errorf("move init into cgroup %s: %w", dir, err)
+			}
+		}
 	}
 	return cmd, nil
 }

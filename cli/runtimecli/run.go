@@ -35,31 +35,31 @@ func (g *globals) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			runtime.Trace("cli: runtime")
 			o := f.opts()
-			var term *ttyProxy
-			if !detach && f.consoleSocket == "" {
-				spec, err := runtime.LoadSpec(f.bundle)
-				if err != nil {
-					return err
-				}
-				if spec.Process != nil && spec.Process.Terminal {
-					if term, err = newTTYProxy(); err != nil {
-						return err
-					}
-					defer term.close()
-					o.ConsoleConn = term.theirs
-				}
-			}
-			if detach && f.consoleSocket == "" {
-				if spec, err := runtime.LoadSpec(f.bundle); err == nil && spec.Process != nil && spec.Process.Terminal {
-					return errors.New("cannot run detached with a terminal without --console-socket")
-				}
-			}
-			// Catch signals before the container exists, so none is lost.
+			// Catch signals before the container exists, so none is lost;
+			// enabling handlers is slow enough to overlap with the create.
 			sigc := make(chan os.Signal, 64)
 			if !detach {
-				signal.Notify(sigc)
+				go signal.Notify(sigc, forwarded...)
 				defer signal.Stop(sigc)
+			}
+			spec, err := runtime.LoadSpec(f.bundle)
+			if err != nil {
+				return err
+			}
+			o.Spec = spec
+			terminal := spec.Process != nil && spec.Process.Terminal
+			var term *ttyProxy
+			if terminal && f.consoleSocket == "" {
+				if detach {
+					return errors.New("cannot run detached with a terminal without --console-socket")
+				}
+				if term, err = newTTYProxy(); err != nil {
+					return err
+				}
+				defer term.close()
+				o.ConsoleConn = term.theirs
 			}
 			created, err := rt.Create(args[0], o)
 			if err != nil {
@@ -96,6 +96,16 @@ func (g *globals) runCmd() *cobra.Command {
 	var ignored bool
 	cmd.Flags().BoolVar(&ignored, "no-subreaper", false, "ignored")
 	return cmd
+}
+
+// forwarded are the signals run and exec pass on to the container. Not every
+// signal: enabling handlers for all 64 costs more than the rest of a
+// container start's CLI work, and the others are not sent to a waiting
+// runtime in practice.
+var forwarded = []os.Signal{
+	syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM, syscall.SIGUSR1,
+	syscall.SIGUSR2, syscall.SIGALRM, syscall.SIGCONT, syscall.SIGWINCH, syscall.SIGTSTP,
+	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPWR, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
 }
 
 // waitForwarding waits for cmd, forwarding our signals to pid, and returns a
@@ -328,7 +338,7 @@ func (g *globals) execCmd() *cobra.Command {
 			}
 			sigc := make(chan os.Signal, 64)
 			if !detach {
-				signal.Notify(sigc)
+				signal.Notify(sigc, forwarded...)
 				defer signal.Stop(sigc)
 			}
 			_ = ignorePaused

@@ -7,11 +7,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 
 	"berth.dev/berth/cli/runtimecli"
 	"berth.dev/berth/runtime"
 	_ "berth.dev/berth/runtime/nsenter" // joins namespaces before the Go runtime starts
 )
+
+// The main goroutine keeps the main thread: threads the runtime locks and
+// moves into a container's cgroups to fork its init must be others, which
+// Go ends when their goroutine exits (it keeps the main thread instead).
+func init() { goruntime.LockOSThread() }
 
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {

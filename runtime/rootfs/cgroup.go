@@ -1,7 +1,6 @@
 package rootfs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,14 +28,26 @@ import (
 // namespace, else a bind of the host directory. Co-mounted controllers get
 // symlinks (cpu -> cpu,cpuacct) as on the host.
 func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
+	profT := time.Now()
+	prof := func(what string) {
+		if os.Getenv("PROF") != "" {
+			fmt.Fprintf(os.Stderr, "  %-18s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
+		}
+		profT = time.Now()
+	}
+	defer prof("end")
 	own, err := ownCgroups()
+	prof("own")
 	if err != nil {
 		return err
 	}
-	hier, err := cgroupMounts(b.root)
-	if err != nil {
-		return err
+	hier, ok := sysCgroupMounts(b.root, own)
+	if !ok {
+		if hier, err = cgroupMounts(b.root); err != nil {
+			return err
+		}
 	}
+	prof(fmt.Sprintf("hier %v", ok))
 	if m.Type == "cgroup2" || (len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup") {
 		return b.mountCgroup2(m, dest, o, own, hier)
 	}
@@ -47,9 +59,14 @@ func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
 	tmpfsOpts.flags = o.flags&^unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	tmpfsOpts.data = []string{"mode=755", "size=64k"}
 	tmpfsOpts.prop, tmpfsOpts.recSet, tmpfsOpts.recClr = nil, 0, 0
-	if err := b.mountNew(specs.Mount{Source: "tmpfs", Type: "tmpfs"}, dest, &tmpfsOpts); err != nil {
+	// The tmpfs is new and ours: its hierarchy directories and symlinks
+	// are made relative to its root handle.
+	top, err := b.mountNewTop(specs.Mount{Source: "tmpfs", Type: "tmpfs"}, dest, &tmpfsOpts, true)
+	if err != nil {
 		return err
 	}
+	defer unix.Close(top)
+	prof("tmpfs")
 	sub := *o
 	sub.flags = o.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	sub.attrSet |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
@@ -59,56 +76,54 @@ func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
 		if name == "cgroup" || name == "." || name == "/" {
 			name = h.FSType
 		}
-		d := path.Join(dest, name)
-		if err := b.mountHierarchy(h, d, &sub, own); err != nil {
+		if err := b.mountHierarchy(h, top, name, path.Join(dest, name), &sub, own); err != nil {
 			return fmt.Errorf("cgroup hierarchy %s: %w", name, err)
 		}
+		prof(name)
 		if strings.Contains(name, ",") {
 			for _, c := range strings.Split(name, ",") {
-				if err := b.symlinkInRoot(name, path.Join(dest, c)); err != nil {
-					return err
+				if err := unix.Symlinkat(name, top, c); err != nil && !errors.Is(err, unix.EEXIST) {
+					return fmt.Errorf("rootfs: symlink %s -> %s: %w", path.Join(dest, c), name, err)
 				}
 			}
 		}
 	}
 	if ro {
-		top, err := b.openInRoot(dest)
-		if err != nil {
-			return err
-		}
-		defer top.Close()
 		if err := setattr(top, unix.MOUNT_ATTR_RDONLY, 0, false); err != nil {
 			return fmt.Errorf("read-only cgroup tmpfs: %w", err)
 		}
 	}
-	return b.afterMount2(dest, o)
-}
-
-// afterMount2 applies propagation and recursive attributes to dest's top.
-func (b *builder) afterMount2(dest string, o *mountOpts) error {
-	if len(o.prop) == 0 && !o.hasRec() {
-		return nil
-	}
-	top, err := b.openInRoot(dest)
-	if err != nil {
-		return err
-	}
-	defer top.Close()
 	return b.afterMount(top, o)
 }
 
-func (b *builder) mountHierarchy(h *mountinfo.Info, d string, o *mountOpts, own map[string]string) error {
+// mountHierarchy mounts hierarchy h at name in the directory dirfd (d is
+// the same place as a path in the root, for messages and the cgroup2
+// fallback); dirfd < 0 means d is resolved in the root.
+func (b *builder) mountHierarchy(h *mountinfo.Info, dirfd int, name, d string, o *mountOpts, own map[string]string) error {
 	key := cgroupKey(h)
 	p, ok := own[key]
 	if !ok {
 		return fmt.Errorf("not in /proc/self/cgroup (%q)", key)
+	}
+	dfd := -1
+	if dirfd >= 0 {
+		var err error
+		if dfd, err = createAt(dirfd, name, true); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+		defer unix.Close(dfd)
 	}
 	if b.cgroupNS {
 		data := ""
 		if h.FSType == "cgroup" {
 			data = strings.Join(cgroupControllers(h), ",")
 		}
-		err := b.mountNew(specs.Mount{Source: "cgroup", Type: h.FSType}, d, &mountOpts{flags: o.flags, data: []string{data}})
+		var err error
+		if dfd >= 0 {
+			err = unix.Mount("cgroup", procFd(dfd), h.FSType, o.flags, data)
+		} else {
+			err = b.mountNew(specs.Mount{Source: "cgroup", Type: h.FSType}, d, &mountOpts{flags: o.flags, data: []string{data}})
+		}
 		if err == nil {
 			return nil
 		}
@@ -122,7 +137,7 @@ func (b *builder) mountHierarchy(h *mountinfo.Info, d string, o *mountOpts, own 
 	src := filepath.Join(h.Mountpoint, rel)
 	bo := *o
 	bo.flags |= unix.MS_BIND
-	return b.mountBind(specs.Mount{Source: src, Type: "bind"}, d, &bo)
+	return b.mountBindAt(specs.Mount{Source: src, Type: "bind"}, d, dfd, &bo)
 }
 
 func (b *builder) mountCgroup2(m specs.Mount, dest string, o *mountOpts, own map[string]string, hier []*mountinfo.Info) error {
@@ -147,7 +162,7 @@ func (b *builder) mountCgroup2(m specs.Mount, dest string, o *mountOpts, own map
 	}
 	logf("mount cgroup2 at %s: %v; binding the container's cgroup instead", dest, err)
 	mo.data = nil
-	return b.mountHierarchy(h, dest, &mo, own)
+	return b.mountHierarchy(h, -1, path.Base(dest), dest, &mo, own)
 }
 
 // cgroupMounts lists the host's cgroup mounts, one per hierarchy (the first
@@ -202,15 +217,13 @@ func cgroupKey(m *mountinfo.Info) string {
 
 // ownCgroups maps each hierarchy key to this process's cgroup path in it.
 func ownCgroups() (map[string]string, error) {
-	f, err := os.Open("/proc/self/cgroup")
+	data, err := readSmall("/proc/self/cgroup")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
 	own := map[string]string{}
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		parts := strings.SplitN(s.Text(), ":", 3)
+	for _, line := range strings.Split(string(data), "\n") {
+		parts := strings.SplitN(line, ":", 3)
 		if len(parts) != 3 {
 			continue
 		}
@@ -221,5 +234,31 @@ func ownCgroups() (map[string]string, error) {
 		slices.Sort(c)
 		own[strings.Join(c, ",")] = parts[2]
 	}
-	return own, s.Err()
+	return own, nil
+}
+
+// readSmall reads a small (proc) file with plain syscalls.
+func readSmall(name string) ([]byte, error) {
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 0, 4096)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: name, Err: err}
+		}
+		if n == 0 {
+			return buf, nil
+		}
+		buf = buf[:len(buf)+n]
+	}
 }

@@ -3,10 +3,8 @@ package rootfs
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path"
 
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -33,6 +31,7 @@ func (b *builder) setupDev() error {
 		}
 		devs[p] = d // the spec's entry overrides the default
 	}
+	defer b.forgetDirs()
 	for _, p := range order {
 		if err := b.createDevice(p, devs[p]); err != nil {
 			return fmt.Errorf("rootfs: device %s: %w", p, err)
@@ -45,7 +44,7 @@ func (b *builder) setupDev() error {
 		{"/proc/self/fd/2", "/dev/stderr"},
 		{"pts/ptmx", "/dev/ptmx"},
 	}
-	if _, err := os.Stat("/proc/kcore"); err == nil {
+	if unix.Faccessat(unix.AT_FDCWD, "/proc/kcore", unix.F_OK, 0) == nil {
 		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
 	}
 	for _, l := range links {
@@ -65,15 +64,11 @@ func (b *builder) setupDev() error {
 // symlinkInRoot creates link -> target inside the root; an existing entry
 // is left alone (the image or a spec mount may provide it).
 func (b *builder) symlinkInRoot(target, link string) error {
-	parent, err := pathrs.MkdirAllHandle(b.rootF, path.Dir(link), 0o755)
+	parent, err := b.mkdirAll(path.Dir(link))
 	if err != nil {
 		return fmt.Errorf("rootfs: symlink %s: %w", link, err)
 	}
-	defer parent.Close()
-	if err := b.checkInRoot(parent); err != nil {
-		return err
-	}
-	err = unix.Symlinkat(target, int(parent.Fd()), path.Base(link))
+	err = unix.Symlinkat(target, parent, path.Base(link))
 	if err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("rootfs: symlink %s -> %s: %w", link, target, err)
 	}
@@ -108,20 +103,21 @@ func (b *builder) createDevice(p string, d specs.LinuxDevice) error {
 	if b.inUserNS && typ != unix.S_IFIFO {
 		return b.bindDevice(p)
 	}
-	parent, err := pathrs.MkdirAllHandle(b.rootF, path.Dir(p), 0o755)
+	dirfd, err := b.mkdirAll(path.Dir(p))
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
-	if err := b.checkInRoot(parent); err != nil {
-		return err
+	base := path.Base(p)
+	dev := int(unix.Mkdev(uint32(d.Major), uint32(d.Minor)))
+	err = unix.Mknodat(dirfd, base, typ|perm, dev)
+	if err == unix.EEXIST {
+		// Replace what the image (or an earlier entry) put there.
+		if err := unix.Unlinkat(dirfd, base, 0); err != nil && err != unix.ENOENT {
+			return err
+		}
+		err = unix.Mknodat(dirfd, base, typ|perm, dev)
 	}
-	dirfd, base := int(parent.Fd()), path.Base(p)
-	if err := unix.Unlinkat(dirfd, base, 0); err != nil && !errors.Is(err, unix.ENOENT) {
-		return err
-	}
-	dev := unix.Mkdev(uint32(d.Major), uint32(d.Minor))
-	if err := unix.Mknodat(dirfd, base, typ|perm, int(dev)); err != nil {
+	if err != nil {
 		if errors.Is(err, unix.EPERM) && typ != unix.S_IFIFO {
 			logf("mknod %s: %v; binding the host's node instead", p, err)
 			return b.bindDevice(p)

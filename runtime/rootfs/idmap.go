@@ -14,7 +14,7 @@ import (
 
 // idmapTree makes the detached mount tree t an idmapped mount with the
 // mount's uid/gid mappings (containerID hostID size, as in uid_map).
-func idmapTree(t *os.File, m specs.Mount, recursive bool) error {
+func idmapTree(t int, m specs.Mount, recursive bool) error {
 	if len(m.UIDMappings) == 0 || len(m.GIDMappings) == 0 {
 		return errors.New("idmapped mount needs both uidMappings and gidMappings")
 	}
@@ -28,7 +28,7 @@ func idmapTree(t *os.File, m specs.Mount, recursive bool) error {
 		flags |= unix.AT_RECURSIVE
 	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP, Userns_fd: uint64(ns.Fd())}
-	if err := unix.MountSetattr(int(t.Fd()), "", flags, &attr); err != nil {
+	if err := unix.MountSetattr(t, "", flags, &attr); err != nil {
 		return fmt.Errorf("mount_setattr idmap: %w", err)
 	}
 	return nil

@@ -4,12 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	securejoin "github.com/cyphar/filepath-securejoin"
-	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -54,11 +51,19 @@ func (b *builder) bindFallback(src, dest string, o *mountOpts) error {
 
 // mountNew mounts a new file system instance (tmpfs, proc, overlay, ...).
 func (b *builder) mountNew(m specs.Mount, dest string, o *mountOpts) error {
+	top, err := b.mountNewTop(m, dest, o, false)
+	closeFd(top)
+	return err
+}
+
+// mountNewTop is mountNew; with wantTop it also returns a handle on the new
+// mount's root (the caller closes it), else -1.
+func (b *builder) mountNewTop(m specs.Mount, dest string, o *mountOpts, wantTop bool) (int, error) {
 	d, err := b.createDest(dest, true)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	defer d.Close()
+	defer unix.Close(d)
 	flags := o.flags
 	// The runtime fills /dev and copies up tmpfs contents: mount writable,
 	// make read-only afterwards (Finalize for /dev).
@@ -66,30 +71,48 @@ func (b *builder) mountNew(m specs.Mount, dest string, o *mountOpts) error {
 	if delayRO {
 		flags &^= unix.MS_RDONLY
 	}
-	var below *os.File
+	below := -1
 	if o.tmpcopyup && m.Type == "tmpfs" {
 		// A real directory fd on the destination still reads what the
-		// tmpfs is about to cover.
-		if below, err = pathrs.Reopen(d, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC); err != nil {
-			return fmt.Errorf("tmpcopyup: %w", err)
+		// tmpfs is about to cover ("." does not cross into mounts).
+		if below, err = unix.Openat(d, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return -1, fmt.Errorf("tmpcopyup: %w", err)
 		}
-		defer below.Close()
+		defer unix.Close(below)
 	}
-	if err := unix.Mount(m.Source, fdPath(d), m.Type, flags, o.dataString()); err != nil {
-		return err
+	// The mount lands exactly where d points (on top of what is mounted
+	// there): d was resolved inside the root, so no check afterwards.
+	if err := unix.Mount(m.Source, procFd(d), m.Type, flags, o.dataString()); err != nil {
+		return -1, err
 	}
-	top, err := b.verifyMounted(dest, d)
+	if !wantTop && below < 0 && len(o.prop) == 0 && !o.hasRec() {
+		return -1, nil
+	}
+	top, err := b.topAfterMount(dest, d)
 	if err != nil {
-		return err
+		return -1, err
 	}
-	defer top.Close()
-	if below != nil {
-		dst, err := pathrs.Reopen(top, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err := b.afterNew(top, below, delayRO, o); err != nil {
+		unix.Close(top)
+		return -1, err
+	}
+	if !wantTop {
+		unix.Close(top)
+		top = -1
+	}
+	return top, nil
+}
+
+// afterNew copies up into a new tmpfs and applies propagation and
+// recursive attributes.
+func (b *builder) afterNew(top, below int, delayRO bool, o *mountOpts) error {
+	if below >= 0 {
+		dst, err := unix.Openat(top, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("tmpcopyup: %w", err)
 		}
-		err = copyTree(int(below.Fd()), int(dst.Fd()))
-		dst.Close()
+		err = copyTree(below, dst)
+		unix.Close(dst)
 		if err != nil {
 			return fmt.Errorf("tmpcopyup: %w", err)
 		}
@@ -108,17 +131,17 @@ func (b *builder) remount(m specs.Mount, dest string, o *mountOpts) error {
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	if err := unix.Mount(m.Source, fdPath(d), m.Type, o.flags, o.dataString()); err != nil {
+	defer unix.Close(d)
+	if err := unix.Mount(m.Source, procFd(d), m.Type, o.flags, o.dataString()); err != nil {
 		return err
 	}
 	return b.afterMount(d, o)
 }
 
 // afterMount applies propagation and recursive attributes to the mount top.
-func (b *builder) afterMount(top *os.File, o *mountOpts) error {
+func (b *builder) afterMount(top int, o *mountOpts) error {
 	for _, p := range o.prop {
-		if err := unix.Mount("", fdPath(top), "", p, ""); err != nil {
+		if err := unix.Mount("", procFd(top), "", p, ""); err != nil {
 			return fmt.Errorf("set propagation: %w", err)
 		}
 	}
@@ -130,26 +153,23 @@ func (b *builder) afterMount(top *os.File, o *mountOpts) error {
 	return nil
 }
 
-func setattr(f *os.File, set, clr uint64, recursive bool) error {
+func setattr(fd int, set, clr uint64, recursive bool) error {
 	flags := uint(unix.AT_EMPTY_PATH)
 	if recursive {
 		flags |= unix.AT_RECURSIVE
 	}
-	return unix.MountSetattr(int(f.Fd()), "", flags, &unix.MountAttr{Attr_set: set, Attr_clr: clr})
+	return unix.MountSetattr(fd, "", flags, &unix.MountAttr{Attr_set: set, Attr_clr: clr})
 }
 
 // mountBind binds a host path (trusted, resolved on the host) onto dest.
 func (b *builder) mountBind(m specs.Mount, dest string, o *mountOpts) error {
+	return b.mountBindAt(m, dest, -1, o)
+}
+
+// mountBindAt is mountBind onto the handle d when d >= 0 (already created
+// by the caller), else onto dest resolved and created inside the root.
+func (b *builder) mountBindAt(m specs.Mount, dest string, d int, o *mountOpts) error {
 	src := m.Source
-	fi, err := os.Stat(src)
-	if err != nil {
-		return fmt.Errorf("bind source: %w", err)
-	}
-	d, err := b.createDest(dest, fi.IsDir())
-	if err != nil {
-		return err
-	}
-	defer d.Close()
 	rec := o.flags&unix.MS_REC != 0
 	idmapped := o.idmap || o.ridmap || len(m.UIDMappings) > 0 || len(m.GIDMappings) > 0
 	tree, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|recFlag(rec))
@@ -157,41 +177,51 @@ func (b *builder) mountBind(m specs.Mount, dest string, o *mountOpts) error {
 		return b.bindLegacy(src, dest, d, o)
 	}
 	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("bind source: %w", &os.PathError{Op: "open_tree", Path: src, Err: err})
+		}
 		return fmt.Errorf("open_tree %s: %w", src, err)
 	}
-	t := os.NewFile(uintptr(tree), src)
-	defer t.Close()
+	defer unix.Close(tree)
+	if d < 0 {
+		var st unix.Stat_t
+		if err := unix.Fstat(tree, &st); err != nil {
+			return fmt.Errorf("bind source: %w", err)
+		}
+		if d, err = b.createDest(dest, st.Mode&unix.S_IFMT == unix.S_IFDIR); err != nil {
+			return err
+		}
+		defer unix.Close(d)
+	}
 	if idmapped {
-		if err := idmapTree(t, m, o.ridmap); err != nil {
+		if err := idmapTree(tree, m, o.ridmap); err != nil {
 			return err
 		}
 	}
 	set, clr := o.attrSet, o.attrClr
 	if set != 0 || clr != 0 {
-		err := setattr(t, set, clr, false)
+		err := setattr(tree, set, clr, false)
 		if errors.Is(err, unix.EPERM) && b.inUserNS {
 			// A flag the user namespace locked cannot be cleared: keep it.
-			err = setattr(t, set&^unix.MOUNT_ATTR__ATIME, clr&^(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR__ATIME|unix.MOUNT_ATTR_RDONLY), false)
+			err = setattr(tree, set&^unix.MOUNT_ATTR__ATIME, clr&^(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC|unix.MOUNT_ATTR__ATIME|unix.MOUNT_ATTR_RDONLY), false)
 		}
 		if err != nil {
 			return fmt.Errorf("mount_setattr: %w", err)
 		}
 	}
 	if o.hasRec() {
-		if err := setattr(t, o.recSet, o.recClr, true); err != nil {
+		if err := setattr(tree, o.recSet, o.recClr, true); err != nil {
 			return fmt.Errorf("recursive mount attributes: %w", err)
 		}
 	}
-	if err := unix.MoveMount(tree, "", int(d.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+	// move_mount attaches the tree exactly where d points, on top of what
+	// is mounted there; afterwards tree is the attached mount itself, so
+	// propagation goes to it directly, no reopening.
+	if err := unix.MoveMount(tree, "", d, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move_mount: %w", err)
 	}
-	top, err := b.verifyMounted(dest, d)
-	if err != nil {
-		return err
-	}
-	defer top.Close()
 	for _, p := range o.prop {
-		if err := unix.Mount("", fdPath(top), "", p, ""); err != nil {
+		if err := unix.Mount("", procFd(tree), "", p, ""); err != nil {
 			return fmt.Errorf("set propagation: %w", err)
 		}
 	}
@@ -206,15 +236,25 @@ func recFlag(rec bool) uint {
 }
 
 // bindLegacy is mountBind for kernels without the new mount API.
-func (b *builder) bindLegacy(src, dest string, d *os.File, o *mountOpts) error {
-	if err := unix.Mount(src, fdPath(d), "", o.flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+func (b *builder) bindLegacy(src, dest string, d int, o *mountOpts) error {
+	if d < 0 {
+		fi, err := os.Stat(src)
+		if err != nil {
+			return fmt.Errorf("bind source: %w", err)
+		}
+		if d, err = b.createDest(dest, fi.IsDir()); err != nil {
+			return err
+		}
+		defer unix.Close(d)
+	}
+	if err := unix.Mount(src, procFd(d), "", o.flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
 		return err
 	}
-	top, err := b.verifyMounted(dest, d)
+	top, err := b.topAfterMount(dest, d)
 	if err != nil {
 		return err
 	}
-	defer top.Close()
+	defer unix.Close(top)
 	if o.flags&^(unix.MS_BIND|unix.MS_REC|unix.MS_REMOUNT) != 0 {
 		// A bind remount replaces all per-mount flags: keep the source's,
 		// some of which a user namespace locks.
@@ -223,124 +263,16 @@ func (b *builder) bindLegacy(src, dest string, d *os.File, o *mountOpts) error {
 			return err
 		}
 		flags := (locked&^o.clear | o.flags) &^ unix.MS_REC
-		if err := unix.Mount("", fdPath(top), "", flags|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+		if err := unix.Mount("", procFd(top), "", flags|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
 			if !b.inUserNS {
 				return fmt.Errorf("remount: %w", err)
 			}
-			if err := unix.Mount("", fdPath(top), "", flags|locked|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+			if err := unix.Mount("", procFd(top), "", flags|locked|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
 				return fmt.Errorf("remount: %w", err)
 			}
 		}
 	}
 	return b.afterMount(top, o)
-}
-
-// openInRoot opens an existing path inside the root (O_PATH), following
-// symlinks as if the root were "/".
-func (b *builder) openInRoot(p string) (*os.File, error) {
-	f, err := pathrs.OpenatInRoot(b.rootF, p)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.checkInRoot(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// createDest returns an O_PATH handle on dest inside the root, creating it
-// (a directory, or an empty file) when missing.
-func (b *builder) createDest(dest string, dir bool) (*os.File, error) {
-	f, err := b.openInRoot(dest)
-	if err == nil || !errors.Is(err, os.ErrNotExist) {
-		return f, err
-	}
-	create := func(p string) (*os.File, error) {
-		if dir {
-			return pathrs.MkdirAllHandle(b.rootF, p, 0o755)
-		}
-		return b.createFile(p)
-	}
-	f, err = create(dest)
-	if err != nil && (errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR)) {
-		// A dangling symlink on the way (pathrs-lite does not create
-		// symlink targets): resolve it lexically inside the root and
-		// create the target there, still confined by pathrs-lite.
-		if real, jerr := securejoin.SecureJoin(b.root, dest); jerr == nil {
-			if rel := strings.TrimPrefix(real, b.root); rel != dest {
-				f, err = create(rel)
-			}
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create %s in root: %w", dest, err)
-	}
-	if err := b.checkInRoot(f); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-func (b *builder) createFile(dest string) (*os.File, error) {
-	parent, err := pathrs.MkdirAllHandle(b.rootF, filepath.Dir(dest), 0o755)
-	if err != nil {
-		return nil, err
-	}
-	defer parent.Close()
-	base := filepath.Base(dest)
-	fd, err := unix.Openat(int(parent.Fd()), base, unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	unix.Close(fd)
-	fd, err = unix.Openat(int(parent.Fd()), base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	return os.NewFile(uintptr(fd), filepath.Join(b.root, dest)), nil
-}
-
-// checkInRoot makes sure a handle's path is the root or under it: the last
-// word on where a mount onto it lands.
-func (b *builder) checkInRoot(f *os.File) error {
-	p, err := os.Readlink(fdPath(f))
-	if err != nil {
-		return err
-	}
-	if p != b.root && !strings.HasPrefix(p, b.root+"/") {
-		return fmt.Errorf("destination resolved to %q, outside the root %q", p, b.root)
-	}
-	return nil
-}
-
-// verifyMounted reopens dest after a mount onto d and checks the mount is
-// now on top there, inside the root. It returns the handle on the new top.
-func (b *builder) verifyMounted(dest string, d *os.File) (*os.File, error) {
-	top, err := b.openInRoot(dest)
-	if err != nil {
-		return nil, fmt.Errorf("reopen after mount: %w", err)
-	}
-	below, err1 := mountID(d)
-	above, err2 := mountID(top)
-	if err := errors.Join(err1, err2); err != nil {
-		top.Close()
-		return nil, err
-	}
-	if below == above {
-		top.Close()
-		return nil, fmt.Errorf("mount did not appear at %s", dest)
-	}
-	return top, nil
-}
-
-func mountID(f *os.File) (uint64, error) {
-	var st unix.Statx_t
-	if err := unix.Statx(int(f.Fd()), "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &st); err != nil {
-		return 0, err
-	}
-	return st.Mnt_id, nil
 }
 
 // makeParentPrivate makes the mount holding root private if it is shared.

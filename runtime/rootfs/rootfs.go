@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -82,18 +83,27 @@ func Prepare(spec *specs.Spec, opts Options) error {
 		linux = &specs.Linux{}
 	}
 	b := &builder{
-		spec:     spec,
-		linux:    linux,
-		root:     root,
-		opts:     opts,
-		inUserNS: opts.InUserNS || runningInUserNS(),
-		cgroupNS: hasNamespace(linux, specs.CgroupNamespace),
-		netNS:    hasNamespace(linux, specs.NetworkNamespace),
+		spec:      spec,
+		linux:     linux,
+		root:      root,
+		opts:      opts,
+		inUserNS:  opts.InUserNS || runningInUserNS(),
+		profStart: time.Now(),
+		cgroupNS:  hasNamespace(linux, specs.CgroupNamespace),
+		netNS:     hasNamespace(linux, specs.NetworkNamespace),
+	}
+	profT := time.Now()
+	prof := func(what string) {
+		if os.Getenv("PROF") != "" {
+			fmt.Fprintf(os.Stderr, "%-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
+		}
+		profT = time.Now()
 	}
 	if err := b.prepareRoot(); err != nil {
 		return err
 	}
-	defer b.rootF.Close()
+	prof("root")
+	defer b.close()
 
 	devMounted := false
 	for _, m := range spec.Mounts {
@@ -114,25 +124,30 @@ func Prepare(spec *specs.Spec, opts Options) error {
 		if err := b.mount(m); err != nil {
 			return err
 		}
+		prof(m.Destination)
 	}
 	if !devIsBind(spec) {
 		if err := b.setupDev(); err != nil {
 			return err
 		}
 	}
+	prof("dev")
 	return nil
 }
 
 // builder carries Prepare's state.
 type builder struct {
-	spec     *specs.Spec
-	linux    *specs.Linux
-	root     string
-	rootF    *os.File // O_PATH handle on the root's self-bind
-	opts     Options
-	inUserNS bool
-	cgroupNS bool
-	netNS    bool
+	spec      *specs.Spec
+	linux     *specs.Linux
+	root      string
+	profStart time.Time
+	rootFd    int            // O_PATH handle on the root's self-bind
+	rootF     *os.File       // the same, for pathrs-lite (slow path only)
+	dirs      map[string]int // mkdirAll's cache
+	opts      Options
+	inUserNS  bool
+	cgroupNS  bool
+	netNS     bool
 }
 
 // prepareRoot sets "/" propagation, makes the mount holding the root
@@ -158,18 +173,34 @@ func (b *builder) prepareRoot() error {
 	if err := unix.Mount("", "/", "", flag, ""); err != nil {
 		return fmt.Errorf("rootfs: set / propagation: %w", err)
 	}
-	if err := makeParentPrivate(b.root); err != nil {
-		return err
+	// After a recursive slave or private change nothing in the namespace
+	// is shared any more, the root's parent included: no need to look.
+	if flag != unix.MS_SLAVE|unix.MS_REC && flag != unix.MS_PRIVATE|unix.MS_REC {
+		if err := makeParentPrivate(b.root); err != nil {
+			return err
+		}
 	}
 	if err := unix.Mount(b.root, b.root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("rootfs: bind root %s onto itself: %w", b.root, err)
 	}
-	f, err := os.OpenFile(b.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	return b.openRoot()
+}
+
+func (b *builder) openRoot() error {
+	fd, err := unix.Open(b.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return fmt.Errorf("rootfs: open root: %w", err)
+		return fmt.Errorf("rootfs: open root: %w", &os.PathError{Op: "open", Path: b.root, Err: err})
 	}
-	b.rootF = f
+	b.rootFd = fd
 	return nil
+}
+
+func (b *builder) close() {
+	b.forgetDirs()
+	if b.rootF != nil {
+		b.rootF.Close()
+	}
+	unix.Close(b.rootFd)
 }
 
 // Pivot makes root the process's root directory: pivot_root(".", ".") and a
@@ -184,12 +215,7 @@ func (b *builder) bindRootShared() error {
 		unix.Unmount(b.root, unix.MNT_DETACH)
 		return fmt.Errorf("rootfs: make root %s private: %w", b.root, err)
 	}
-	f, err := os.OpenFile(b.root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("rootfs: open root: %w", err)
-	}
-	b.rootF = f
-	return nil
+	return b.openRoot()
 }
 
 // Chroot enters root without pivot_root, for a container that shares the
@@ -206,6 +232,7 @@ func Chroot(root string) error {
 }
 
 func Pivot(root string, noPivot bool) error {
+	pivotStart = time.Now()
 	root = filepath.Clean(root)
 	if noPivot {
 		return moveRoot(root)
@@ -218,7 +245,12 @@ func Pivot(root string, noPivot bool) error {
 	return err
 }
 
+var pivotStart time.Time
+
 func pivotRoot(root string) error {
+	if os.Getenv("PROF") != "" {
+		fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", "enter", float64(time.Since(pivotStart).Nanoseconds())/1000)
+	}
 	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("rootfs: open old root: %w", err)
@@ -235,6 +267,18 @@ func pivotRoot(root string) error {
 	// With new_root == put_old the old root ends up mounted on top of the
 	// new one, reachable as "." through the old root's fd: no temporary
 	// directory needed in the (possibly read-only) rootfs.
+	prof0 := time.Now()
+	if os.Getenv("PROF") != "" {
+		fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", "open+chdir", float64(time.Since(pivotStart).Nanoseconds())/1000)
+	}
+	profT := prof0
+	prof := func(what string) {
+		if os.Getenv("PROF") != "" {
+			fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
+		}
+		profT = time.Now()
+	}
+	defer prof("end")
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("rootfs: pivot_root %s: %w", root, err)
 	}
@@ -245,6 +289,7 @@ func pivotRoot(root string) error {
 	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("rootfs: make old root rslave: %w", err)
 	}
+	prof("pivot+slave")
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("rootfs: detach old root: %w", err)
 	}
@@ -296,16 +341,26 @@ func Finalize(spec *specs.Spec) error {
 			}
 		}
 	}
+	profT := time.Now()
+	prof := func(what string) {
+		if os.Getenv("PROF") != "" {
+			fmt.Fprintf(os.Stderr, "F %-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
+		}
+		profT = time.Now()
+	}
 	for _, p := range linux.ReadonlyPaths {
 		if err := readonlyPath(p); err != nil {
 			return err
 		}
+		prof(p)
 	}
 	for _, p := range linux.MaskedPaths {
 		if err := maskPath(p); err != nil {
 			return err
 		}
+		prof(p)
 	}
+	defer prof("end")
 	for _, m := range spec.Mounts {
 		if cleanDest(m.Destination) == "/dev" && m.Type != "bind" && parseOptions(m.Options).flags&unix.MS_RDONLY != 0 {
 			if err := setReadonly("/dev", false); err != nil {
@@ -323,15 +378,15 @@ func Finalize(spec *specs.Spec) error {
 
 // readonlyPath binds p onto itself and makes the bind recursively read-only.
 func readonlyPath(p string) error {
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if err == unix.ENOENT {
 			return nil
 		}
 		return fmt.Errorf("rootfs: readonly path %s: %w", p, err)
 	}
-	defer f.Close()
-	if err := unix.Mount(fdPath(f), fdPath(f), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	defer unix.Close(fd)
+	if err := unix.Mount(procFd(fd), procFd(fd), "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("rootfs: readonly path %s: bind: %w", p, err)
 	}
 	if err := setReadonly(p, true); err != nil {
@@ -343,22 +398,22 @@ func readonlyPath(p string) error {
 // maskPath hides p: /dev/null over a file, an empty read-only tmpfs over a
 // directory.
 func maskPath(p string) error {
-	f, err := os.OpenFile(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if err == unix.ENOENT {
 			return nil
 		}
 		return fmt.Errorf("rootfs: masked path %s: %w", p, err)
 	}
-	defer f.Close()
+	defer unix.Close(fd)
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	if err := unix.Fstat(fd, &st); err != nil {
 		return fmt.Errorf("rootfs: masked path %s: %w", p, err)
 	}
 	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-		err = unix.Mount("tmpfs", fdPath(f), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=755")
+		err = unix.Mount("tmpfs", procFd(fd), "tmpfs", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "size=0,mode=755")
 	} else {
-		err = unix.Mount("/dev/null", fdPath(f), "", unix.MS_BIND, "")
+		err = unix.Mount("/dev/null", procFd(fd), "", unix.MS_BIND, "")
 	}
 	if err != nil {
 		return fmt.Errorf("rootfs: mask %s: %w", p, err)
@@ -439,5 +494,3 @@ func runningInUserNS() bool {
 	f := strings.Fields(string(b))
 	return !(len(f) == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295")
 }
-
-func fdPath(f *os.File) string { return fmt.Sprintf("/proc/self/fd/%d", f.Fd()) }
