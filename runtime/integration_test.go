@@ -586,13 +586,11 @@ func TestSpecAndFeatures(t *testing.T) {
 
 func ptr[T any](v T) *T { return &v }
 
-// TestMain removes the default cgroup parent (/berth) the tests' containers
-// lived under, when they left it empty, so the suite leaves the host as it was.
+// TestMain puts back what the containers of the tests changed in the host's
+// cgroup trees (see testutil.KeepHostCgroups).
 func TestMain(m *testing.M) {
+	restore := testutil.KeepHostCgroups()
 	code := m.Run()
-	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
-	for _, d := range dirs {
-		os.Remove(d) // only succeeds when empty
-	}
+	restore()
 	os.Exit(code)
 }

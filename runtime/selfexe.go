@@ -54,6 +54,14 @@ func (r *Runtime) initBinary() (string, error) {
 	}
 	// Our own mount may not propagate back into peers of the root's mount.
 	_ = unix.Mount("", dst, "", unix.MS_PRIVATE, "")
+	// Views of binaries since replaced (upgrades, rebuilds) go: detaching is
+	// lazy, so inits still running from one keep it.
+	old, _ := filepath.Glob(filepath.Join(r.Root, ".berth-*"))
+	for _, o := range old {
+		if o != dst && unix.Unmount(o, unix.MNT_DETACH) == nil {
+			os.Remove(o)
+		}
+	}
 	return dst, nil
 }
 

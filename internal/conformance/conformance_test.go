@@ -44,6 +44,7 @@ func TestRuntimeToolsValidation(t *testing.T) {
 	if err := os.Link(testutil.BerthBinary(t), bin); err != nil {
 		copyBinary(t, testutil.BerthBinary(t), bin)
 	}
+	t.Cleanup(testutil.KeepHostCgroups())
 	out := t.TempDir()
 	cmd := exec.Command("bash", filepath.Join(dir, "runtime-tools.sh"), "run", bin, out)
 	cmd.Env = append(os.Environ(), "RT_DIR="+dir, "RT_REAP=1")
@@ -52,10 +53,6 @@ func TestRuntimeToolsValidation(t *testing.T) {
 		rt := &runtime.Runtime{Root: runtime.DefaultRoot}
 		if err := rt.ReleaseInitBinary(); err != nil {
 			t.Errorf("release init binary: %v", err)
-		}
-		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
-		for _, d := range dirs {
-			os.Remove(d)
 		}
 	})
 	if err != nil {

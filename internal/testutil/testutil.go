@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,4 +115,34 @@ func BusyboxRootfs(t testing.TB) string {
 		t.Fatalf("copy busybox rootfs: %v: %s", err, out)
 	}
 	return dst
+}
+
+// hybridRoot is the cgroup2 half of a hybrid host.
+const hybridRoot = "/sys/fs/cgroup/unified"
+
+// KeepHostCgroups records what a test binary may change host-wide in the
+// cgroup trees and returns a function that puts it back: the controllers
+// enabled in the hybrid cgroup2 root (hugetlb limits enable them, and a
+// cgroup2 half with controllers makes crun refuse the host) and berth's
+// default parent (/berth) in each hierarchy, removed when empty.
+func KeepHostCgroups() func() {
+	before, _ := os.ReadFile(filepath.Join(hybridRoot, "cgroup.subtree_control"))
+	return func() {
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+		for _, d := range dirs {
+			os.Remove(d) // only when empty
+		}
+		after, err := os.ReadFile(filepath.Join(hybridRoot, "cgroup.subtree_control"))
+		if err != nil {
+			return
+		}
+		was := strings.Fields(string(before))
+		for _, c := range strings.Fields(string(after)) {
+			if !slices.Contains(was, c) {
+				if err := os.WriteFile(filepath.Join(hybridRoot, "cgroup.subtree_control"), []byte("-"+c), 0); err != nil {
+					fmt.Fprintf(os.Stderr, "testutil: could not disable %s in %s again: %v\n", c, hybridRoot, err)
+				}
+			}
+		}
+	}
 }
