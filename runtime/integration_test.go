@@ -594,3 +594,56 @@ func TestMain(m *testing.M) {
 	restore()
 	os.Exit(code)
 }
+
+// TestExecJoinsUserNamespace execs into a container with its own user and
+// mount namespaces: both are joined before the Go runtime starts (nsenter).
+func TestExecJoinsUserNamespace(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	s := spec("sleep", "100")
+	s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace})
+	s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+	s.Linux.GIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 65536}}
+	e.must("run", "--detach", "--bundle", e.bundle(s), id)
+	pid := int(e.state(id)["pid"].(float64))
+	want := ""
+	for _, ns := range []string{"user", "mnt", "pid", "net"} {
+		l, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns))
+		want += l + "\n"
+	}
+	out := e.must("exec", id, "sh", "-c", "for n in user mnt pid net; do readlink /proc/self/ns/$n; done")
+	if out != want {
+		t.Fatalf("exec namespaces:\n%s\nwant the container's:\n%s", out, want)
+	}
+}
+
+// TestDevicesCgroupDenies checks the device rules from inside: a node the
+// container has but may not use cannot be opened.
+func TestDevicesCgroupDenies(t *testing.T) {
+	e := newEnv(t)
+	s := sh(`cat /dev/fuse 2>&1; echo x > /dev/null && echo null-ok`)
+	s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: ptr(os.FileMode(0o666))}}
+	out := e.mustRun(s)
+	if !strings.Contains(out, "Operation not permitted") || !strings.Contains(out, "null-ok") {
+		t.Fatalf("device rules inside:\n%s", out)
+	}
+}
+
+// TestOverlayMount mounts an overlay from spec options inside the container.
+func TestOverlayMount(t *testing.T) {
+	e := newEnv(t)
+	d := t.TempDir()
+	for _, sub := range []string{"lower", "upper", "work"} {
+		os.Mkdir(filepath.Join(d, sub), 0o755)
+	}
+	os.WriteFile(filepath.Join(d, "lower", "from-lower"), []byte("lower\n"), 0o644)
+	s := sh(`cat /ov/from-lower; echo new > /ov/written; grep ' /ov ' /proc/self/mountinfo | grep -c overlay`)
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/ov", Type: "overlay", Source: "overlay",
+		Options: []string{"lowerdir=" + filepath.Join(d, "lower"), "upperdir=" + filepath.Join(d, "upper"), "workdir=" + filepath.Join(d, "work")}})
+	if out := e.mustRun(s); out != "lower\n1\n" {
+		t.Fatalf("overlay inside: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(d, "upper", "written")); err != nil || string(b) != "new\n" {
+		t.Fatalf("write through the overlay did not reach upperdir: %q %v", b, err)
+	}
+}
