@@ -159,7 +159,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
 		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
 		HostMountNS: !hasNS(spec, specs.MountNamespace),
-	}}
+	}, spec: spec}
 	if c.Saved.HostMountNS {
 		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
 			return nil, err

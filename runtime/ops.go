@@ -27,6 +27,7 @@ func (c *Container) Start() error {
 	default:
 		return errdefs.Conflict("cannot start a container in state %s", st)
 	}
+	trace("start: status checked")
 	dir := c.rt.dir(c.Saved.ID)
 	fifoPath := filepath.Join(dir, execFifo)
 	// Non-blocking open: a blocking one would hang forever if the init died.
@@ -36,6 +37,7 @@ func (c *Container) Start() error {
 	}
 	fifo := os.NewFile(uintptr(fd), execFifo)
 	defer fifo.Close()
+	trace("start: fifo opened")
 	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
 	if err != nil {
 		return fmt.Errorf("open init process: %w", err)
@@ -100,12 +102,19 @@ func (c *Container) Start() error {
 
 // Spec returns the spec the container was created with.
 func (c *Container) Spec() (*specs.Spec, error) {
+	if c.spec != nil {
+		return c.spec, nil
+	}
 	b, err := os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile))
 	if err != nil {
 		return nil, err
 	}
 	var s specs.Spec
-	return &s, json.Unmarshal(b, &s)
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	c.spec = &s
+	return &s, nil
 }
 
 // Kill sends sig to the container's init, or with all to every process in
@@ -186,10 +195,12 @@ func (c *Container) destroy() error {
 	if m, err := c.cgroup(); err != nil {
 		errs = append(errs, err)
 	} else if m != nil {
-		// Processes outside a pid namespace may outlive the init.
-		if pids, _ := m.Pids(); len(pids) > 0 {
-			c.signalAll(syscall.SIGKILL)
-			time.Sleep(10 * time.Millisecond)
+		// Without a pid namespace of its own, processes may outlive the init.
+		if !c.ownPidNS() {
+			if pids, _ := m.Pids(); len(pids) > 0 {
+				c.signalAll(syscall.SIGKILL)
+				time.Sleep(10 * time.Millisecond)
+			}
 		}
 		if err := m.Destroy(); err != nil {
 			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
@@ -210,6 +221,13 @@ func (c *Container) destroy() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// ownPidNS reports whether the container had a new pid namespace, where the
+// init's death kills every other process.
+func (c *Container) ownPidNS() bool {
+	spec, err := c.Spec()
+	return err == nil && spec.Linux != nil && hasNewNS(spec, specs.PIDNamespace)
 }
 
 // unmountShared removes the root bind a container without a mount namespace

@@ -60,6 +60,7 @@ type Saved struct {
 type Container struct {
 	rt    *Runtime
 	Saved Saved
+	spec  *specs.Spec // config.json as created, read once
 }
 
 // Load finds the container id.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,7 @@ func (g *globals) runCmd() *cobra.Command {
 					return err
 				}
 			}
+			runtime.Trace("cli: created")
 			if err := created.Start(); err != nil {
 				created.Delete(true)
 				return err
@@ -78,7 +80,9 @@ func (g *globals) runCmd() *cobra.Command {
 			if detach {
 				return nil
 			}
+			runtime.Trace("cli: started")
 			status := waitForwarding(created.Cmd, created.Saved.Pid, sigc, term)
+			runtime.Trace("cli: exited")
 			if !keep {
 				if err := created.Delete(true); err != nil {
 					g.log.Warn("delete after run", "error", err)
@@ -282,7 +286,19 @@ func (g *globals) execCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				p = spec.Process
+				if spec.Process == nil {
+					return errors.New("exec: the container's config has no process to start from: use --process")
+				}
+				// A copy: the container's own process stays as created.
+				pc := *spec.Process
+				p = &pc
+				p.Env = slices.Clone(p.Env)
+				p.User.AdditionalGids = slices.Clone(p.User.AdditionalGids)
+				if p.Capabilities != nil {
+					cc := *p.Capabilities
+					cc.Bounding, cc.Effective, cc.Permitted = slices.Clone(cc.Bounding), slices.Clone(cc.Effective), slices.Clone(cc.Permitted)
+					p.Capabilities = &cc
+				}
 				p.Args = args[1:]
 				p.Terminal = tty
 				p.ConsoleSize = nil
