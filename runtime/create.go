@@ -379,6 +379,7 @@ func (c *Container) hooksPhase(cg cgroups.Manager, limits *specs.LinuxResources,
 	if spec.Hooks == nil {
 		return nil
 	}
+	//lint:ignore SA1019 deprecated, but the spec still has runtimes run prestart hooks
 	if err := runHooks("prestart", spec.Hooks.Prestart, st, true); err != nil {
 		return err
 	}
