@@ -510,8 +510,8 @@ func TestHooks(t *testing.T) {
 		return specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", "cat > " + filepath.Join(dir, name)}}
 	}
 	s := sh("true")
-	//lint:ignore SA1019 prestart is deprecated, and still must run
 	s.Hooks = &specs.Hooks{
+		//lint:ignore SA1019 prestart is deprecated, and still must run
 		Prestart:        []specs.Hook{hook("prestart")},
 		CreateRuntime:   []specs.Hook{hook("createRuntime")},
 		CreateContainer: []specs.Hook{hook("createContainer")},
