@@ -239,6 +239,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err != nil {
 		return nil, fmt.Errorf("protect init binary: %w", err)
 	}
+	trace("init binary checked")
 	syncP, syncC, err := socketpair("sync")
 	if err != nil {
 		return nil, err

@@ -222,6 +222,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 				return
 			}
 		}
+		trace("cgroups entered")
 		errc <- cmd.Start()
 	}()
 	if err := <-errc; err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/runtime/cgroups"
@@ -214,10 +215,22 @@ func (c *Container) cgroup() (cgroups.Manager, error) {
 	return cgroups.Load(*c.Saved.Cgroup)
 }
 
-// signal sends sig to the init, refusing a pid that was reused.
+// signal sends sig to the init, refusing a pid that was reused. The pidfd
+// pins the process between the check and the signal.
 func (c *Container) signal(sig syscall.Signal) error {
+	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return errdefs.Conflict("container %s is not running", c.Saved.ID)
+		}
+		return fmt.Errorf("open init process: %w", err)
+	}
+	defer unix.Close(pidfd)
 	if !c.initAlive() {
 		return errdefs.Conflict("container %s is not running", c.Saved.ID)
 	}
-	return syscall.Kill(c.Saved.Pid, sig)
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil {
+		return fmt.Errorf("signal container %s: %w", c.Saved.ID, err)
+	}
+	return nil
 }
