@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -28,16 +27,7 @@ import (
 // namespace, else a bind of the host directory. Co-mounted controllers get
 // symlinks (cpu -> cpu,cpuacct) as on the host.
 func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
-	profT := time.Now()
-	prof := func(what string) {
-		if os.Getenv("PROF") != "" {
-			fmt.Fprintf(os.Stderr, "  %-18s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
-		}
-		profT = time.Now()
-	}
-	defer prof("end")
 	own, err := ownCgroups()
-	prof("own")
 	if err != nil {
 		return err
 	}
@@ -47,7 +37,6 @@ func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
 			return err
 		}
 	}
-	prof(fmt.Sprintf("hier %v", ok))
 	if m.Type == "cgroup2" || (len(hier) == 1 && hier[0].FSType == "cgroup2" && hier[0].Mountpoint == "/sys/fs/cgroup") {
 		return b.mountCgroup2(m, dest, o, own, hier)
 	}
@@ -66,7 +55,6 @@ func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
 		return err
 	}
 	defer unix.Close(top)
-	prof("tmpfs")
 	sub := *o
 	sub.flags = o.flags | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 	sub.attrSet |= unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC
@@ -79,7 +67,6 @@ func (b *builder) mountCgroup(m specs.Mount, dest string, o *mountOpts) error {
 		if err := b.mountHierarchy(h, top, name, path.Join(dest, name), &sub, own); err != nil {
 			return fmt.Errorf("cgroup hierarchy %s: %w", name, err)
 		}
-		prof(name)
 		if strings.Contains(name, ",") {
 			for _, c := range strings.Split(name, ",") {
 				if err := unix.Symlinkat(name, top, c); err != nil && !errors.Is(err, unix.EEXIST) {

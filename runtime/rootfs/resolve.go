@@ -42,6 +42,21 @@ const inRoot = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 // noOpenat2 is set once openat2 returned ENOSYS.
 var noOpenat2 atomic.Bool
 
+// probeOpenat2 turns the fast path off unless openat2 works on rootfd:
+// besides kernels before 5.6, seccomp profiles may refuse it (some with
+// EPERM rather than ENOSYS).
+func probeOpenat2(rootfd int) {
+	if noOpenat2.Load() {
+		return
+	}
+	fd, err := openat2(rootfd, "/", unix.O_DIRECTORY, inRoot)
+	if err != nil {
+		noOpenat2.Store(true)
+		return
+	}
+	unix.Close(fd)
+}
+
 // openat2 opens p relative to dirfd as O_PATH|O_CLOEXEC plus flags,
 // retrying the EAGAIN the kernel returns when a rename raced with "..".
 func openat2(dirfd int, p string, flags, resolve uint64) (int, error) {

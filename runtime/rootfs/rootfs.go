@@ -10,10 +10,13 @@
 //	rootfs.Pivot(spec.Root.Path, opts.NoPivot)  // pivot_root, or MS_MOVE+chroot fallback
 //	rootfs.Finalize(spec)       // after pivot: masked paths, readonly paths, readonly root
 //
-// Every destination is resolved with openat2(RESOLVE_IN_ROOT) (pathrs-lite),
-// created inside the root if missing, held as an O_PATH handle whose path is
-// checked to be under the root, and mounted onto through /proc/self/fd/N (or
-// move_mount for detached bind trees), so no symlink swap can redirect it.
+// Every destination is resolved with one openat2(RESOLVE_IN_ROOT) from the
+// root's handle, created inside the root if missing (mkdirat/mknodat relative
+// to directory handles resolved the same way), held as an O_PATH handle and
+// mounted onto through /proc/self/fd/N (or move_mount for detached bind
+// trees), so no symlink swap can redirect it: the kernel confines the
+// resolution, and the mount lands where the handle points (resolve.go).
+// Without openat2, pathrs-lite resolves and the handle's path is checked.
 //
 // Bind mounts use open_tree + mount_setattr + move_mount (Linux 5.12+, with
 // a mount(2) fallback): mount_setattr changes only the attributes the spec
@@ -30,7 +33,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -83,26 +85,17 @@ func Prepare(spec *specs.Spec, opts Options) error {
 		linux = &specs.Linux{}
 	}
 	b := &builder{
-		spec:      spec,
-		linux:     linux,
-		root:      root,
-		opts:      opts,
-		inUserNS:  opts.InUserNS || runningInUserNS(),
-		profStart: time.Now(),
-		cgroupNS:  hasNamespace(linux, specs.CgroupNamespace),
-		netNS:     hasNamespace(linux, specs.NetworkNamespace),
-	}
-	profT := time.Now()
-	prof := func(what string) {
-		if os.Getenv("PROF") != "" {
-			fmt.Fprintf(os.Stderr, "%-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
-		}
-		profT = time.Now()
+		spec:     spec,
+		linux:    linux,
+		root:     root,
+		opts:     opts,
+		inUserNS: opts.InUserNS || runningInUserNS(),
+		cgroupNS: hasNamespace(linux, specs.CgroupNamespace),
+		netNS:    hasNamespace(linux, specs.NetworkNamespace),
 	}
 	if err := b.prepareRoot(); err != nil {
 		return err
 	}
-	prof("root")
 	defer b.close()
 
 	devMounted := false
@@ -124,30 +117,27 @@ func Prepare(spec *specs.Spec, opts Options) error {
 		if err := b.mount(m); err != nil {
 			return err
 		}
-		prof(m.Destination)
 	}
 	if !devIsBind(spec) {
 		if err := b.setupDev(); err != nil {
 			return err
 		}
 	}
-	prof("dev")
 	return nil
 }
 
 // builder carries Prepare's state.
 type builder struct {
-	spec      *specs.Spec
-	linux     *specs.Linux
-	root      string
-	profStart time.Time
-	rootFd    int            // O_PATH handle on the root's self-bind
-	rootF     *os.File       // the same, for pathrs-lite (slow path only)
-	dirs      map[string]int // mkdirAll's cache
-	opts      Options
-	inUserNS  bool
-	cgroupNS  bool
-	netNS     bool
+	spec     *specs.Spec
+	linux    *specs.Linux
+	root     string
+	rootFd   int            // O_PATH handle on the root's self-bind
+	rootF    *os.File       // the same, for pathrs-lite (slow path only)
+	dirs     map[string]int // mkdirAll's cache
+	opts     Options
+	inUserNS bool
+	cgroupNS bool
+	netNS    bool
 }
 
 // prepareRoot sets "/" propagation, makes the mount holding the root
@@ -192,6 +182,7 @@ func (b *builder) openRoot() error {
 		return fmt.Errorf("rootfs: open root: %w", &os.PathError{Op: "open", Path: b.root, Err: err})
 	}
 	b.rootFd = fd
+	probeOpenat2(fd)
 	return nil
 }
 
@@ -232,7 +223,6 @@ func Chroot(root string) error {
 }
 
 func Pivot(root string, noPivot bool) error {
-	pivotStart = time.Now()
 	root = filepath.Clean(root)
 	if noPivot {
 		return moveRoot(root)
@@ -245,12 +235,7 @@ func Pivot(root string, noPivot bool) error {
 	return err
 }
 
-var pivotStart time.Time
-
 func pivotRoot(root string) error {
-	if os.Getenv("PROF") != "" {
-		fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", "enter", float64(time.Since(pivotStart).Nanoseconds())/1000)
-	}
 	oldRoot, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("rootfs: open old root: %w", err)
@@ -267,18 +252,6 @@ func pivotRoot(root string) error {
 	// With new_root == put_old the old root ends up mounted on top of the
 	// new one, reachable as "." through the old root's fd: no temporary
 	// directory needed in the (possibly read-only) rootfs.
-	prof0 := time.Now()
-	if os.Getenv("PROF") != "" {
-		fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", "open+chdir", float64(time.Since(pivotStart).Nanoseconds())/1000)
-	}
-	profT := prof0
-	prof := func(what string) {
-		if os.Getenv("PROF") != "" {
-			fmt.Fprintf(os.Stderr, "P %-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
-		}
-		profT = time.Now()
-	}
-	defer prof("end")
 	if err := unix.PivotRoot(".", "."); err != nil {
 		return fmt.Errorf("rootfs: pivot_root %s: %w", root, err)
 	}
@@ -289,7 +262,6 @@ func pivotRoot(root string) error {
 	if err := unix.Mount("", ".", "", unix.MS_SLAVE|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("rootfs: make old root rslave: %w", err)
 	}
-	prof("pivot+slave")
 	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
 		return fmt.Errorf("rootfs: detach old root: %w", err)
 	}
@@ -341,26 +313,16 @@ func Finalize(spec *specs.Spec) error {
 			}
 		}
 	}
-	profT := time.Now()
-	prof := func(what string) {
-		if os.Getenv("PROF") != "" {
-			fmt.Fprintf(os.Stderr, "F %-20s %6.1fus\n", what, float64(time.Since(profT).Nanoseconds())/1000)
-		}
-		profT = time.Now()
-	}
 	for _, p := range linux.ReadonlyPaths {
 		if err := readonlyPath(p); err != nil {
 			return err
 		}
-		prof(p)
 	}
 	for _, p := range linux.MaskedPaths {
 		if err := maskPath(p); err != nil {
 			return err
 		}
-		prof(p)
 	}
-	defer prof("end")
 	for _, m := range spec.Mounts {
 		if cleanDest(m.Destination) == "/dev" && m.Type != "bind" && parseOptions(m.Options).flags&unix.MS_RDONLY != 0 {
 			if err := setReadonly("/dev", false); err != nil {
@@ -487,7 +449,7 @@ func devIsBind(spec *specs.Spec) bool {
 
 // runningInUserNS: the initial user namespace maps the full 32-bit range.
 func runningInUserNS() bool {
-	b, err := os.ReadFile("/proc/self/uid_map")
+	b, err := readSmall("/proc/self/uid_map")
 	if err != nil {
 		return false
 	}

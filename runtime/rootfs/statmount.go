@@ -3,6 +3,7 @@ package rootfs
 import (
 	"bytes"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/moby/sys/mountinfo"
@@ -31,10 +32,16 @@ const (
 	statmountHeader = 512
 )
 
+// noStatmount is set once statmount or listmount returned ENOSYS.
+var noStatmount atomic.Bool
+
 func listmount(id uint64, ids []uint64) (int, error) {
 	req := mntIDReq{size: uint32(unsafe.Sizeof(mntIDReq{})), mntID: id}
 	n, _, e := unix.Syscall6(unix.SYS_LISTMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&ids[0])), uintptr(len(ids)), 0, 0, 0)
 	if e != 0 {
+		if e == unix.ENOSYS {
+			noStatmount.Store(true)
+		}
 		return 0, e
 	}
 	return int(n), nil
@@ -45,6 +52,9 @@ func statmount(id, mask uint64, buf []byte) (uint64, error) {
 	req := mntIDReq{size: uint32(unsafe.Sizeof(mntIDReq{})), mntID: id, param: mask}
 	_, _, e := unix.Syscall6(unix.SYS_STATMOUNT, uintptr(unsafe.Pointer(&req)), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0)
 	if e != 0 {
+		if e == unix.ENOSYS {
+			noStatmount.Store(true)
+		}
 		return 0, e
 	}
 	return *(*uint64)(unsafe.Pointer(&buf[8])), nil
@@ -74,7 +84,7 @@ const (
 // mountinfo.
 func sysCgroupMounts(root string, own map[string]string) (out []*mountinfo.Info, ok bool) {
 	const dir = "/sys/fs/cgroup"
-	if root == "/" || strings.HasPrefix(dir+"/", root+"/") {
+	if noStatmount.Load() || root == "/" || strings.HasPrefix(dir+"/", root+"/") {
 		return nil, false
 	}
 	var stx unix.Statx_t
