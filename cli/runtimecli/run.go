@@ -42,8 +42,9 @@ func (g *globals) runCmd() *cobra.Command {
 			// enabling handlers is slow enough to overlap with the create.
 			sigc := make(chan os.Signal, 64)
 			if !detach {
+				// No signal.Stop: it waits for the signal loop to go idle,
+				// which costs about a millisecond, and the process ends anyway.
 				go signal.Notify(sigc, forwarded...)
-				defer signal.Stop(sigc)
 			}
 			spec, err := runtime.LoadSpec(f.bundle)
 			if err != nil {
@@ -355,7 +356,6 @@ func (g *globals) execCmd() *cobra.Command {
 			sigc := make(chan os.Signal, 64)
 			if !detach {
 				signal.Notify(sigc, forwarded...)
-				defer signal.Stop(sigc)
 			}
 			_ = ignorePaused
 			proc, err := c.Exec(o)

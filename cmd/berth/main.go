@@ -27,7 +27,10 @@ func main() {
 		os.Exit(runtimecli.Main("berth-runtime", os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "runtime" {
-		os.Exit(runtimecli.Main("berth runtime", os.Args[2:]))
+		runtime.Trace("main")
+		code := runtimecli.Main("berth runtime", os.Args[2:])
+		runtime.Trace("exit")
+		os.Exit(code)
 	}
 	fmt.Fprintln(os.Stderr, "usage: berth runtime <command> (the engine's other commands are coming)")
 	os.Exit(2)
