@@ -18,6 +18,7 @@ import (
 
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/runtime"
+	ocispec "berth.dev/berth/runtime/spec"
 )
 
 // env drives the real berth binary's runtime CLI with a private --root.
@@ -99,7 +100,7 @@ func (e *env) must(args ...string) string {
 
 // spec is the base config of the tests: runc's default, no terminal.
 func spec(args ...string) *specs.Spec {
-	s := runtime.DefaultSpec()
+	s := ocispec.Default()
 	s.Process.Terminal = false
 	s.Process.Args = args
 	return s

@@ -195,15 +195,9 @@ func (c *Container) destroy() error {
 	if m, err := c.cgroup(); err != nil {
 		errs = append(errs, err)
 	} else if m != nil {
-		// Without a pid namespace of its own, processes may outlive the init.
-		if !c.ownPidNS() {
-			if pids, _ := m.Pids(); len(pids) > 0 {
-				c.signalAll(syscall.SIGKILL)
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-		if err := m.Destroy(); err != nil {
-			errs = append(errs, fmt.Errorf("remove cgroup: %w", err))
+		if err := destroyCgroup(m, c.ownPidNS()); err != nil {
+			// Keep the state: a later delete can still find and remove it.
+			return fmt.Errorf("remove cgroup of %s (retry delete): %w", c.Saved.ID, err)
 		}
 	}
 	if err := c.unmountShared(); err != nil {
@@ -221,6 +215,32 @@ func (c *Container) destroy() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// destroyCgroup removes a stopped container's cgroups. The init's death
+// kills the rest of a pid namespace, but those processes take a moment to
+// leave the cgroup (and without a pid namespace they may outlive the init):
+// kill what is left and retry for a while.
+func destroyCgroup(m cgroups.Manager, ownPidNS bool) error {
+	if !ownPidNS {
+		killCgroup(m)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := m.Destroy()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		killCgroup(m)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func killCgroup(m cgroups.Manager) {
+	pids, _ := m.Pids()
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 }
 
 // ownPidNS reports whether the container had a new pid namespace, where the

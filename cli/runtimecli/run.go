@@ -22,6 +22,7 @@ import (
 
 	"berth.dev/berth/runtime"
 	"berth.dev/berth/runtime/seccomp"
+	ocispec "berth.dev/berth/runtime/spec"
 )
 
 func (g *globals) runCmd() *cobra.Command {
@@ -482,9 +483,9 @@ func (g *globals) specCmd() *cobra.Command {
 		Short: "Write a default config.json into the bundle",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s := runtime.DefaultSpec()
+			s := ocispec.Default()
 			if rootless {
-				runtime.RootlessSpec(s, uint32(os.Geteuid()), uint32(os.Getegid()))
+				ocispec.Rootless(s, uint32(os.Geteuid()), uint32(os.Getegid()))
 			}
 			path := filepath.Join(bundle, "config.json")
 			if _, err := os.Stat(path); err == nil {

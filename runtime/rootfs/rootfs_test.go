@@ -18,6 +18,8 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	ocispec "berth.dev/berth/runtime/spec"
 	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/internal/testutil"
@@ -301,28 +303,21 @@ func mustOK(t *testing.T, rep *report) {
 	}
 }
 
-// defaultSpec is what `runc spec` writes (mounts, masked and read-only
-// paths, namespaces), rooted at root.
+// defaultSpec is berth's default spec (runc's mounts, masked and read-only
+// paths) rooted at root, without a cgroup namespace: the test child has none.
 func defaultSpec(root string) *specs.Spec {
-	return &specs.Spec{
-		Version: specs.Version,
-		Root:    &specs.Root{Path: root},
-		Mounts: []specs.Mount{
-			{Destination: "/proc", Type: "proc", Source: "proc"},
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
-			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
-			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
-			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
-			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
-			{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}},
-		},
-		Linux: &specs.Linux{
-			Namespaces: []specs.LinuxNamespace{{Type: "pid"}, {Type: "network"}, {Type: "ipc"}, {Type: "uts"}, {Type: "mount"}},
-			MaskedPaths: []string{"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-				"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
-			ReadonlyPaths: []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
-		},
+	s := ocispec.Default()
+	s.Root = &specs.Root{Path: root}
+	s.Process, s.Hostname = nil, ""
+	var ns []specs.LinuxNamespace
+	for _, n := range s.Linux.Namespaces {
+		if n.Type != specs.CgroupNamespace {
+			ns = append(ns, n)
+		}
 	}
+	s.Linux.Namespaces = ns
+	s.Linux.Resources = nil
+	return s
 }
 
 func findMount(rep *report, mp string) *mnt {
