@@ -165,12 +165,41 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return nil, err
 		}
 	}
+	// The cgroups are made while the rest of create goes on: they are needed
+	// only when the init is forked.
+	// The init creates the spec's device nodes, which the spec's device
+	// rules may deny: limits are set once the rootfs is made, before any of
+	// the user's code runs (as runc does).
 	var cg cgroups.Manager
+	cgc := make(chan error, 1)
+	go func() {
+		allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
+		m, err := cgroups.New(spec.Linux.CgroupsPath, id, allowAll)
+		if err != nil {
+			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
+			return
+		}
+		cg = m
+		if err := m.Apply(-1); err != nil {
+			cgc <- fmt.Errorf("create cgroup: %w", err)
+			return
+		}
+		cgc <- nil
+	}()
+	waitCgroup := func() error {
+		if cgc == nil {
+			return nil
+		}
+		err := <-cgc
+		cgc = nil
+		return err
+	}
 	var cmd *exec.Cmd
 	defer func() {
 		if retErr == nil {
 			return
 		}
+		waitCgroup()
 		if cmd != nil && cmd.Process != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
@@ -203,19 +232,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 
-	// The init creates the spec's device nodes, which the spec's device
-	// rules may deny: limits are set once the rootfs is made, before any of
-	// the user's code runs (as runc does).
-	allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
-	cg, err = cgroups.New(spec.Linux.CgroupsPath, id, allowAll)
-	if err != nil {
-		return nil, fmt.Errorf("cgroups: %w", err)
-	}
-	if err := cg.Apply(-1); err != nil {
-		return nil, fmt.Errorf("create cgroup: %w", err)
-	}
-	cgState := cg.State()
-	c.Saved.Cgroup = &cgState
 	limits := specs.LinuxResources{}
 	if spec.Linux.Resources != nil {
 		limits = *spec.Linux.Resources
@@ -224,7 +240,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
 
-	trace("cgroup created")
 	var filter []byte
 	if spec.Linux.Seccomp != nil {
 		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp-cache"))
@@ -259,6 +274,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
+	if err := waitCgroup(); err != nil {
+		return nil, err
+	}
+	cgState := cg.State()
+	c.Saved.Cgroup = &cgState
+	trace("cgroup created")
 	cgfd, cgTasks, err := cgroupPlacement(cg)
 	if err != nil {
 		return nil, err

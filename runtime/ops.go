@@ -84,10 +84,8 @@ func (c *Container) Start() error {
 	if len(msg) > 0 {
 		return fmt.Errorf("start container %s: %s", c.Saved.ID, msg)
 	}
+	// No save: the status is derived, and the fifo's absence says running.
 	c.Saved.Status = StatusRunning
-	if err := c.save(); err != nil {
-		return err
-	}
 	if spec, err := c.Spec(); err == nil && spec.Hooks != nil {
 		// The process may have exited already; the hook is still told of
 		// the start it follows.
