@@ -19,7 +19,8 @@ done
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 holder=
 cleanup() {
-	[ -n "$holder" ] && kill "$holder" 2>/dev/null
+	# The holder's mount namespace holds copies of our mounts until it is gone.
+	[ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
 	"$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1
 	umount "$work"/root-berth/.berth-* 2>/dev/null
 	rmdir /sys/fs/cgroup/*/berth 2>/dev/null

@@ -205,7 +205,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			cmd.Wait()
 		}
 		if cg != nil {
-			cg.Destroy()
+			destroyCgroup(cg, hasNewNS(spec, specs.PIDNamespace))
 		}
 		c.unmountShared()
 		os.RemoveAll(dir)

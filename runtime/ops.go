@@ -217,8 +217,9 @@ func (c *Container) destroy() error {
 
 // destroyCgroup removes a stopped container's cgroups. The init's death
 // kills the rest of a pid namespace, but those processes take a moment to
-// leave the cgroup (and without a pid namespace they may outlive the init):
-// kill what is left and retry for a while.
+// leave the cgroup (and without a pid namespace they may outlive the init),
+// and v1 answers EBUSY for a moment even after the last one is reaped: kill
+// what is left and retry for a while.
 func destroyCgroup(m cgroups.Manager, ownPidNS bool) error {
 	if !ownPidNS {
 		killCgroup(m)
