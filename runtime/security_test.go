@@ -72,7 +72,15 @@ func TestConsoleSocket(t *testing.T) {
 			return
 		}
 		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		if len(msgs) != 1 {
+			masterc <- nil
+			return
+		}
 		fds, _ := unix.ParseUnixRights(&msgs[0])
+		if len(fds) != 1 {
+			masterc <- nil
+			return
+		}
 		masterc <- os.NewFile(uintptr(fds[0]), "master")
 	}()
 	s := sh(`tty; stty size; readlink /proc/self/fd/0; echo done`)
