@@ -274,18 +274,26 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
-	if err := waitCgroup(); err != nil {
-		return nil, err
-	}
-	cgState := cg.State()
-	c.Saved.Cgroup = &cgState
-	trace("cgroup created")
-	cgfd, cgTasks, err := cgroupPlacement(cg)
-	if err != nil {
-		return nil, err
-	}
-	if cgfd >= 0 {
-		defer unix.Close(cgfd)
+	// On a v2 host the init is cloned straight into its cgroup, which must
+	// exist first. On v1 the init starts at once and boots while the cgroups
+	// are made, then moves its own main thread in (initConfig.CgroupTasks).
+	// In a new user namespace it could not: the host's cgroup files are not
+	// its to write.
+	early := cgroups.HostMode() != cgroups.ModeV2 && !hasNewNS(spec, specs.UserNamespace)
+	cgfd, cgTasks := -1, []string(nil)
+	if !early {
+		if err := waitCgroup(); err != nil {
+			return nil, err
+		}
+		cgState := cg.State()
+		c.Saved.Cgroup = &cgState
+		trace("cgroup created")
+		if cgfd, cgTasks, err = cgroupPlacement(cg); err != nil {
+			return nil, err
+		}
+		if cgfd >= 0 {
+			defer unix.Close(cgfd)
+		}
 	}
 	cfg.Fds.Preserve = o.PreserveFds
 	cfg.Fds.Sync = 3 + len(extra)
@@ -314,7 +322,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	sp := &spawn{
 		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, cgroupTasks: cgTasks, extra: extra,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: early, extra: extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
@@ -322,6 +330,24 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("init started")
+	if early {
+		if err := waitCgroup(); err != nil {
+			return nil, err
+		}
+		cgState := cg.State()
+		c.Saved.Cgroup = &cgState
+		trace("cgroup created")
+		for k, dir := range cg.Paths() {
+			if k != "" {
+				cfg.CgroupTasks = append(cfg.CgroupTasks, dir)
+			} else if needsUnified(spec.Linux.Resources) {
+				// The v2 half of a hybrid host only matters for its limits;
+				// joining it moves the whole process (the slow lock).
+				cfg.CgroupProcs = append(cfg.CgroupProcs, dir)
+			}
+		}
+		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
+	}
 	pid := cmd.Process.Pid
 	syncC.Close()
 	pipeR.Close()
@@ -388,6 +414,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 	return &Created{Container: c, Cmd: cmd}, nil
+}
+
+// needsUnified reports limits that live in the cgroup2 half of a hybrid host.
+func needsUnified(r *specs.LinuxResources) bool {
+	return r != nil && (len(r.HugepageLimits) > 0 || len(r.Unified) > 0)
 }
 
 // hooksPhase runs when the init has made the rootfs: set the cgroup limits,

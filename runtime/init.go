@@ -68,6 +68,9 @@ func (in *initProc) containerInit() error {
 		return errors.New("init: no linux spec")
 	}
 	p := in.cfg.Process
+	if err := in.joinCgroups(); err != nil {
+		return err
+	}
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -170,6 +173,28 @@ func (in *initProc) containerInit() error {
 		return errors.New("config.json has no process: there is nothing to start")
 	}
 	return in.finish(p)
+}
+
+// joinCgroups moves the init into the cgroups the parent made while it
+// booted. Only this (main, locked) thread moves for v1: it is the one that
+// forks hooks and execs the user's process, and the rest die at exec.
+func (in *initProc) joinCgroups() error {
+	for _, dir := range in.cfg.CgroupTasks {
+		if err := os.WriteFile(dir+"/tasks", []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	for _, dir := range in.cfg.CgroupProcs {
+		if err := os.WriteFile(dir+"/cgroup.procs", []byte("0"), 0); err != nil {
+			return fmt.Errorf("join cgroup %s: %w", dir, err)
+		}
+	}
+	if in.cfg.UnshareCgroupNS {
+		if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+			return fmt.Errorf("create cgroup namespace: %w", err)
+		}
+	}
+	return nil
 }
 
 // execInit runs a process inside a running container: the namespaces were

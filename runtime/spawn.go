@@ -34,6 +34,14 @@ type initConfig struct {
 	// where it may set the hostname; NewUser that it is in a new user namespace.
 	NewUTS  bool `json:"new_uts,omitempty"`
 	NewUser bool `json:"new_user,omitempty"`
+	// CgroupTasks are v1 cgroup dirs the init moves its main thread into
+	// ("0" > tasks: no threadgroup lock) before anything else; the thread
+	// that execs the user's process takes them along. CgroupProcs are
+	// joined by the whole process. UnshareCgroupNS then makes the cgroup
+	// namespace, rooted at the container's cgroups.
+	CgroupTasks     []string `json:"cgroup_tasks,omitempty"`
+	CgroupProcs     []string `json:"cgroup_procs,omitempty"`
+	UnshareCgroupNS bool     `json:"unshare_cgroupns,omitempty"`
 	// HostPid is the init's pid as the parent sees it, for hook state.
 	HostPid int         `json:"host_pid"`
 	State   specs.State `json:"state"`
@@ -124,10 +132,13 @@ type spawn struct {
 	// forking thread there first (see start).
 	cgroupFD    int
 	cgroupTasks []string
-	extra       []*os.File
-	stdin       io.Reader
-	stdout      io.Writer
-	stderr      io.Writer
+	// lateCgroupNS leaves a new cgroup namespace to the init, which makes
+	// it once it has joined its cgroups (initConfig.UnshareCgroupNS).
+	lateCgroupNS bool
+	extra        []*os.File
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 // start starts the init. Namespaces with a path that a multi-threaded process
@@ -150,6 +161,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 			return nil, fmt.Errorf("unknown namespace type %q", ns.Type)
 		}
 		switch {
+		case ns.Path == "" && ns.Type == specs.CgroupNamespace && s.lateCgroupNS:
 		case ns.Path == "":
 			attr.Cloneflags |= flag
 		case childJoined(ns.Type):
