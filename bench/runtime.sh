@@ -19,6 +19,7 @@ done
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
 holder=
 cleanup() {
+	set +e # every step runs, whatever the one before returned
 	# The holder's mount namespace holds copies of our mounts until it is gone.
 	[ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
 	"$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1
