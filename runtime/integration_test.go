@@ -649,3 +649,31 @@ func TestOverlayMount(t *testing.T) {
 		t.Fatalf("write through the overlay did not reach upperdir: %q %v", b, err)
 	}
 }
+
+// TestListJSONAndLogFile covers list --format json and --log/--log-format:
+// an error goes to the log file as JSON, as containerd's runc shim reads it.
+func TestListJSONAndLogFile(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	e.must("run", "--detach", "--bundle", e.bundle(spec("sleep", "100")), id)
+	var list []map[string]any
+	if err := json.Unmarshal([]byte(e.must("list", "--format", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0]["id"] != id || list[0]["status"] != "running" || list[0]["pid"].(float64) <= 0 {
+		t.Fatalf("list --format json: %v", list)
+	}
+	logFile := filepath.Join(t.TempDir(), "log.json")
+	if _, _, code := e.try("--log", logFile, "--log-format", "json", "start", "no-such-container"); code == 0 {
+		t.Fatal("start of a missing container succeeded")
+	}
+	b, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entry map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(b), &entry); err != nil || entry["level"] != "error" || !strings.Contains(fmt.Sprint(entry["msg"]), "does not exist") {
+		t.Fatalf("log file: %q (%v)", b, err)
+	}
+	e.must("delete", "--force", id)
+}

@@ -107,7 +107,14 @@ func (g *globals) setup() error {
 		g.logFile = f
 		w = f
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	// Levels in lower case, as runc's (logrus) logs, which callers such
+	// as containerd's shim parse for "level":"error".
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.LevelKey {
+			a.Value = slog.StringValue(strings.ToLower(a.Value.String()))
+		}
+		return a
+	}}
 	switch g.logFormat {
 	case "json":
 		g.log = slog.New(slog.NewJSONHandler(w, opts))
