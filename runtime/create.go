@@ -240,13 +240,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
 
-	var filter []byte
-	if spec.Linux.Seccomp != nil {
-		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp-cache"))
-		if err != nil {
-			return nil, errdefs.Invalid("seccomp: %v", err)
-		}
-		filter = f.Bytes()
+	filter, err := r.seccompFilter(spec)
+	if err != nil {
+		return nil, err
 	}
 
 	trace("seccomp compiled")
@@ -255,21 +251,11 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("protect init binary: %w", err)
 	}
 	trace("init binary checked")
-	syncP, syncC, err := socketpair("sync")
-	if err != nil {
-		return nil, err
-	}
-	defer syncP.Close()
-	defer syncC.Close()
 	fifo, err := os.OpenFile(filepath.Join(dir, execFifo), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer fifo.Close()
-	extra, err := preservedFiles(o.PreserveFds)
-	if err != nil {
-		return nil, err
-	}
 	cfg := &initConfig{
 		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
 		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
@@ -295,34 +281,17 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			defer unix.Close(cgfd)
 		}
 	}
-	cfg.Fds.Preserve = o.PreserveFds
-	cfg.Fds.Sync = 3 + len(extra)
-	extra = append(extra, syncC)
-	cfg.Fds.Fifo = 3 + len(extra)
-	extra = append(extra, fifo)
-	if spec.Process != nil && spec.Process.Terminal {
-		conn, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		cfg.Fds.Console = 3 + len(extra)
-		extra = append(extra, conn)
-	} else if o.ConsoleSocket != "" {
-		return nil, errdefs.Invalid("--console-socket given but process.terminal is false")
-	}
-	pipeR, pipeW, err := os.Pipe()
+	terminal := spec.Process != nil && spec.Process.Terminal
+	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, fifo, terminal, o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
 		return nil, err
 	}
-	defer pipeR.Close()
-	defer pipeW.Close()
-	extra = append(extra, pipeR)
+	defer files.close()
 
 	sp := &spawn{
 		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
 		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: early, extra: extra,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: early, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
@@ -349,8 +318,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
 	}
 	pid := cmd.Process.Pid
-	syncC.Close()
-	pipeR.Close()
+	files.started()
 	trace("init joined cgroups")
 	c.Saved.Pid = pid
 	c.Saved.StartTime, _, _ = procStartTime(pid)
@@ -365,16 +333,15 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	cfg.State.Pid = pid
 	// Hooks of the create phase see the state start will find: created.
 	cfg.State.Status = StatusCreated
-	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
+	if err := files.sendConfig(cfg); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	trace("config sent")
-	pipeW.Close()
 	if err := c.save(); err != nil {
 		return nil, err
 	}
 	for {
-		m, err := readSync(syncP)
+		m, err := readSync(files.sync)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				return nil, errInitExited
@@ -390,7 +357,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			if err := c.hooksPhase(cg, &limits, spec, cfg.State); err != nil {
 				reply = syncMsg{Type: "error", Error: err.Error()}
 			}
-			if err := writeSync(syncP, reply); err != nil {
+			if err := writeSync(files.sync, reply); err != nil {
 				return nil, err
 			}
 			if reply.Type == "error" {
@@ -414,6 +381,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 	return &Created{Container: c, Cmd: cmd}, nil
+}
+
+// seccompFilter compiles the spec's seccomp profile (cached on disk under
+// the root), or returns nil without one.
+func (r *Runtime) seccompFilter(spec *specs.Spec) ([]byte, error) {
+	if spec.Linux == nil || spec.Linux.Seccomp == nil {
+		return nil, nil
+	}
+	f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(r.Root, ".seccomp-cache"))
+	if err != nil {
+		return nil, errdefs.Invalid("seccomp: %v", err)
+	}
+	return f.Bytes(), nil
 }
 
 // needsUnified reports limits that live in the cgroup2 half of a hybrid host.

@@ -1,19 +1,16 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/errdefs"
-	"berth.dev/berth/runtime/seccomp"
 )
 
 // ExecOpts are the options of exec.
@@ -55,13 +52,9 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read container config: %w", err)
 	}
-	var filter []byte
-	if spec.Linux != nil && spec.Linux.Seccomp != nil {
-		f, err := seccomp.Compile(spec.Linux.Seccomp, filepath.Join(c.rt.Root, ".seccomp-cache"))
-		if err != nil {
-			return nil, err
-		}
-		filter = f.Bytes()
+	filter, err := c.rt.seccompFilter(spec)
+	if err != nil {
+		return nil, err
 	}
 	m, err := c.cgroup()
 	if err != nil {
@@ -71,36 +64,12 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	syncP, syncC, err := socketpair("sync")
-	if err != nil {
-		return nil, err
-	}
-	defer syncP.Close()
-	defer syncC.Close()
-	extra, err := preservedFiles(o.PreserveFds)
-	if err != nil {
-		return nil, err
-	}
 	cfg := &initConfig{ID: c.Saved.ID, Spec: spec, Process: p, Exec: true, Seccomp: filter}
-	cfg.Fds.Preserve = o.PreserveFds
-	cfg.Fds.Sync = 3 + len(extra)
-	extra = append(extra, syncC)
-	if p.Terminal {
-		conn, err := consoleConn(o.ConsoleSocket, o.ConsoleConn)
-		if err != nil {
-			return nil, err
-		}
-		defer conn.Close()
-		cfg.Fds.Console = 3 + len(extra)
-		extra = append(extra, conn)
-	}
-	pipeR, pipeW, err := os.Pipe()
+	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, nil, p.Terminal, o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
 		return nil, err
 	}
-	defer pipeR.Close()
-	defer pipeW.Close()
-	extra = append(extra, pipeR)
+	defer files.close()
 	cgfd, cgTasks := -1, []string(nil)
 	if m != nil {
 		if cgfd, cgTasks, err = cgroupPlacement(m); err != nil {
@@ -111,7 +80,7 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 		}
 	}
 	sp := &spawn{
-		exe: exe, args: c.rt.initArgs(), ns: c.Saved.Namespaces, cgroupFD: cgfd, cgroupTasks: cgTasks, extra: extra,
+		exe: exe, args: c.rt.initArgs(), ns: c.Saved.Namespaces, cgroupFD: cgfd, cgroupTasks: cgTasks, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	// The namespaces were new for the init; for us they are all joins.
@@ -119,8 +88,7 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	syncC.Close()
-	pipeR.Close()
+	files.started()
 	fail := func(err error) (*exec.Cmd, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
@@ -128,12 +96,11 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	}
 	cfg.HostPid = cmd.Process.Pid
 	cfg.State = c.State()
-	if err := json.NewEncoder(pipeW).Encode(cfg); err != nil {
+	if err := files.sendConfig(cfg); err != nil {
 		return fail(fmt.Errorf("send config to exec init: %w", err))
 	}
-	pipeW.Close()
 	// The sync socket is close-on-exec: EOF means the process exec'd.
-	msg, err := readSync(syncP)
+	msg, err := readSync(files.sync)
 	if err == nil && msg.Type == "error" {
 		return fail(errors.New(msg.Error))
 	}

@@ -15,6 +15,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"berth.dev/berth/errdefs"
 	"berth.dev/berth/runtime/cgroups"
 	"berth.dev/berth/runtime/nsenter"
 )
@@ -321,3 +322,85 @@ func socketpair(name string) (*os.File, *os.File, error) {
 }
 
 var errInitExited = errors.New("container init exited before it was ready")
+
+// initFiles are the files an init gets beyond its stdio, at the numbers its
+// config names: the caller's preserved fds, the sync socket, the exec fifo
+// (create only), the console connection, and last the config pipe (whose
+// number the init reads from its environment).
+type initFiles struct {
+	extra  []*os.File // for spawn.extra, in fd order from 3
+	sync   *os.File   // our end of the sync socket
+	config *os.File   // our end of the config pipe
+	theirs []*os.File // the init's ends, ours to close once it has them
+}
+
+func newInitFiles(fds *initFds, preserve int, fifo *os.File, terminal bool, consoleSocket string, given *os.File) (_ *initFiles, retErr error) {
+	if consoleSocket != "" && !terminal {
+		return nil, errdefs.Invalid("--console-socket given but the process has no terminal")
+	}
+	extra, err := preservedFiles(preserve)
+	if err != nil {
+		return nil, err
+	}
+	f := &initFiles{}
+	defer func() {
+		if retErr != nil {
+			f.close()
+		}
+	}()
+	syncP, syncC, err := socketpair("sync")
+	if err != nil {
+		return nil, err
+	}
+	f.sync = syncP
+	f.theirs = append(f.theirs, syncC)
+	fds.Preserve = preserve
+	fds.Sync = 3 + len(extra)
+	extra = append(extra, syncC)
+	if fifo != nil {
+		fds.Fifo = 3 + len(extra)
+		extra = append(extra, fifo)
+	}
+	if terminal {
+		conn, err := consoleConn(consoleSocket, given)
+		if err != nil {
+			return nil, err
+		}
+		f.theirs = append(f.theirs, conn)
+		fds.Console = 3 + len(extra)
+		extra = append(extra, conn)
+	}
+	pipeR, pipeW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	f.config = pipeW
+	f.theirs = append(f.theirs, pipeR)
+	f.extra = append(extra, pipeR)
+	return f, nil
+}
+
+// started closes our copies of the init's ends: EOF on the sync socket then
+// means the init is gone (or exec'd).
+func (f *initFiles) started() {
+	for _, c := range f.theirs {
+		c.Close()
+	}
+}
+
+// sendConfig writes the init's config and closes the pipe.
+func (f *initFiles) sendConfig(cfg *initConfig) error {
+	err := json.NewEncoder(f.config).Encode(cfg)
+	f.config.Close()
+	return err
+}
+
+func (f *initFiles) close() {
+	f.started()
+	if f.sync != nil {
+		f.sync.Close()
+	}
+	if f.config != nil {
+		f.config.Close()
+	}
+}

@@ -122,15 +122,7 @@ func (b *builder) openInRoot(p string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	fd, err := fromFile(f)
-	if err != nil {
-		return -1, err
-	}
-	if err := b.checkInRoot(fd); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+	return b.checkedFd(f)
 }
 
 // createDest returns an O_PATH handle on dest inside the root, creating it
@@ -238,15 +230,7 @@ func (b *builder) createSlow(dest string, dir bool) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("create %s in root: %w", dest, err)
 	}
-	fd, err := fromFile(f)
-	if err != nil {
-		return -1, err
-	}
-	if err := b.checkInRoot(fd); err != nil {
-		unix.Close(fd)
-		return -1, err
-	}
-	return fd, nil
+	return b.checkedFd(f)
 }
 
 func (b *builder) createFileSlow(dest string) (*os.File, error) {
@@ -334,4 +318,17 @@ func mountID(fd int) (uint64, error) {
 		return 0, err
 	}
 	return st.Mnt_id, nil
+}
+
+// checkedFd takes f's descriptor and checks that it lies inside the root.
+func (b *builder) checkedFd(f *os.File) (int, error) {
+	fd, err := fromFile(f)
+	if err != nil {
+		return -1, err
+	}
+	if err := b.checkInRoot(fd); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
 }
