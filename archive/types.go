@@ -1,0 +1,50 @@
+// Package archive reads and writes layer tars: it applies a layer (any
+// compression, whiteouts, hostile input refused) onto a directory in one
+// streaming pass, and writes a layer from a set of changes (an overlay upper
+// directory, or the difference between two trees).
+package archive
+
+import (
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Compression of a layer stream, detected by its magic bytes.
+type Compression int
+
+// Known compressions.
+const (
+	Uncompressed Compression = iota
+	Gzip
+	Zstd
+)
+
+// WhiteoutMode says how Apply records a deletion (".wh.name") or an opaque
+// directory (".wh..wh..opq").
+type WhiteoutMode int
+
+const (
+	// WhiteoutDelete removes the path from the tree: for drivers whose
+	// snapshot directory is the whole file system (vfs, btrfs).
+	WhiteoutDelete WhiteoutMode = iota
+	// WhiteoutOverlay writes overlayfs whiteouts (a 0/0 character device,
+	// the trusted.overlay.opaque xattr) into an upper directory.
+	WhiteoutOverlay
+)
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	Whiteouts WhiteoutMode
+	// Expected, when set, is the digest of the stream as given (compressed
+	// or not): Apply fails, and says so, when the bytes do not match it.
+	Expected digest.Digest
+	// ExpectedDiffID, when set, is the digest of the uncompressed tar.
+	ExpectedDiffID digest.Digest
+}
+
+// Result reports an applied layer.
+type Result struct {
+	Digest      digest.Digest // of the stream as given
+	DiffID      digest.Digest // of the uncompressed tar
+	Size        int64         // bytes of the uncompressed tar
+	Compression Compression
+}
