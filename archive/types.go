@@ -39,6 +39,13 @@ type ApplyOptions struct {
 	Expected digest.Digest
 	// ExpectedDiffID, when set, is the digest of the uncompressed tar.
 	ExpectedDiffID digest.Digest
+	// MaxFiles, when not 0, is the most entries the tar may hold.
+	MaxFiles int64
+	// MaxBytes, when not 0, is the most bytes the uncompressed tar may
+	// hold: it bounds a decompression bomb too.
+	MaxBytes int64
+	// Sync makes Apply syncfs the root's file system once at the end.
+	Sync bool
 }
 
 // Result reports an applied layer.
@@ -47,4 +54,5 @@ type Result struct {
 	DiffID      digest.Digest // of the uncompressed tar
 	Size        int64         // bytes of the uncompressed tar
 	Compression Compression
+	Entries     int64 // tar entries read
 }

@@ -1,0 +1,130 @@
+package archive
+
+import (
+	"archive/tar"
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+
+	digest "github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/errdefs"
+)
+
+// copyBufSize is the buffer file contents go through: large enough that a
+// big file costs few write(2) calls.
+const copyBufSize = 1 << 20
+
+// Apply extracts the layer tar read from r (gzip, zstd or uncompressed,
+// detected by its magic) onto the directory root in one pass, hashing the
+// stream as given and the uncompressed tar on the way. It reads r to its end
+// so that the digests cover every byte. A layer whose digests do not match
+// opts.Expected or opts.ExpectedDiffID is an error (errdefs invalid) after
+// extraction: the caller must throw the tree away. Every entry is resolved
+// inside root: no name, symlink or hardlink in the tar or already in root
+// can make Apply write outside it.
+func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Result, error) {
+	var res Result
+	dg, err := digesterFor(opts.Expected)
+	if err != nil {
+		return res, err
+	}
+	dd, err := digesterFor(opts.ExpectedDiffID)
+	if err != nil {
+		return res, err
+	}
+	rootfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return res, fmt.Errorf("open layer root %s: %w", root, err)
+	}
+	defer unix.Close(rootfd)
+
+	raw := bufio.NewReaderSize(io.TeeReader(r, dg.Hash()), 1<<16)
+	res.Compression, err = DetectCompression(raw)
+	if err != nil {
+		return res, err
+	}
+	dec, err := decompressor(raw, res.Compression)
+	if err != nil {
+		return res, err
+	}
+	defer dec.Close()
+	counted := &countingReader{r: dec, h: dd.Hash(), max: opts.MaxBytes}
+	tarStream := bufio.NewReaderSize(counted, 1<<16)
+
+	a := newApplier(ctx, rootfd, opts)
+	defer a.close()
+	if err := a.run(tar.NewReader(tarStream)); err != nil {
+		return res, err
+	}
+	// The tar ends with two zero blocks and padding to its record size;
+	// both belong to the DiffID. Then whatever the decompressor left.
+	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+		return res, fmt.Errorf("read the end of the layer: %w", err)
+	}
+	if res.Compression != Uncompressed {
+		if _, err := io.Copy(io.Discard, raw); err != nil {
+			return res, fmt.Errorf("read the end of the layer: %w", err)
+		}
+	}
+	if err := a.finish(); err != nil {
+		return res, err
+	}
+	res.Digest, res.DiffID, res.Size = dg.Digest(), dd.Digest(), counted.n
+	res.Entries = a.entries
+	if opts.Expected != "" && res.Digest != opts.Expected {
+		return res, errdefs.Invalid("layer digest mismatch: got %s, expected %s", res.Digest, opts.Expected)
+	}
+	if opts.ExpectedDiffID != "" && res.DiffID != opts.ExpectedDiffID {
+		return res, errdefs.Invalid("layer diff ID mismatch: got %s, expected %s", res.DiffID, opts.ExpectedDiffID)
+	}
+	if opts.Sync {
+		// syncfs wants a real descriptor, not the O_PATH one.
+		fd, err := unix.Openat(rootfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return res, fmt.Errorf("open %s to sync: %w", root, err)
+		}
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+		if err != nil {
+			return res, fmt.Errorf("syncfs %s: %w", root, err)
+		}
+	}
+	return res, nil
+}
+
+// digesterFor hashes with the algorithm of want, or sha256 when want is "".
+func digesterFor(want digest.Digest) (digest.Digester, error) {
+	if want == "" {
+		return digest.Canonical.Digester(), nil
+	}
+	if err := want.Validate(); err != nil {
+		return nil, errdefs.Invalid("expected digest %q: %w", want, err)
+	}
+	return want.Algorithm().Digester(), nil
+}
+
+// countingReader hashes and counts what passes through it and fails once
+// more than max bytes (0: no limit) came out: that bounds a decompression
+// bomb as well as a huge plain tar.
+type countingReader struct {
+	r   io.Reader
+	h   io.Writer
+	n   int64
+	max int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.max > 0 && int64(len(p)) > c.max-c.n+1 {
+		p = p[:c.max-c.n+1]
+	}
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	c.n += int64(n)
+	if c.max > 0 && c.n > c.max {
+		return n, errdefs.Invalid("layer is larger than the limit of %d bytes uncompressed", c.max)
+	}
+	return n, err
+}

@@ -1,0 +1,516 @@
+package archive
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/errdefs"
+)
+
+// Whiteout names, as docker and the OCI image spec write them.
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	whiteoutOpaque = ".wh..wh..opq"
+	// overlayOpaque is the xattr overlayfs reads as "hide the lower dirs".
+	overlayOpaque = "trusted.overlay.opaque"
+)
+
+// applier holds the state of one Apply: the root, which paths this layer
+// wrote (an opaque directory keeps them), directory times to set once their
+// contents are in, and a few open parent directories.
+type applier struct {
+	ctx     context.Context
+	root    int
+	opts    ApplyOptions
+	entries int64
+	written map[string]struct{}
+	dirs    map[string]times
+	parents parentCache
+	buf     []byte
+}
+
+type times struct{ atime, mtime unix.Timespec }
+
+func newApplier(ctx context.Context, root int, opts ApplyOptions) *applier {
+	return &applier{
+		ctx:     ctx,
+		root:    root,
+		opts:    opts,
+		written: make(map[string]struct{}),
+		dirs:    make(map[string]times),
+		parents: parentCache{root: root},
+		buf:     make([]byte, copyBufSize),
+	}
+}
+
+func (a *applier) close() { a.parents.drop() }
+
+func (a *applier) run(tr *tar.Reader) error {
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return errdefs.Invalid("read layer tar after %d entries: %w", a.entries, err)
+		}
+		if err := a.ctx.Err(); err != nil {
+			return err
+		}
+		a.entries++
+		if a.opts.MaxFiles > 0 && a.entries > a.opts.MaxFiles {
+			return errdefs.Invalid("layer has more than the limit of %d entries", a.opts.MaxFiles)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+		}
+	}
+}
+
+func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	switch hdr.Typeflag {
+	case tar.TypeXGlobalHeader, tar.TypeGNULongName, tar.TypeGNULongLink, tar.TypeXHeader:
+		return nil // already folded into the next header by archive/tar
+	}
+	if name == "" {
+		// The root itself ("./"): like docker, leave its metadata to the
+		// driver that made it.
+		return nil
+	}
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return a.whiteout(dir, base)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	case tar.TypeGNUSparse:
+		// archive/tar turns old GNU sparse files into plain contents.
+	default:
+		return errdefs.Invalid("unsupported tar entry type %q", hdr.Typeflag)
+	}
+	pfd, err := a.parents.get(dir, true)
+	if err != nil {
+		return err
+	}
+	if err := a.create(pfd, name, base, hdr, r); err != nil {
+		return err
+	}
+	a.written[name] = struct{}{}
+	return nil
+}
+
+// create makes the entry base in the directory pfd, replacing what is there
+// unless both are directories, and gives it the header's metadata.
+func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
+	mode := uint32(hdr.Mode) & 0o7777
+	if hdr.Typeflag != tar.TypeDir {
+		delete(a.dirs, name)
+	}
+	for attempt := 0; ; attempt++ {
+		err := a.make(pfd, base, hdr, mode, r)
+		if err == nil {
+			break
+		}
+		if err != unix.EEXIST || attempt > 0 {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("stat existing entry: %w", err)
+		}
+		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+		if isDir && hdr.Typeflag == tar.TypeDir {
+			break // merge into the directory that is there
+		}
+		if isDir {
+			a.parents.drop()
+			a.forgetDirs(name)
+		}
+		if err := removeAt(pfd, base); err != nil {
+			return fmt.Errorf("replace existing entry: %w", err)
+		}
+	}
+	switch hdr.Typeflag {
+	case tar.TypeLink:
+		return nil // the inode is the target's, metadata and all
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		return nil // make did it on the open file
+	case tar.TypeDir:
+		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		err = a.fdMeta(fd, hdr, mode)
+		unix.Close(fd)
+		if err != nil {
+			return err
+		}
+		a.dirs[name] = headerTimes(hdr)
+		return nil
+	}
+	// Symlinks, devices and fifos: by name, never following the last
+	// component.
+	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("lchown: %w", err)
+	}
+	if hdr.Typeflag != tar.TypeSymlink {
+		// base is the node just made, not a symlink: following is moot.
+		if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
+			return fmt.Errorf("chmod: %w", err)
+		}
+	}
+	if err := a.xattrs(hdr, func(k string, v []byte) error {
+		return unix.Lsetxattr(procPath(pfd, base), k, v, 0)
+	}); err != nil {
+		return err
+	}
+	t := headerTimes(hdr)
+	if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{t.atime, t.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set times: %w", err)
+	}
+	return nil
+}
+
+// make creates base in pfd as hdr says, failing with EEXIST when the name is
+// taken. Regular files are written and given their metadata here, while
+// their descriptor is open.
+func (a *applier) make(pfd int, base string, hdr *tar.Header, mode uint32, r io.Reader) error {
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode&0o777)
+		if err != nil {
+			return err
+		}
+		err = a.writeFile(fd, hdr, mode, r)
+		if cerr := unix.Close(fd); err == nil && cerr != nil {
+			err = fmt.Errorf("close: %w", cerr)
+		}
+		if err != nil {
+			return wrapNotExist(err)
+		}
+		t := headerTimes(hdr)
+		if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{t.atime, t.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("set times: %w", wrapNotExist(err))
+		}
+		return nil
+	case tar.TypeDir:
+		return unix.Mkdirat(pfd, base, mode&0o777)
+	case tar.TypeSymlink:
+		if len(hdr.Linkname) >= pathMax {
+			return errdefs.Invalid("symlink target is %d bytes, longer than PATH_MAX", len(hdr.Linkname))
+		}
+		if hdr.Linkname == "" || strings.IndexByte(hdr.Linkname, 0) >= 0 {
+			return errdefs.Invalid("symlink target %q is empty or holds a NUL byte", hdr.Linkname)
+		}
+		return unix.Symlinkat(hdr.Linkname, pfd, base)
+	case tar.TypeLink:
+		return a.link(pfd, base, hdr.Linkname)
+	case tar.TypeChar:
+		return unix.Mknodat(pfd, base, unix.S_IFCHR|mode&0o777, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+	case tar.TypeBlock:
+		return unix.Mknodat(pfd, base, unix.S_IFBLK|mode&0o777, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+	case tar.TypeFifo:
+		return unix.Mknodat(pfd, base, unix.S_IFIFO|mode&0o777, 0)
+	}
+	return errdefs.Invalid("unsupported tar entry type %q", hdr.Typeflag)
+}
+
+// wrapNotExist keeps a late ENOENT/EEXIST from being taken for make's
+// "name taken" signal.
+func wrapNotExist(err error) error {
+	if err == unix.EEXIST {
+		return fmt.Errorf("%w", err)
+	}
+	return err
+}
+
+func (a *applier) writeFile(fd int, hdr *tar.Header, mode uint32, r io.Reader) error {
+	if hdr.Size > 0 {
+		if err := copyToFd(fd, r, a.buf); err != nil {
+			return err
+		}
+	}
+	return a.fdMeta(fd, hdr, mode)
+}
+
+// fdMeta gives an open file or directory its owner, mode (after the owner:
+// chown clears set-id bits) and xattrs (after the owner and the contents:
+// both clear security.capability).
+func (a *applier) fdMeta(fd int, hdr *tar.Header, mode uint32) error {
+	if err := unix.Fchown(fd, hdr.Uid, hdr.Gid); err != nil {
+		return fmt.Errorf("chown %d:%d: %w", hdr.Uid, hdr.Gid, err)
+	}
+	if err := unix.Fchmod(fd, mode); err != nil {
+		return fmt.Errorf("chmod %o: %w", mode, err)
+	}
+	return a.xattrs(hdr, func(k string, v []byte) error { return unix.Fsetxattr(fd, k, v, 0) })
+}
+
+// xattrs sets the header's SCHILY.xattr records with set. trusted.overlay.*
+// never comes from a tar: it would steer overlayfs (redirects, opaque dirs,
+// metacopy) from image content. Like docker, a file system that does not
+// take an xattr is not an error.
+func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) error {
+	for k, v := range hdr.PAXRecords {
+		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+		if !ok || strings.HasPrefix(name, "trusted.overlay.") {
+			continue
+		}
+		if err := set(name, []byte(v)); err != nil {
+			if isErrno(err, unix.ENOTSUP, unix.EPERM) {
+				continue
+			}
+			return fmt.Errorf("set xattr %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// link makes base in pfd a hard link to target, a path in the root whose
+// last component is not followed: a link to a symlink links the symlink.
+func (a *applier) link(pfd int, base, target string) error {
+	t, err := cleanName(target)
+	if err != nil {
+		return fmt.Errorf("hardlink target: %w", err)
+	}
+	if t == "" {
+		return errdefs.Invalid("hardlink to the root directory")
+	}
+	tdir, tbase := path.Split(t)
+	tfd, err := openIn(a.root, strings.TrimSuffix(tdir, "/"), unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return fmt.Errorf("hardlink target %q: %w", target, wrapNotExist(err))
+	}
+	defer unix.Close(tfd)
+	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+		if err == unix.EEXIST {
+			return err
+		}
+		return fmt.Errorf("hardlink to %q: %w", target, err)
+	}
+	return nil
+}
+
+// whiteout applies ".wh.<name>" or ".wh..wh..opq" found in dir.
+func (a *applier) whiteout(dir, base string) error {
+	if base == whiteoutOpaque {
+		return a.opaque(dir)
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // aufs bookkeeping (.wh..wh.plnk and such): not content
+	}
+	victim := strings.TrimPrefix(base, whiteoutPrefix)
+	if victim == "" || victim == "." || victim == ".." {
+		return errdefs.Invalid("whiteout of %q", victim)
+	}
+	name := path.Join(dir, victim)
+	if a.opts.Whiteouts == WhiteoutOverlay {
+		pfd, err := a.parents.get(dir, true)
+		if err != nil {
+			return err
+		}
+		for attempt := 0; ; attempt++ {
+			err := unix.Mknodat(pfd, victim, unix.S_IFCHR, 0)
+			if err == nil {
+				return nil
+			}
+			if err != unix.EEXIST || attempt > 0 {
+				return fmt.Errorf("overlay whiteout: %w", err)
+			}
+			a.parents.drop()
+			a.forgetDirs(name)
+			if err := removeAt(pfd, victim); err != nil {
+				return fmt.Errorf("overlay whiteout: %w", err)
+			}
+			// pfd may have been dropped from the cache; reopen it.
+			if pfd, err = a.parents.get(dir, true); err != nil {
+				return err
+			}
+		}
+	}
+	pfd, err := a.parents.get(dir, false)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil // nothing to delete
+		}
+		return err
+	}
+	a.parents.drop()
+	a.forgetDirs(name)
+	if err := removeAt(pfd, victim); err != nil {
+		return fmt.Errorf("whiteout %s: %w", name, err)
+	}
+	return nil
+}
+
+// opaque hides what lower layers put in dir: overlay mode marks the
+// directory; delete mode removes everything below it that this layer did
+// not write (the marker may come before or after the layer's own entries).
+func (a *applier) opaque(dir string) error {
+	if dir == "" && a.opts.Whiteouts == WhiteoutOverlay {
+		return errdefs.Invalid("opaque marker for the root directory")
+	}
+	var fd int
+	if dir == "" {
+		var err error
+		if fd, err = unix.Openat(a.root, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err != nil {
+			return err
+		}
+	} else {
+		pdir, base := path.Split(dir)
+		pfd, err := a.parents.get(strings.TrimSuffix(pdir, "/"), true)
+		if err != nil {
+			return err
+		}
+		fd, err = unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err == unix.ENOENT {
+			if err = unix.Mkdirat(pfd, base, 0o755); err == nil {
+				fd, err = unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			}
+		}
+		if err != nil {
+			if isErrno(err, unix.ELOOP, unix.ENOTDIR) {
+				return errdefs.Invalid("opaque marker in %q, which is not a directory", dir)
+			}
+			return fmt.Errorf("open opaque directory: %w", err)
+		}
+	}
+	defer unix.Close(fd)
+	if a.opts.Whiteouts == WhiteoutOverlay {
+		if err := unix.Fsetxattr(fd, overlayOpaque, []byte("y"), 0); err != nil {
+			return fmt.Errorf("set %s: %w", overlayOpaque, err)
+		}
+		return nil
+	}
+	a.parents.drop()
+	return a.prune(fd, dir)
+}
+
+// prune removes from the directory fd (the path dir) every entry this
+// layer did not write, descending into the directories it did write.
+func (a *applier) prune(fd int, dir string) error {
+	names, err := readDirNames(fd)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		p := path.Join(dir, n)
+		if _, ok := a.written[p]; !ok {
+			if err := removeAt(fd, n); err != nil {
+				return fmt.Errorf("opaque %s: remove %s: %w", dir, n, err)
+			}
+			continue
+		}
+		cfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if isErrno(err, unix.ENOTDIR, unix.ELOOP) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		err = a.prune(cfd, p)
+		unix.Close(cfd)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forgetDirs drops the pending times of name and everything below it: they
+// are being removed, and the names may come back as something else.
+func (a *applier) forgetDirs(name string) {
+	for d := range a.dirs {
+		if d == name || strings.HasPrefix(d, name+"/") {
+			delete(a.dirs, d)
+		}
+	}
+}
+
+// finish sets the times of the directories written, now that nothing more
+// goes into them.
+func (a *applier) finish() error {
+	a.parents.drop()
+	for name, t := range a.dirs {
+		dir, base := path.Split(name)
+		pfd, err := a.parents.get(strings.TrimSuffix(dir, "/"), false)
+		if err != nil {
+			return fmt.Errorf("set times of %s: %w", name, err)
+		}
+		if err := unix.UtimesNanoAt(pfd, base, []unix.Timespec{t.atime, t.mtime}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("set times of %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// headerTimes are the entry's times; like docker, the access time is never
+// before the modification time (tars without atime would give 1970).
+func headerTimes(hdr *tar.Header) times {
+	m, at := hdr.ModTime, hdr.AccessTime
+	if at.Before(m) {
+		at = m
+	}
+	return times{atime: timespec(at), mtime: timespec(m)}
+}
+
+func timespec(t time.Time) unix.Timespec {
+	if t.IsZero() {
+		return unix.Timespec{}
+	}
+	return unix.Timespec{Sec: t.Unix(), Nsec: int64(t.Nanosecond())}
+}
+
+// procPath names base in the directory fd for the calls that only take a
+// path (lsetxattr): the magic link is the directory itself, base is not
+// followed.
+func procPath(fd int, base string) string {
+	return "/proc/self/fd/" + strconv.Itoa(fd) + "/" + base
+}
+
+// copyToFd copies r to fd through buf, filling buf before each write(2) so
+// a big file costs few calls. A truncated entry (io.ErrUnexpectedEOF from
+// the tar reader) is an error.
+func copyToFd(fd int, r io.Reader, buf []byte) error {
+	for {
+		n := 0
+		var rerr error
+		for n < len(buf) && rerr == nil {
+			var m int
+			m, rerr = r.Read(buf[n:])
+			n += m
+		}
+		for off := 0; off < n; {
+			w, err := unix.Write(fd, buf[off:n])
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			off += w
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
