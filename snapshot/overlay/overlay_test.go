@@ -1,0 +1,106 @@
+package overlay
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/leakcheck"
+	"berth.dev/berth/internal/testutil"
+	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/testsuite"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+func newDriver(t *testing.T) snapshot.Driver {
+	d, err := New(filepath.Join(t.TempDir(), "overlay2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func reopen(root string) (snapshot.Driver, error) {
+	d, err := New(root)
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func TestSuite(t *testing.T) {
+	testsuite.Run(t, newDriver, testsuite.ChainDepth(130), testsuite.Reopen(reopen))
+}
+
+// TestLongOptions checks that a 130-layer chain really needs more than a
+// page of mount options (so the suite's deep chain tests that path).
+func TestLongOptions(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	parent := ""
+	for i := range 130 {
+		key := "l" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		if _, err := d.Prepare(ctx, key+"-a", parent); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx, key, key+"-a"); err != nil {
+			t.Fatal(err)
+		}
+		parent = key
+	}
+	mounts, err := d.Prepare(ctx, "c", parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Join(mounts[0].Options, ",")); n <= os.Getpagesize() {
+		t.Fatalf("130 layers take only %d bytes of options", n)
+	}
+	target := t.TempDir()
+	if err := snapshot.MountAll(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshot.UnmountAll(target); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSupported(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir := t.TempDir()
+	if err := Supported(dir); err != nil {
+		t.Fatalf("overlay on %s: %v", dir, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Supported left %d entries in root", len(ents))
+	}
+	// An overlay cannot sit on an overlay.
+	var dirs [4]string
+	for i := range dirs {
+		dirs[i] = filepath.Join(dir, string(rune('a'+i)))
+		if err := os.Mkdir(dirs[i], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ov := []snapshot.MountSpec{{Type: "overlay", Source: "overlay", Options: []string{"lowerdir=" + dirs[0], "upperdir=" + dirs[1], "workdir=" + dirs[2]}}}
+	if err := snapshot.MountAll(ov, dirs[3]); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := snapshot.UnmountAll(dirs[3]); err != nil {
+			t.Error(err)
+		}
+	}()
+	err := Supported(filepath.Join(dirs[3], "root"))
+	if !errdefs.Is(err, errdefs.KindUnavailable) || !strings.Contains(err.Error(), "overlayfs") {
+		t.Errorf("Supported on an overlay: %v", err)
+	}
+}
