@@ -12,8 +12,21 @@ import (
 const benchSize = 64 << 20
 
 // BenchmarkIngest is the whole path a layer takes into the store: write,
-// sha256, checkpoints, fsync and rename at commit.
+// sha256, checkpoints, fsync and rename at commit; "no-checkpoints" shows
+// what the resumable hash state costs.
 func BenchmarkIngest(b *testing.B) {
+	for _, c := range []struct {
+		name  string
+		every int64
+	}{{"checkpoints", checkpointEvery}, {"no-checkpoints", 1 << 62}} {
+		b.Run(c.name, func(b *testing.B) {
+			smallCheckpoints(b, c.every)
+			benchIngest(b)
+		})
+	}
+}
+
+func benchIngest(b *testing.B) {
 	ctx := context.Background()
 	s := newStore(b)
 	data, dgst := testData(40, benchSize)
