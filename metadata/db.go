@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/snapshot"
 	digest "github.com/opencontainers/go-digest"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -51,7 +52,7 @@ func Open(dir string, cs *content.Store, sn snapshot.Driver) (*DB, error) {
 	path := filepath.Join(dir, "metadata.db")
 	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, errdefs.Mark(errdefs.KindConflict, fmt.Errorf("open %s: in use by another berth process", path))
 		}
 		return nil, fmt.Errorf("open metadata database: %w", err)

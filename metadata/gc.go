@@ -96,8 +96,7 @@ func (db *DB) GC() (GCStats, error) {
 	liveBlobs := map[digest.Digest]bool{}
 	liveSnaps := map[string]bool{}
 	liveIngests := map[string]bool{}
-	var markSnap func(key string)
-	markSnap = func(key string) {
+	markSnap := func(key string) {
 		for key != "" && !liveSnaps[key] {
 			liveSnaps[key] = true
 			key = snaps[key].Parent
