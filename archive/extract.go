@@ -72,7 +72,7 @@ func (a *applier) run(tr *tar.Reader) error {
 			return errdefs.Invalid("layer has more than the limit of %d entries", a.opts.MaxFiles)
 		}
 		if err := a.entry(hdr, tr); err != nil {
-			return fmt.Errorf("layer entry %q: %w", hdr.Name, err)
+			return fmt.Errorf("layer entry %s: %w", shortName(hdr.Name), err)
 		}
 	}
 }
@@ -138,8 +138,9 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		if isDir && hdr.Typeflag == tar.TypeDir {
 			break // merge into the directory that is there
 		}
-		if isDir {
-			a.parents.drop()
+		if isDir || st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			// Cached directories may have been reached through it.
+			a.parents.dropExcept(pfd)
 			a.forgetDirs(name)
 		}
 		if err := removeAt(pfd, base); err != nil {
@@ -287,7 +288,7 @@ func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) error 
 func (a *applier) link(pfd int, base, target string) error {
 	t, err := cleanName(target)
 	if err != nil {
-		return fmt.Errorf("hardlink target: %w", err)
+		return fmt.Errorf("hardlink target %s: %w", shortName(target), err)
 	}
 	if t == "" {
 		return errdefs.Invalid("hardlink to the root directory")
@@ -295,14 +296,14 @@ func (a *applier) link(pfd int, base, target string) error {
 	tdir, tbase := path.Split(t)
 	tfd, err := openIn(a.root, strings.TrimSuffix(tdir, "/"), unix.O_PATH|unix.O_DIRECTORY)
 	if err != nil {
-		return fmt.Errorf("hardlink target %q: %w", target, wrapNotExist(err))
+		return fmt.Errorf("hardlink target %s: %w", shortName(target), wrapNotExist(err))
 	}
 	defer unix.Close(tfd)
 	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
 		if err == unix.EEXIST {
 			return err
 		}
-		return fmt.Errorf("hardlink to %q: %w", target, err)
+		return fmt.Errorf("hardlink to %s: %w", shortName(target), err)
 	}
 	return nil
 }
@@ -333,14 +334,10 @@ func (a *applier) whiteout(dir, base string) error {
 			if err != unix.EEXIST || attempt > 0 {
 				return fmt.Errorf("overlay whiteout: %w", err)
 			}
-			a.parents.drop()
+			a.parents.dropExcept(pfd)
 			a.forgetDirs(name)
 			if err := removeAt(pfd, victim); err != nil {
 				return fmt.Errorf("overlay whiteout: %w", err)
-			}
-			// pfd may have been dropped from the cache; reopen it.
-			if pfd, err = a.parents.get(dir, true); err != nil {
-				return err
 			}
 		}
 	}
@@ -351,7 +348,7 @@ func (a *applier) whiteout(dir, base string) error {
 		}
 		return err
 	}
-	a.parents.drop()
+	a.parents.dropExcept(pfd)
 	a.forgetDirs(name)
 	if err := removeAt(pfd, victim); err != nil {
 		return fmt.Errorf("whiteout %s: %w", name, err)

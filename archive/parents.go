@@ -47,6 +47,9 @@ func (c *parentCache) get(dir string, create bool) (int, error) {
 		if err == unix.ENOTDIR {
 			return -1, errdefs.Invalid("parent %q is not a directory", dir)
 		}
+		if errdefs.KindOf(err) != errdefs.KindUnknown {
+			return -1, err
+		}
 		return -1, fmt.Errorf("open parent %q: %w", dir, err)
 	}
 	if len(c.entries) == parentCacheSize {
@@ -55,6 +58,20 @@ func (c *parentCache) get(dir string, create bool) (int, error) {
 	}
 	c.entries = append(c.entries, parentEntry{dir, fd})
 	return fd, nil
+}
+
+// dropExcept closes every cached descriptor but keep, the directory in
+// which something is being removed: its own path still means the same.
+func (c *parentCache) dropExcept(keep int) {
+	kept := c.entries[:0]
+	for _, e := range c.entries {
+		if e.fd == keep {
+			kept = append(kept, e)
+			continue
+		}
+		unix.Close(e.fd)
+	}
+	c.entries = kept
 }
 
 // drop closes every cached descriptor.
@@ -81,7 +98,7 @@ func mkdirIn(root int, dir string) (int, error) {
 		if err == unix.ENOENT {
 			if err := unix.Mkdirat(pfd, part, 0o755); err != nil {
 				if err == unix.EEXIST {
-					return -1, errdefs.Invalid("parent %q is a dangling symlink", prefix)
+					return -1, errdefs.Invalid("parent %q is a symlink to nothing in the root", prefix)
 				}
 				return -1, fmt.Errorf("mkdir %q: %w", prefix, err)
 			}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -18,26 +19,34 @@ const (
 	nameMax = 255
 )
 
+// shortName quotes name for an error message, cut to a readable length.
+func shortName(name string) string {
+	if len(name) > 200 {
+		return strconv.Quote(name[:200]) + "..."
+	}
+	return strconv.Quote(name)
+}
+
 // cleanName turns a tar entry name (or a hardlink target) into a path
 // relative to the root: a leading "/" is dropped, as docker does, and a name
 // that climbs above the root with ".." is refused. "" means the root itself.
 func cleanName(name string) (string, error) {
 	if strings.IndexByte(name, 0) >= 0 {
-		return "", errdefs.Invalid("name %q holds a NUL byte", name)
+		return "", errdefs.Invalid("name holds a NUL byte")
 	}
 	if len(name) >= pathMax {
-		return "", errdefs.Invalid("name %.64q... is %d bytes, longer than PATH_MAX", name, len(name))
+		return "", errdefs.Invalid("name is %d bytes, longer than PATH_MAX", len(name))
 	}
 	p := path.Clean(strings.TrimLeft(name, "/"))
 	if p == ".." || strings.HasPrefix(p, "../") {
-		return "", errdefs.Invalid("name %q points outside the root", name)
+		return "", errdefs.Invalid("name points outside the root")
 	}
 	if p == "." {
 		return "", nil
 	}
 	for _, c := range strings.Split(p, "/") {
 		if len(c) > nameMax {
-			return "", errdefs.Invalid("name %q has a component of %d bytes, longer than NAME_MAX", name, len(c))
+			return "", errdefs.Invalid("name has a component of %d bytes, longer than NAME_MAX", len(c))
 		}
 	}
 	return p, nil
