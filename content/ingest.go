@@ -88,6 +88,12 @@ func lockIngest(dir, ref string, create bool) (*ingestLock, error) {
 		if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 			unix.Close(fd)
 			if err == unix.EWOULDBLOCK {
+				if _, serr := os.Stat(filepath.Join(dir, fileRef)); create && errors.Is(serr, fs.ErrNotExist) {
+					// Being set up or cleaned up (both brief): wait a moment
+					// to tell a crash's debris from another writer.
+					time.Sleep(2 * time.Millisecond)
+					continue
+				}
 				return nil, errdefs.Conflict("ingest %q: in use by another writer", ref)
 			}
 			return nil, fmt.Errorf("ingest %q: lock: %w", ref, err)
@@ -105,7 +111,7 @@ func lockIngest(dir, ref string, create bool) (*ingestLock, error) {
 			return nil, errdefs.NotFound("ingest %q: not found", ref)
 		}
 	}
-	return nil, errdefs.Conflict("ingest %q: directory keeps changing", ref)
+	return nil, errdefs.Conflict("ingest %q: in use (being set up or removed)", ref)
 }
 
 // Status reports an ingest by ref; it does not need (or take) the lock.
@@ -268,6 +274,9 @@ func (s *Store) cleanIngests() error {
 			}
 			continue
 		}
+		if clean, err := looksClean(dir); err != nil || clean {
+			continue // nothing to do: do not take the lock a writer may want
+		}
 		l, err := lockIngest(dir, e.Name(), false)
 		if errdefs.Is(err, errdefs.KindConflict) || errdefs.Is(err, errdefs.KindNotFound) {
 			continue // in use, or gone meanwhile
@@ -282,6 +291,26 @@ func (s *Store) cleanIngests() error {
 		}
 	}
 	return nil
+}
+
+// looksClean reports an ingest with its ref and data and no .tmp files.
+func looksClean(dir string) (bool, error) {
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		return false, err
+	}
+	var ref, data bool
+	for _, f := range files {
+		switch name := f.Name(); {
+		case strings.HasSuffix(name, tmpSuffix):
+			return false, nil
+		case name == fileRef:
+			ref = true
+		case name == fileData:
+			data = true
+		}
+	}
+	return ref && data, nil
 }
 
 func cleanIngest(dir string) error {

@@ -350,6 +350,10 @@ func TestReopenForAnotherBlobStartsOver(t *testing.T) {
 	if w.Offset() != 0 {
 		t.Fatalf("reopen for another blob at %d, want 0", w.Offset())
 	}
+	// The old blob's checkpoint is replaced, not merely removed.
+	if off, _, ok := loadCheckpoint(s.ingestDir("same-ref")); !ok || off != 0 {
+		t.Fatalf("checkpoint after starting over: %d %v", off, ok)
+	}
 	if st, err := s.Status(ctx, "same-ref"); err != nil || st.Expected != db || st.Total != 6000 {
 		t.Fatalf("status: %+v %v", st, err)
 	}

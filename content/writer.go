@@ -131,10 +131,7 @@ func (w *Writer) open(o writerOpts) error {
 		}
 	}
 	if fresh {
-		if err := removeIfExists(w.path(fileState)); err != nil {
-			return err
-		}
-		if err := w.data.Truncate(0); err != nil {
+		if err := w.startOver(); err != nil {
 			return err
 		}
 		w.expected, w.total = "", 0
@@ -173,6 +170,24 @@ func (w *Writer) open(o writerOpts) error {
 	}
 	_, err = w.data.Seek(w.offset, io.SeekStart)
 	return err
+}
+
+// startOver empties the data of an ingest being set up again. A checkpoint
+// left by its earlier life is first replaced, durably, by an empty one: a
+// merely unlinked one could come back after a power loss and vouch for
+// bytes that are no longer there.
+func (w *Writer) startOver() error {
+	if _, err := os.Stat(w.path(fileState)); errors.Is(err, fs.ErrNotExist) {
+		return w.data.Truncate(0)
+	}
+	state, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if err := writeSmall(w.lock.dir, fileState, encodeCheckpoint(0, state), true); err != nil {
+		return err
+	}
+	return w.data.Truncate(0)
 }
 
 // rehash sets the hash to cover data[0:n]: from the checkpoint when it
