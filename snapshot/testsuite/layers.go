@@ -211,6 +211,10 @@ func (s *suite) testDiffApply(t *testing.T) {
 	if !slices.Contains(names, "etc/.wh.drop") {
 		t.Errorf("the diff has no whiteout for etc/drop: %v", names)
 	}
+	opaque := slices.Contains(names, "var/cache/.wh..wh..opq")
+	if !opaque && !(slices.Contains(names, "var/cache/.wh.a") && slices.Contains(names, "var/cache/.wh.b")) {
+		t.Errorf("the diff neither marks var/cache opaque nor whites out its old files: %v", names)
+	}
 	if slices.Contains(names, "var/cache/a") {
 		t.Errorf("the diff has files that did not change: %v", names)
 	}
