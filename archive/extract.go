@@ -97,7 +97,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return a.whiteout(dir, base)
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	case tar.TypeGNUSparse:
 		// archive/tar turns old GNU sparse files into plain contents.
@@ -150,7 +150,7 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 	switch hdr.Typeflag {
 	case tar.TypeLink:
 		return nil // the inode is the target's, metadata and all
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		return nil // make did it on the open file
 	case tar.TypeDir:
 		fd, err := unix.Openat(pfd, base, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
@@ -193,7 +193,7 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 // their descriptor is open.
 func (a *applier) make(pfd int, base string, hdr *tar.Header, mode uint32, r io.Reader) error {
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse:
+	case tar.TypeReg, tar.TypeGNUSparse:
 		fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, mode&0o777)
 		if err != nil {
 			return err
