@@ -77,3 +77,56 @@ func benchCopy(b *testing.B, sync bool) {
 }
 
 type onlyWriter struct{ io.Writer }
+
+// BenchmarkIngestNetReads feeds Ingest as an HTTP body does: 16 KiB reads.
+func BenchmarkIngestNetReads(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	data, dgst := testData(40, benchSize)
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		r := &chunkReader{r: bytes.NewReader(data), max: 16 << 10}
+		if _, err := s.Ingest(ctx, "bench", r, dgst, benchSize); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Delete(ctx, dgst); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// BenchmarkWriterIOCopy is a caller's plain io.Copy into a Writer from a
+// source with 16 KiB reads (the registry client's download loop).
+func BenchmarkWriterIOCopy(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	data, dgst := testData(40, benchSize)
+	b.SetBytes(benchSize)
+	for b.Loop() {
+		w, err := s.Writer(ctx, "bench", WithExpected(dgst, benchSize))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(w, &chunkReader{r: bytes.NewReader(data), max: 16 << 10}); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Commit(ctx, benchSize, dgst); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Delete(ctx, dgst); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
+
+// chunkReader returns at most max bytes per Read, and is no WriterTo.
+type chunkReader struct {
+	r   io.Reader
+	max int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.max)]) }

@@ -217,7 +217,7 @@ func (s *Store) Verify(ctx context.Context, dgst digest.Digest) error {
 	}
 	defer f.Close()
 	v := dgst.Verifier()
-	if _, err := copyCtx(ctx, v, f, nil); err != nil {
+	if _, err := copyCtx(ctx, v, f); err != nil {
 		return fmt.Errorf("verify %s: %w", dgst, err)
 	}
 	if !v.Verified() {

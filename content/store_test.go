@@ -1,8 +1,10 @@
 package content
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -324,3 +326,39 @@ func TestVerifyFindsCorruption(t *testing.T) {
 		t.Fatalf("verify of a corrupted blob: %v", err)
 	}
 }
+
+// io.Copy into a Writer goes through ReadFrom, which gathers small reads.
+func TestWriterReadFrom(t *testing.T) {
+	ctx := context.Background()
+	s := newStore(t)
+	data, dgst := testData(8, 3<<20+999)
+	w, err := s.Writer(ctx, "rf", WithExpected(dgst, int64(len(data))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	n, err := io.Copy(w, &chunkReader{r: bytes.NewReader(data), max: 1000})
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("copy: %d %v", n, err)
+	}
+	if err := w.Commit(ctx, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	checkBlob(t, s, dgst, data)
+
+	// A failing source: the error comes back, the bytes before it stay.
+	w, err = s.Writer(ctx, "rf2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	boom := errors.New("connection reset")
+	n, err = io.Copy(w, io.MultiReader(bytes.NewReader(data[:5000]), &failReader{boom}))
+	if !errors.Is(err, boom) || n != 5000 || w.Offset() != 5000 {
+		t.Fatalf("copy from a failing source: %d %v, offset %d", n, err, w.Offset())
+	}
+}
+
+type failReader struct{ err error }
+
+func (f *failReader) Read([]byte) (int, error) { return 0, f.err }
