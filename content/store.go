@@ -1,19 +1,3 @@
-// Package content is berth's content-addressed blob store.
-//
-// Blobs are named by their sha256 digest and live read-only (0444) at
-// <root>/blobs/sha256/<hex>. They are only ever made by committing an ingest:
-// a Writer streams data into <root>/ingest/<sha256(ref)>/data, hashing as it
-// goes, and Commit checks size and digest, fsyncs and renames the file into
-// blobs/ in one step, so a blob that exists is always complete and verified.
-//
-// An ingest outlives its Writer and its process: Close keeps it, and the next
-// Writer for the same ref resumes at Offset (for an HTTP Range request). The
-// sha256 state is checkpointed beside the data every few MiB, after the data
-// it covers is fsynced, so resuming re-hashes only the tail. A flock on the
-// ingest directory keeps one writer per ref; the kernel drops it when a
-// process dies, so a killed download never blocks the next one.
-//
-// Only sha256 is written; digests are checked before they become paths.
 package content
 
 import (

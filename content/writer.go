@@ -435,9 +435,15 @@ func (w *Writer) publish(dgst digest.Digest) error {
 	if err := w.data.Sync(); err != nil {
 		return err
 	}
-	err := unix.Renameat2(unix.AT_FDCWD, w.path(fileData), unix.AT_FDCWD, w.s.blobPath(dgst), unix.RENAME_NOREPLACE)
+	src, dst := w.path(fileData), w.s.blobPath(dgst)
+	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	if err == unix.EINVAL || err == unix.ENOSYS {
+		// A file system without renameat2 flags (NFS, FUSE): link(2)
+		// never replaces either; the ingest keeps the other name.
+		err = unix.Link(src, dst)
+	}
 	if err != nil && err != unix.EEXIST {
-		return fmt.Errorf("rename into blobs: %w", err)
+		return fmt.Errorf("move into blobs: %w", err)
 	}
 	return syncDir(w.s.blobs)
 }
