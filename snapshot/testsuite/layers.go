@@ -322,8 +322,12 @@ func (s *suite) testCrash(t *testing.T) {
 	crashAt("prepare-meta", func() error { _, err := d.Prepare(ctx, "half2", ""); return err })
 	crashAt("commit", func() error { return d.Commit(ctx, "committed", "commit-me") })
 	crashAt("remove", func() error { return d.Remove(ctx, "remove-me") })
-	// And debris no driver made: a snapshot directory without metadata.
+	// And debris no driver made: a snapshot directory without metadata,
+	// and one whose parent is gone.
 	must(t, os.MkdirAll(filepath.Join(root, "snapshots", "junk", "fs"), 0o755))
+	must(t, os.MkdirAll(filepath.Join(root, "snapshots", "orphan", "fs"), 0o755))
+	must(t, os.WriteFile(filepath.Join(root, "snapshots", "orphan", "meta.json"),
+		[]byte(`{"key":"orphan","parent":"gone","kind":"active","created":"2026-01-01T00:00:00Z"}`), 0o600))
 	if n := countDir(t, filepath.Join(root, "tmp")); n != 3 {
 		t.Errorf("%d entries in tmp/ after three crashes, want 3: the test does not crash as it thinks", n)
 	}

@@ -149,15 +149,30 @@ func (s *Store) load() error {
 		}
 		s.keys[info.Key] = &Record{ID: e.Name(), Info: info}
 	}
+	// A snapshot whose parent is gone can never be mounted: delete it, and
+	// its children in the next round. Remove syncs its rename, so only
+	// hands outside berth make such orphans.
+	for orphans := true; orphans; {
+		orphans = false
+		for k, r := range s.keys {
+			if _, ok := s.keys[r.Info.Parent]; r.Info.Parent == "" || ok {
+				continue
+			}
+			orphans = true
+			delete(s.keys, k)
+			dead := filepath.Join(tmp, r.ID)
+			if err := os.Rename(s.Dir(r.ID), dead); err != nil {
+				return fmt.Errorf("snapshot store: %w", err)
+			}
+			if err := s.backend.Destroy(dead); err != nil {
+				return fmt.Errorf("snapshot store: delete %q, whose parent %q is gone: %w", k, r.Info.Parent, err)
+			}
+		}
+	}
 	for _, r := range s.keys {
-		if r.Info.Parent == "" {
-			continue
+		if r.Info.Parent != "" {
+			s.keys[r.Info.Parent].children++
 		}
-		p, ok := s.keys[r.Info.Parent]
-		if !ok {
-			return fmt.Errorf("snapshot store %s: snapshot %q has lost its parent %q", s.root, r.Info.Key, r.Info.Parent)
-		}
-		p.children++
 	}
 	for _, r := range s.keys {
 		if r.Info.Kind == snapshot.KindCommitted {
@@ -201,14 +216,15 @@ func readMeta(dir string) (snapshot.Info, error) {
 }
 
 // writeMeta replaces dir's metadata atomically: a reader sees the old file
-// or the new one, never a part.
-func writeMeta(dir string, info snapshot.Info, stage string) error {
+// or the new one, never a part. durable also waits for the disk, so that
+// the change survives a power cut.
+func writeMeta(dir string, info snapshot.Info, stage string, durable bool) error {
 	b, err := json.Marshal(meta{Key: info.Key, Parent: info.Parent, Kind: info.Kind.String(), Created: info.Created})
 	if err != nil {
 		return err
 	}
 	tmp := filepath.Join(dir, metaFile+".tmp")
-	if err := writeSync(tmp, b); err != nil {
+	if err := writeFile(tmp, b, durable); err != nil {
 		return err
 	}
 	if crash(stage) {
@@ -217,10 +233,13 @@ func writeMeta(dir string, info snapshot.Info, stage string) error {
 	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
 		return err
 	}
-	return syncDir(dir)
+	if durable {
+		return syncDir(dir)
+	}
+	return nil
 }
 
-func writeSync(name string, b []byte) error {
+func writeFile(name string, b []byte, sync bool) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -229,9 +248,11 @@ func writeSync(name string, b []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
+	if sync {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
 	}
 	return f.Close()
 }
@@ -307,13 +328,13 @@ func (s *Store) make(ctx context.Context, r, p *Record) error {
 		if crash("prepare") {
 			return ErrCrashed
 		}
-		err = writeMeta(staging, r.Info, "prepare-meta")
+		// Not synced: an active snapshot is as durable as the container
+		// writes into it. A power cut leaves it whole, in tmp/ (deleted at
+		// Open) or with unreadable metadata (deleted at Open): never half.
+		err = writeMeta(staging, r.Info, "prepare-meta", false)
 	}
 	if err == nil {
 		err = os.Rename(staging, s.Dir(r.ID))
-	}
-	if err == nil {
-		err = syncDir(filepath.Join(s.root, "snapshots"))
 	}
 	if err != nil {
 		if errors.Is(err, ErrCrashed) {
@@ -386,7 +407,7 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 
 	info := r.Info
 	info.Key, info.Kind = name, snapshot.KindCommitted
-	err = writeMeta(s.Dir(r.ID), info, "commit")
+	err = writeMeta(s.Dir(r.ID), info, "commit", true)
 	if errors.Is(err, ErrCrashed) {
 		return err
 	}
