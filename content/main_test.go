@@ -113,3 +113,5 @@ func noIngests(t testing.TB, s *Store) {
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 var errStop = errors.New("stop")
+
+func digestOf(b []byte) digest.Digest { return digest.FromBytes(b) }

@@ -236,10 +236,17 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.total > 0 && w.offset+int64(len(p)) > w.total {
 		return 0, errdefs.Invalid("ingest %q: %d bytes would go past the expected size %d", w.ref, w.offset+int64(len(p)), w.total)
 	}
-	n, err := w.writeAndHash(p)
+	n, poisoned, err := w.writeAndHash(p)
 	w.offset += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("ingest %q: %w", w.ref, err)
+		err = fmt.Errorf("ingest %q: %w", w.ref, err)
+		if poisoned {
+			// The hash has bytes the file has not: this writer is done
+			// for, but the ingest on disk is consistent and a new Writer
+			// resumes it.
+			w.err = err
+		}
+		return n, err
 	}
 	if w.ckpt == nil && w.offset-w.saved >= checkpointEvery {
 		w.startCheckpoint()
@@ -252,33 +259,26 @@ func (w *Writer) Write(p []byte) (int, error) {
 // larger cost, and a big chunk pays for the goroutine many times over.
 const parallelHashMin = 128 << 10
 
-func (w *Writer) writeAndHash(p []byte) (int, error) {
+func (w *Writer) writeAndHash(p []byte) (n int, poisoned bool, err error) {
 	if len(p) < parallelHashMin {
-		n, err := w.data.Write(p)
+		n, err = w.data.Write(p)
 		w.h.Write(p[:n])
-		return n, err
+		return n, false, err
 	}
 	done := make(chan struct{})
 	go func() {
 		w.h.Write(p)
 		close(done)
 	}()
-	n, err := w.data.Write(p)
+	n, err = w.data.Write(p)
 	<-done
 	if n < len(p) {
-		// The hash has bytes the file has not: this writer is done for,
-		// but the ingest on disk is consistent and a new Writer resumes it.
-		w.err = fmt.Errorf("ingest %q: short write: %w", w.ref, cmpErr(err, io.ErrShortWrite))
-		return n, w.err
+		if err == nil {
+			err = io.ErrShortWrite
+		}
+		return n, true, err
 	}
-	return n, err
-}
-
-func cmpErr(err, fallback error) error {
-	if err != nil {
-		return err
-	}
-	return fallback
+	return n, false, err
 }
 
 // startCheckpoint saves the hash state in the background: fdatasync makes
