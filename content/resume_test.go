@@ -138,6 +138,12 @@ func TestResumeAfterKill(t *testing.T) {
 	if w.Offset() != half {
 		t.Fatalf("resume offset %d, want %d", w.Offset(), half)
 	}
+	// What the killed writer wrote can be read back (a pull feeding its
+	// decompressor the prefix before streaming the rest).
+	prefix, err := io.ReadAll(w.Written())
+	if err != nil || !bytes.Equal(prefix, data[:half]) {
+		t.Fatalf("written prefix: %d bytes, %v", len(prefix), err)
+	}
 	if _, err := w.Write(data[half:]); err != nil {
 		t.Fatal(err)
 	}

@@ -218,6 +218,12 @@ func (w *Writer) Offset() int64 { return w.offset }
 // Digest is the digest of the bytes written so far.
 func (w *Writer) Digest() digest.Digest { return digest.NewDigest(digest.SHA256, w.h) }
 
+// Written returns a reader of the bytes written so far (the first Offset
+// bytes, as of this call). A resumed pull that extracts while it downloads
+// feeds its decompressor this prefix before the rest of the body; it stays
+// valid until the writer commits, closes or truncates.
+func (w *Writer) Written() *io.SectionReader { return io.NewSectionReader(w.data, 0, w.offset) }
+
 // Write appends p to the ingest. Bytes past the expected size are refused.
 func (w *Writer) Write(p []byte) (int, error) {
 	if w.done {
