@@ -4,14 +4,29 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 
-	"berth.dev/berth/errdefs"
+	"berth.dev/berth/archive"
 )
 
-// Diff is waiting for archive.OverlayChanges and archive.WriteLayer.
+// Diff writes the snapshot's upper directory as a layer: overlayfs has
+// already recorded every change there.
 func (d *Driver) Diff(ctx context.Context, key string, w io.Writer) error {
-	if _, _, err := d.Get(key); err != nil {
+	r, chain, err := d.Get(key)
+	if err != nil {
 		return fmt.Errorf("overlay2: diff: %w", err)
 	}
-	return errdefs.NotImplemented("overlay2: diff %q: archive.WriteLayer has not landed yet", key)
+	upper := filepath.Join(d.Dir(r.ID), "fs")
+	lowers := make([]string, len(chain))
+	for i, p := range chain {
+		lowers[i] = filepath.Join(d.Dir(p.ID), "fs")
+	}
+	changes, err := archive.OverlayChanges(upper, lowers)
+	if err != nil {
+		return fmt.Errorf("overlay2: diff %q: %w", key, err)
+	}
+	if err := archive.WriteLayer(w, upper, changes, archive.WriteOptions{}); err != nil {
+		return fmt.Errorf("overlay2: diff %q: %w", key, err)
+	}
+	return nil
 }

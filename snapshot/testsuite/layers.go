@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/archive"
-	"berth.dev/berth/errdefs"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/snapshot/internal/store"
 )
@@ -197,9 +196,6 @@ func (s *suite) testDiffApply(t *testing.T) {
 
 	var layerTar bytes.Buffer
 	if err := d.Diff(ctx, "c", &layerTar); err != nil {
-		if errdefs.Is(err, errdefs.KindNotImplemented) {
-			t.Skipf("diff: %v", err)
-		}
 		t.Fatalf("diff: %v", err)
 	}
 	names := tarNames(t, layerTar.Bytes())

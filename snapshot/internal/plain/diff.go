@@ -5,13 +5,27 @@ import (
 	"fmt"
 	"io"
 
-	"berth.dev/berth/errdefs"
+	"berth.dev/berth/archive"
 )
 
-// Diff is waiting for archive.TreeChanges and archive.WriteLayer.
+// Diff compares the snapshot's tree with its parent's (an empty tree for a
+// base) and writes the differences as a layer.
 func (d *Driver) Diff(ctx context.Context, key string, w io.Writer) error {
-	if _, _, err := d.Get(key); err != nil {
+	r, chain, err := d.Get(key)
+	if err != nil {
 		return fmt.Errorf("%s: diff: %w", d.name, err)
 	}
-	return errdefs.NotImplemented("%s: diff %q: archive.WriteLayer has not landed yet", d.name, key)
+	lower := ""
+	if len(chain) > 0 {
+		lower = FS(d.Dir(chain[0].ID))
+	}
+	dir := FS(d.Dir(r.ID))
+	changes, err := archive.TreeChanges(lower, dir)
+	if err != nil {
+		return fmt.Errorf("%s: diff %q: %w", d.name, key, err)
+	}
+	if err := archive.WriteLayer(w, dir, changes, archive.WriteOptions{}); err != nil {
+		return fmt.Errorf("%s: diff %q: %w", d.name, key, err)
+	}
+	return nil
 }
