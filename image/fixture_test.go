@@ -1,0 +1,242 @@
+package image_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"berth.dev/berth/content"
+	"berth.dev/berth/image"
+	"berth.dev/berth/metadata"
+	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/drivers"
+)
+
+// env is an image store on a fresh data root.
+type env struct {
+	root  string
+	store *image.Store
+	db    *metadata.DB
+	cs    *content.Store
+	sn    snapshot.Driver
+}
+
+func newEnv(t *testing.T, driver string) *env {
+	t.Helper()
+	e := &env{root: t.TempDir()}
+	e.open(t, driver)
+	return e
+}
+
+func (e *env) open(t *testing.T, driver string) {
+	t.Helper()
+	var err error
+	if e.cs, err = content.Open(filepath.Join(e.root, "content")); err != nil {
+		t.Fatal(err)
+	}
+	if e.sn, err = drivers.Open(filepath.Join(e.root, "snapshots"), driver); err != nil {
+		t.Fatal(err)
+	}
+	if e.db, err = metadata.Open(e.root, e.cs, e.sn); err != nil {
+		e.sn.Close()
+		t.Fatal(err)
+	}
+	e.store = image.New(e.db)
+	t.Cleanup(func() { e.close(t) })
+}
+
+func (e *env) close(t *testing.T) {
+	if e.db == nil {
+		return
+	}
+	if err := e.db.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := e.sn.Close(); err != nil {
+		t.Error(err)
+	}
+	e.db = nil
+}
+
+// counts is what lies on disk: blobs, snapshots, ingests, layer records.
+func (e *env) counts(t *testing.T) (blobs, snaps, ingests, layers int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.cs.Walk(ctx, func(content.Info) error { blobs++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sn.Walk(ctx, func(snapshot.Info) error { snaps++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	in, err := e.cs.ListIngests(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.db.View(func(tx *metadata.Tx) error {
+		l, err := tx.Layers()
+		layers = len(l)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return blobs, snaps, len(in), layers
+}
+
+// layerTar tars dir with GNU tar, as another tool would write a layer.
+func layerTar(t *testing.T, dir, out string) {
+	t.Helper()
+	cmd := exec.Command("tar", "--numeric-owner", "--xattrs", "-C", dir, "-cf", out, ".")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v: %s", err, b)
+	}
+}
+
+func sha256File(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// dockerArchive writes a legacy docker-archive (docker save before 25:
+// <id>/layer.tar, <config>.json, manifest.json) of an image whose layers
+// are the given directories, tagged tags, running cmd.
+func dockerArchive(t *testing.T, out string, tags []string, cmd []string, layerDirs ...string) (configDigest string) {
+	t.Helper()
+	work := t.TempDir()
+	var diffIDs, layerPaths []string
+	for i, d := range layerDirs {
+		p := filepath.Join(work, fmt.Sprintf("l%d.tar", i))
+		layerTar(t, d, p)
+		h := sha256File(t, p)
+		diffIDs = append(diffIDs, "sha256:"+h)
+		layerPaths = append(layerPaths, h+"/layer.tar")
+	}
+	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cfg := map[string]any{
+		"architecture": "amd64", "os": "linux", "created": created,
+		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin:/usr/bin"}},
+		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
+		"history": func() (h []map[string]any) {
+			for i := range layerDirs {
+				h = append(h, map[string]any{"created": created, "created_by": fmt.Sprintf("layer %d", i)})
+			}
+			return h
+		}(),
+	}
+	rawCfg, _ := json.Marshal(cfg)
+	sum := sha256.Sum256(rawCfg)
+	cfgHex := hex.EncodeToString(sum[:])
+	manifest, _ := json.Marshal([]map[string]any{{"Config": cfgHex + ".json", "RepoTags": tags, "Layers": layerPaths}})
+
+	f, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	add := func(name string, data []byte) {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range layerDirs {
+		data, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("l%d.tar", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(layerPaths[i], data)
+	}
+	add(cfgHex+".json", rawCfg)
+	add("manifest.json", manifest)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return "sha256:" + cfgHex
+}
+
+// writeFiles makes a directory tree from path → content ("" content and a
+// trailing slash make a directory).
+func writeFiles(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, c := range files {
+		full := filepath.Join(dir, p)
+		if p[len(p)-1] == '/' {
+			if err := os.MkdirAll(full, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// tarOf builds a tar of regular files in memory, in sorted order.
+func tarOf(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(files[n])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// tarNames lists the entries of a tar, without "./" and trailing slashes.
+func tarNames(t *testing.T, data []byte) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.Trim(strings.TrimPrefix(h.Name, "./"), "/")] = true
+	}
+}
