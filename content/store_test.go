@@ -91,6 +91,22 @@ func TestWriteCommitRead(t *testing.T) {
 		t.Fatalf("ingest of a stored blob: %s %v", got, err)
 	}
 	noIngests(t, s)
+
+	// Written again without saying what it is: the commit finds the blob
+	// there, succeeds, leaves it as it was and drops the ingest.
+	w, err = s.Writer(ctx, "dup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Commit(ctx, int64(len(data)), dgst); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.Info(ctx, dgst); err != nil || again != info {
+		t.Fatalf("blob after a duplicate commit: %+v %v, was %+v", again, err, info)
+	}
+	checkBlob(t, s, dgst, data)
+	noIngests(t, s)
 }
 
 func TestEmptyBlob(t *testing.T) {
