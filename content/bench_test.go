@@ -130,3 +130,22 @@ type chunkReader struct {
 }
 
 func (c *chunkReader) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.max)]) }
+
+// BenchmarkIngestSmall is a manifest or config: the fixed cost per blob
+// (ingest setup, two fsyncs, rename, cleanup).
+func BenchmarkIngestSmall(b *testing.B) {
+	ctx := context.Background()
+	s := newStore(b)
+	data, dgst := testData(41, 4<<10)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := s.Ingest(ctx, "small", bytes.NewReader(data), dgst, int64(len(data))); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Delete(ctx, dgst); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}
