@@ -9,12 +9,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"berth.dev/berth/internal/testutil"
-	"github.com/moby/sys/mountinfo"
 )
 
 func need(t *testing.T, tools ...string) {
@@ -165,103 +162,44 @@ func TestUmoci(t *testing.T) {
 	}
 }
 
-// dockerd is a docker daemon of the docker.io package, on its own socket
-// and data root, for round trips with the real docker.
-type dockerd struct {
-	cmd  *exec.Cmd
-	host string
-	root string
-	// cgroupsBefore are the docker cgroup parents that were there already.
-	cgroupsBefore []string
-}
-
-func startDockerd(t *testing.T) *dockerd {
-	t.Helper()
-	need(t, "dockerd", "docker")
-	dir, err := os.MkdirTemp("", "berth-dockerd-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &dockerd{host: "unix://" + dir + "/docker.sock", root: dir}
-	d.cgroupsBefore, _ = filepath.Glob("/sys/fs/cgroup/*/docker")
-	log, err := os.Create(filepath.Join(t.TempDir(), "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.cmd = exec.Command("dockerd", "--host", d.host, "--data-root", dir+"/data", "--exec-root", dir+"/exec",
-		"--pidfile", dir+"/dockerd.pid", "--bridge", "none", "--iptables=false", "--ip6tables=false",
-		"--storage-driver", "overlay2", "--containerd-namespace", "berth-test", "--containerd-plugins-namespace", "berth-test-plugins")
-	d.cmd.Stdout, d.cmd.Stderr = log, log
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.stop(t) })
-	for i := 0; ; i++ {
-		if exec.Command("docker", "-H", d.host, "version").Run() == nil {
-			return d
-		}
-		if i > 150 {
-			b, _ := os.ReadFile(log.Name())
-			t.Fatalf("dockerd did not come up: %s", b)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (d *dockerd) docker(t *testing.T, args ...string) string {
-	t.Helper()
-	return run(t, "docker", append([]string{"-H", d.host}, args...)...)
-}
-
-func (d *dockerd) stop(t *testing.T) {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
-	// dockerd leaves its data root's mounts behind at times.
-	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d.root))
-	for i := len(mounts) - 1; i >= 0; i-- {
-		_ = syscall.Unmount(mounts[i].Mountpoint, 0)
-	}
-	// Its cgroup parents, if it made them (rmdir: only when empty).
-	after, _ := filepath.Glob("/sys/fs/cgroup/*/docker")
-	for _, c := range after {
-		if !slices.Contains(d.cgroupsBefore, c) {
-			_ = os.Remove(c)
-		}
-	}
-	if err := os.RemoveAll(d.root); err != nil {
-		t.Error(err)
-	}
-}
-
 // TestDocker: docker loads and runs what berth saves; berth loads and runs
 // what docker saves, with the same image ID.
 func TestDocker(t *testing.T) {
 	testutil.RequireRoot(t)
-	d := startDockerd(t)
+	d, err := testutil.StartDockerd("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	docker := func(args ...string) string {
+		t.Helper()
+		out, err := d.Docker(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
 	e := newEnv(t, "overlay2")
 	path, id := twoLayerArchive(t, "busybox")
 	load(t, e.store, path)
 	saved := saveTo(t, e, "busybox")
 
-	if out := d.docker(t, "load", "-i", saved); !strings.Contains(out, "busybox:latest") {
+	if out := docker("load", "-i", saved); !strings.Contains(out, "busybox:latest") {
 		t.Fatalf("docker load: %s", out)
 	}
-	if got := strings.TrimSpace(d.docker(t, "image", "inspect", "--format", "{{.ID}}", "busybox")); got != id {
+	if got := strings.TrimSpace(docker("image", "inspect", "--format", "{{.ID}}", "busybox")); got != id {
 		t.Fatalf("docker sees ID %s, berth %s", got, id)
 	}
-	if out := d.docker(t, "run", "--rm", "--network", "none", "busybox"); out != "hello from layer 2\n" {
+	if out := docker("run", "--rm", "--network", "none", "busybox"); out != "hello from layer 2\n" {
 		t.Fatalf("docker ran berth's image: %q", out)
 	}
-	d.docker(t, "tag", "busybox", "example.com/from/docker:1")
+	docker("tag", "busybox", "example.com/from/docker:1")
 	fromDocker := filepath.Join(t.TempDir(), "docker.tar")
-	d.docker(t, "save", "-o", fromDocker, "example.com/from/docker:1")
+	docker("save", "-o", fromDocker, "example.com/from/docker:1")
 	b := newEnv(t, "overlay2")
 	loaded := load(t, b.store, fromDocker)
 	if len(loaded) != 1 || loaded[0].ID.String() != id || loaded[0].Refs[0] != "example.com/from/docker:1" {

@@ -4,21 +4,16 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"berth.dev/berth/content"
 	"berth.dev/berth/image"
+	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/metadata"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/snapshot/drivers"
@@ -94,87 +89,20 @@ func (e *env) counts(t *testing.T) (blobs, snaps, ingests, layers int) {
 	return blobs, snaps, len(in), layers
 }
 
-// layerTar tars dir with GNU tar, as another tool would write a layer.
 func layerTar(t *testing.T, dir, out string) {
 	t.Helper()
-	cmd := exec.Command("tar", "--numeric-owner", "--xattrs", "-C", dir, "-cf", out, ".")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("tar: %v: %s", err, b)
+	if err := testutil.LayerTar(dir, out); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func sha256File(t *testing.T, path string) string {
+func dockerArchive(t *testing.T, out string, tags []string, cmd []string, layerDirs ...string) string {
 	t.Helper()
-	f, err := os.Open(path)
+	id, err := testutil.DockerArchive(out, tags, cmd, layerDirs...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// dockerArchive writes a legacy docker-archive (docker save before 25:
-// <id>/layer.tar, <config>.json, manifest.json) of an image whose layers
-// are the given directories, tagged tags, running cmd.
-func dockerArchive(t *testing.T, out string, tags []string, cmd []string, layerDirs ...string) (configDigest string) {
-	t.Helper()
-	work := t.TempDir()
-	var diffIDs, layerPaths []string
-	for i, d := range layerDirs {
-		p := filepath.Join(work, fmt.Sprintf("l%d.tar", i))
-		layerTar(t, d, p)
-		h := sha256File(t, p)
-		diffIDs = append(diffIDs, "sha256:"+h)
-		layerPaths = append(layerPaths, h+"/layer.tar")
-	}
-	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	cfg := map[string]any{
-		"architecture": "amd64", "os": "linux", "created": created,
-		"config": map[string]any{"Cmd": cmd, "Env": []string{"PATH=/bin:/usr/bin"}},
-		"rootfs": map[string]any{"type": "layers", "diff_ids": diffIDs},
-		"history": func() (h []map[string]any) {
-			for i := range layerDirs {
-				h = append(h, map[string]any{"created": created, "created_by": fmt.Sprintf("layer %d", i)})
-			}
-			return h
-		}(),
-	}
-	rawCfg, _ := json.Marshal(cfg)
-	sum := sha256.Sum256(rawCfg)
-	cfgHex := hex.EncodeToString(sum[:])
-	manifest, _ := json.Marshal([]map[string]any{{"Config": cfgHex + ".json", "RepoTags": tags, "Layers": layerPaths}})
-
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tw := tar.NewWriter(f)
-	add := func(name string, data []byte) {
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for i := range layerDirs {
-		data, err := os.ReadFile(filepath.Join(work, fmt.Sprintf("l%d.tar", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		add(layerPaths[i], data)
-	}
-	add(cfgHex+".json", rawCfg)
-	add("manifest.json", manifest)
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return "sha256:" + cfgHex
+	return id
 }
 
 // writeFiles makes a directory tree from path → content ("" content and a
