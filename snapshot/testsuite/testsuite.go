@@ -66,6 +66,7 @@ func Run(t *testing.T, newDriver func(t *testing.T) snapshot.Driver, opts ...Opt
 	t.Run("Usage", s.testUsage)
 	t.Run("Concurrent", s.testConcurrent)
 	t.Run("Crash", s.testCrash)
+	t.Run("Image", s.testImage)
 }
 
 func (s *suite) driver(t *testing.T) snapshot.Driver {
