@@ -2,8 +2,9 @@
 // become directories a container can mount. A driver keeps snapshots, each
 // either active (writable, made by Prepare on a committed parent) or
 // committed (read-only, a parent for others). It returns mounts; the caller
-// mounts them (see Mount). Drivers live in the subpackages overlay, vfs and
-// btrfs and all pass the shared suite in snapshot/testsuite.
+// mounts them with MountAll and undoes them with UnmountAll. Drivers live in
+// the subpackages overlay, vfs and btrfs and all pass the shared suite in
+// snapshot/testsuite; package drivers picks one for a data root.
 package snapshot
 
 import (

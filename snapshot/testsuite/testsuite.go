@@ -431,7 +431,45 @@ func (s *suite) testConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+
+	// Whole chains built and torn down side by side on the shared base.
+	errs = make(chan error, n)
+	for g := range 6 {
+		wg.Go(func() {
+			parent := "base"
+			var made []string
+			for i := range 4 {
+				key, name := fmt.Sprintf("g%d-%d-a", g, i), fmt.Sprintf("g%d-%d", g, i)
+				if _, err := d.Prepare(ctx, key, parent); err != nil {
+					errs <- err
+					return
+				}
+				if err := d.Commit(ctx, name, key); err != nil {
+					errs <- err
+					return
+				}
+				made = append(made, name)
+				parent = name
+			}
+			if _, err := d.Mounts(ctx, parent); err != nil {
+				errs <- err
+			}
+			for i := len(made) - 1; i >= 0; i-- {
+				if err := d.Remove(ctx, made[i]); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 	if err := d.Remove(ctx, "base"); err != nil {
 		t.Errorf("remove base after its children: %v", err)
+	}
+	if m := keys(t, d); len(m) != 0 {
+		t.Errorf("left: %v", m)
 	}
 }
