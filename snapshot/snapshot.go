@@ -90,3 +90,10 @@ type Driver interface {
 	// Close releases the driver's resources; snapshots stay on disk.
 	Close() error
 }
+
+// Changer is a Driver that can list a snapshot's changes against its
+// parent without writing a layer (docker diff, GET /containers/{id}/changes).
+// All of berth's drivers are Changers.
+type Changer interface {
+	Changes(ctx context.Context, key string) ([]archive.Change, error)
+}

@@ -9,23 +9,35 @@ import (
 	"berth.dev/berth/archive"
 )
 
-// Diff writes the snapshot's upper directory as a layer: overlayfs has
-// already recorded every change there.
-func (d *Driver) Diff(ctx context.Context, key string, w io.Writer) error {
+// Changes lists what the snapshot changed: overlayfs recorded all of it
+// in the upper directory.
+func (d *Driver) Changes(ctx context.Context, key string) ([]archive.Change, error) {
 	r, chain, err := d.Get(key)
 	if err != nil {
-		return fmt.Errorf("overlay2: diff: %w", err)
+		return nil, fmt.Errorf("overlay2: changes: %w", err)
 	}
-	upper := filepath.Join(d.Dir(r.ID), "fs")
 	lowers := make([]string, len(chain))
 	for i, p := range chain {
 		lowers[i] = filepath.Join(d.Dir(p.ID), "fs")
 	}
-	changes, err := archive.OverlayChanges(upper, lowers)
+	changes, err := archive.OverlayChanges(filepath.Join(d.Dir(r.ID), "fs"), lowers)
 	if err != nil {
-		return fmt.Errorf("overlay2: diff %q: %w", key, err)
+		return nil, fmt.Errorf("overlay2: changes of %q: %w", key, err)
 	}
-	if err := archive.WriteLayer(w, upper, changes, archive.WriteOptions{}); err != nil {
+	return changes, nil
+}
+
+// Diff writes the snapshot's upper directory as a layer.
+func (d *Driver) Diff(ctx context.Context, key string, w io.Writer) error {
+	r, _, err := d.Get(key)
+	if err != nil {
+		return fmt.Errorf("overlay2: diff: %w", err)
+	}
+	changes, err := d.Changes(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := archive.WriteLayer(w, filepath.Join(d.Dir(r.ID), "fs"), changes, archive.WriteOptions{}); err != nil {
 		return fmt.Errorf("overlay2: diff %q: %w", key, err)
 	}
 	return nil

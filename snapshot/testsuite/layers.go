@@ -194,6 +194,24 @@ func (s *suite) testDiffApply(t *testing.T) {
 	want := tree(t, root)
 	unmount()
 
+	ch, ok := d.(snapshot.Changer)
+	if !ok {
+		t.Fatalf("%T is no snapshot.Changer", d)
+	}
+	changes, err := ch.Changes(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, c := range changes {
+		listed = append(listed, c.String())
+	}
+	for _, c := range []string{"C /etc/conf", "A /new/dir/file", "D /etc/drop", "A /etc/keeplink", "C /keep"} {
+		if !slices.Contains(listed, c) {
+			t.Errorf("changes lack %q: %v", c, listed)
+		}
+	}
+
 	var layerTar bytes.Buffer
 	if err := d.Diff(ctx, "c", &layerTar); err != nil {
 		t.Fatalf("diff: %v", err)
