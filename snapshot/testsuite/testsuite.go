@@ -472,4 +472,25 @@ func (s *suite) testConcurrent(t *testing.T) {
 	if m := keys(t, d); len(m) != 0 {
 		t.Errorf("left: %v", m)
 	}
+
+	// Removing a parent while a child is prepared on it: exactly one wins.
+	for i := range 10 {
+		parent, child := fmt.Sprint("p", i), fmt.Sprint("c", i)
+		layer(t, d, parent, "", func(string) {})
+		var prepErr, rmErr error
+		wg.Go(func() { _, prepErr = d.Prepare(ctx, child, parent) })
+		wg.Go(func() { rmErr = d.Remove(ctx, parent) })
+		wg.Wait()
+		switch {
+		case prepErr == nil && errdefs.Is(rmErr, errdefs.KindConflict):
+			must(t, d.Remove(ctx, child))
+			must(t, d.Remove(ctx, parent))
+		case rmErr == nil && (errdefs.Is(prepErr, errdefs.KindNotFound) || errdefs.Is(prepErr, errdefs.KindConflict)):
+		default:
+			t.Fatalf("prepare on a parent being removed: prepare %v, remove %v", prepErr, rmErr)
+		}
+	}
+	if m := keys(t, d); len(m) != 0 {
+		t.Errorf("left: %v", m)
+	}
 }

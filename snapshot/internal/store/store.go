@@ -293,6 +293,10 @@ func (s *Store) Create(ctx context.Context, key, parent string) (*Record, error)
 			s.mu.Unlock()
 			return nil, errdefs.Invalid("prepare %q: parent %q is %s, not committed", key, parent, p.Info.Kind)
 		}
+		if p.busy {
+			s.mu.Unlock()
+			return nil, errdefs.Conflict("prepare %q: parent %q is being removed", key, parent)
+		}
 		p.children++
 	}
 	r := &Record{ID: newID(), Info: snapshot.Info{Key: key, Parent: parent, Kind: snapshot.KindActive, Created: time.Now().UTC()}, preparing: true}
