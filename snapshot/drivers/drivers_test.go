@@ -113,4 +113,13 @@ func TestBtrfsDefaultOnBtrfs(t *testing.T) {
 	if d.Name() != "btrfs" {
 		t.Errorf("default on btrfs is %s", d.Name())
 	}
+	// Asked for by name, overlay2 works on btrfs too.
+	o, err := Open(filepath.Join(mnt, "data2"), "overlay2")
+	if err != nil {
+		t.Fatalf("overlay2 on btrfs: %v", err)
+	}
+	defer o.Close()
+	if _, err := o.Prepare(context.Background(), "k", ""); err != nil {
+		t.Fatal(err)
+	}
 }
