@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 
+	"berth.dev/berth/errdefs"
 	"berth.dev/berth/snapshot"
 	"berth.dev/berth/snapshot/internal/fsutil"
 	"berth.dev/berth/snapshot/internal/store"
@@ -60,8 +61,18 @@ func (backend) Committed(dir string) error { return nil }
 
 func (backend) Destroy(dir string) error { return os.RemoveAll(dir) }
 
+// maxLowers is how many lower layers overlayfs stacks (OVL_MAX_STACK).
+var maxLowers = 500
+
 // Prepare makes active snapshot key on committed parent.
 func (d *Driver) Prepare(ctx context.Context, key, parent string) ([]snapshot.MountSpec, error) {
+	if parent != "" {
+		// A chain overlayfs cannot mount is refused now, not at mount time.
+		if _, chain, err := d.Get(parent); err == nil && len(chain)+1 > maxLowers {
+			return nil, errdefs.Invalid("overlay2: prepare %q: parent %q has %d layers, overlayfs stacks at most %d",
+				key, parent, len(chain)+1, maxLowers)
+		}
+	}
 	if _, err := d.Create(ctx, key, parent); err != nil {
 		return nil, fmt.Errorf("overlay2: %w", err)
 	}

@@ -104,3 +104,42 @@ func TestSupported(t *testing.T) {
 		t.Errorf("Supported on an overlay: %v", err)
 	}
 }
+
+func TestMaxDepth(t *testing.T) {
+	testutil.RequireRoot(t)
+	defer func(n int) { maxLowers = n }(maxLowers)
+	maxLowers = 3
+	ctx := context.Background()
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	parent := ""
+	for i := range 3 {
+		key := string(rune('a' + i))
+		if _, err := d.Prepare(ctx, key+"-a", parent); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Commit(ctx, key, key+"-a"); err != nil {
+			t.Fatal(err)
+		}
+		parent = key
+	}
+	if _, err := d.Prepare(ctx, "ok", "b"); err != nil {
+		t.Errorf("a container on 2 layers: %v", err)
+	}
+	if _, err := d.Prepare(ctx, "ok2", "c"); err != nil {
+		t.Errorf("a container on 3 layers: %v", err)
+	}
+	if err := d.Commit(ctx, "d", "ok2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = d.Prepare(ctx, "too-deep", "d")
+	if !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("a container on 4 layers with a limit of 3: %v", err)
+	}
+	if _, err := d.Stat(ctx, "too-deep"); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Errorf("the refused snapshot exists: %v", err)
+	}
+}
