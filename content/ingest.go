@@ -126,7 +126,7 @@ func (s *Store) Status(ctx context.Context, ref string) (Status, error) {
 	if err != nil {
 		return Status{}, fmt.Errorf("ingest %q: %w", ref, err)
 	}
-	if st.Ref != ref { // a sha256 collision of refs is not a concern; a torn ref file is
+	if st.Ref != ref { // only if sha256 collided; but never report another's ingest
 		return Status{}, errdefs.NotFound("ingest %q: not found", ref)
 	}
 	return st, nil

@@ -46,9 +46,11 @@ type ReaderAt interface {
 }
 
 // Open makes (if needed) and opens a store at root. It removes what a crash
-// can leave behind (temporary files, ingests that never got their ref, and
-// ingests whose data was already committed) but keeps every ingest that can
-// be resumed, and never touches one another writer holds.
+// can leave behind in ingest/ (temporary files, ingests that never got their
+// ref, and ingests whose data was already committed) but keeps every ingest
+// that can be resumed, and never touches one another writer holds. blobs/
+// is not read: a commit leaves nothing there but blobs, and Walk skips any
+// other name, so Open costs the same with a million blobs.
 func Open(root string) (*Store, error) {
 	s := &Store{
 		root:  root,
@@ -60,9 +62,6 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("content store %s: %w", root, err)
 		}
 	}
-	if err := s.cleanBlobs(); err != nil {
-		return nil, fmt.Errorf("content store %s: %w", root, err)
-	}
 	if err := s.cleanIngests(); err != nil {
 		return nil, fmt.Errorf("content store %s: %w", root, err)
 	}
@@ -71,24 +70,6 @@ func Open(root string) (*Store, error) {
 
 // Root returns the directory the store lives in.
 func (s *Store) Root() string { return s.root }
-
-// cleanBlobs removes anything in blobs/sha256 that is not a blob name. Commit
-// renames straight into place, so this is only ever debris from elsewhere.
-func (s *Store) cleanBlobs() error {
-	ents, err := os.ReadDir(s.blobs)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if checkDigest(digest.Digest("sha256:"+e.Name())) == nil && e.Type().IsRegular() {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(s.blobs, e.Name())); err != nil {
-			return err
-		}
-	}
-	return nil
-}
 
 // Path returns where the blob dgst is (or would be) stored.
 func (s *Store) Path(dgst digest.Digest) (string, error) {
