@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -83,4 +85,49 @@ func TestDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkBlob(t, s, dgst, data)
+}
+
+// A commit that cannot move the data into blobs/ (here: blobs/ made
+// immutable) fails, leaves the ingest as it was, writable, and the same
+// writer commits once it can.
+func TestCommitCannotMove(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	s := newStore(t)
+	data, dgst := testData(61, 100_000)
+	if out, err := exec.Command("chattr", "+i", s.blobs).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i on %s: %v: %s", s.blobs, err, out)
+	}
+	immutable := true
+	unfreeze := func() {
+		if immutable {
+			if out, err := exec.Command("chattr", "-i", s.blobs).CombinedOutput(); err != nil {
+				t.Fatalf("chattr -i: %v: %s", err, out)
+			}
+			immutable = false
+		}
+	}
+	t.Cleanup(unfreeze)
+	w, err := s.Writer(ctx, "frozen", WithExpected(dgst, int64(len(data))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Write(data)
+	if err := w.Commit(ctx, 0, ""); !errors.Is(err, syscall.EPERM) {
+		t.Fatalf("commit into an immutable blobs/: %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(s.ingestDir("frozen"), fileData))
+	if err != nil || fi.Mode().Perm() != 0o600 || fi.Size() != int64(len(data)) {
+		t.Fatalf("ingest data after the failed commit: %v %v", fi, err)
+	}
+	if _, err := s.Info(ctx, dgst); err == nil {
+		t.Fatal("blob exists after a failed commit")
+	}
+	unfreeze()
+	if err := w.Commit(ctx, 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	checkBlob(t, s, dgst, data)
+	noIngests(t, s)
 }

@@ -431,38 +431,46 @@ func (w *Writer) Commit(ctx context.Context, size int64, expected digest.Digest)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := w.publish(got); err != nil {
+	moved, err := w.publish(got)
+	if moved {
+		w.discard() // the data is the blob now, whatever the error
+	}
+	if err != nil {
 		return fmt.Errorf("ingest %q: commit %s: %w", w.ref, got, err)
 	}
-	w.discard()
 	return nil
 }
 
 // publish moves the data into blobs/ under its digest, read-only, stamped
 // with the commit time, durably. RENAME_NOREPLACE: a blob committed by
 // another writer in the meantime stays as it is.
-func (w *Writer) publish(dgst digest.Digest) error {
+func (w *Writer) publish(dgst digest.Digest) (moved bool, err error) {
+	src, dst := w.path(fileData), w.s.blobPath(dgst)
 	if err := w.data.Chmod(0o444); err != nil {
-		return err
+		return false, err
 	}
+	defer func() {
+		if !moved {
+			w.data.Chmod(0o600) // stays an ingest, writable
+		}
+	}()
 	now := []unix.Timespec{{Nsec: unix.UTIME_NOW}, {Nsec: unix.UTIME_NOW}}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, w.path(fileData), now, 0); err != nil {
-		return err
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, src, now, 0); err != nil {
+		return false, err
 	}
 	if err := w.data.Sync(); err != nil {
-		return err
+		return false, err
 	}
-	src, dst := w.path(fileData), w.s.blobPath(dgst)
-	err := unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
+	err = unix.Renameat2(unix.AT_FDCWD, src, unix.AT_FDCWD, dst, unix.RENAME_NOREPLACE)
 	if err == unix.EINVAL || err == unix.ENOSYS {
 		// A file system without renameat2 flags (NFS, FUSE): link(2)
 		// never replaces either; the ingest keeps the other name.
 		err = unix.Link(src, dst)
 	}
 	if err != nil && err != unix.EEXIST {
-		return fmt.Errorf("move into blobs: %w", err)
+		return false, fmt.Errorf("move into blobs: %w", err)
 	}
-	return syncDir(w.s.blobs)
+	return true, syncDir(w.s.blobs)
 }
 
 // discard removes the ingest and ends the writer.
