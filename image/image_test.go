@@ -420,3 +420,52 @@ func TestImportCommitExport(t *testing.T) {
 		}
 	})
 }
+
+// TestSaveSeveralImages: one archive holds several images and tags; a load
+// brings them all back, and docker's rules about what a reference saves hold
+// (a tag saves that tag, an ID every tag of the image).
+func TestSaveSeveralImages(t *testing.T) {
+	testutil.RequireRoot(t)
+	ctx := context.Background()
+	a := newEnv(t, "overlay2")
+	base := testutil.BusyboxRootfs(t)
+	top := writeFiles(t, map[string]string{"hello": "hi\n"})
+	two := filepath.Join(t.TempDir(), "two.tar")
+	id1 := dockerArchive(t, two, []string{"busybox", "busybox:other"}, []string{"cat", "/hello"}, base, top)
+	load(t, a.store, two)
+	single := filepath.Join(t.TempDir(), "single.tar")
+	id2 := dockerArchive(t, single, []string{"example.com/one:1"}, []string{"true"}, base)
+	load(t, a.store, single)
+	if err := a.store.Tag(ctx, "example.com/one:1", "example.com/one:2"); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := a.store.Save(ctx, &buf, []string{id1, "example.com/one:2"}); err != nil {
+		t.Fatal(err)
+	}
+	b := newEnv(t, "overlay2")
+	loaded, err := b.store.Load(ctx, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for _, l := range loaded {
+		got[l.ID.String()] = l.Refs
+	}
+	want := map[string][]string{id1: {"busybox:latest", "busybox:other"}, id2: {"example.com/one:2"}}
+	if len(got) != 2 || !slices.Equal(got[id1], want[id1]) || !slices.Equal(got[id2], want[id2]) {
+		t.Fatalf("loaded %v, want %v", got, want)
+	}
+	// Loading it all again adds nothing: layers and blobs are stored once.
+	blobs, snaps, _, layers := b.counts(t)
+	buf.Reset()
+	if err := a.store.Save(ctx, &buf, []string{id1, "example.com/one:2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.store.Load(ctx, &buf); err != nil {
+		t.Fatal(err)
+	}
+	if blobs2, snaps2, _, layers2 := b.counts(t); blobs2 != blobs || snaps2 != snaps || layers2 != layers {
+		t.Fatalf("a second load of the same images went from %d/%d/%d to %d/%d/%d blobs/snapshots/layers", blobs, snaps, layers, blobs2, snaps2, layers2)
+	}
+}
