@@ -51,28 +51,45 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 		return res, err
 	}
 	defer dec.Close()
-	counted := &countingReader{r: dec, h: dd.Hash(), max: opts.MaxBytes}
-	tarStream := bufio.NewReaderSize(counted, 1<<16)
+	// An uncompressed layer's DiffID is its digest: hash it once.
+	sameHash := res.Compression == Uncompressed && dd.Digest().Algorithm() == dg.Digest().Algorithm()
+	var ddHash io.Writer = dd.Hash()
+	if sameHash {
+		ddHash = io.Discard
+	}
+	// The read-ahead goroutine reads the input to its end (trailing bytes
+	// belong to the digest), hashing and decompressing it; this one hashes
+	// the tar (its zero blocks and padding belong to the DiffID) and
+	// extracts it.
+	fill := fillFrom(dec)
+	ra := newReadahead(func(buf []byte) (int, error) {
+		n, err := fill(buf)
+		if err == io.EOF && res.Compression != Uncompressed {
+			if _, derr := io.Copy(io.Discard, raw); derr != nil {
+				err = derr
+			}
+		}
+		return n, err
+	})
+	defer ra.close(ctx.Done())
+	counted := &countingReader{r: ra, h: ddHash, max: opts.MaxBytes}
 
 	a := newApplier(ctx, rootfd, opts)
 	defer a.close()
-	if err := a.run(tar.NewReader(tarStream)); err != nil {
+	if err := a.run(tar.NewReader(counted)); err != nil {
 		return res, err
 	}
-	// The tar ends with two zero blocks and padding to its record size;
-	// both belong to the DiffID. Then whatever the decompressor left.
-	if _, err := io.Copy(io.Discard, tarStream); err != nil {
+	if _, err := io.Copy(io.Discard, counted); err != nil {
 		return res, fmt.Errorf("read the end of the layer: %w", err)
 	}
-	if res.Compression != Uncompressed {
-		if _, err := io.Copy(io.Discard, raw); err != nil {
-			return res, fmt.Errorf("read the end of the layer: %w", err)
-		}
-	}
+	ra.close(nil)
 	if err := a.finish(); err != nil {
 		return res, err
 	}
 	res.Digest, res.DiffID, res.Size = dg.Digest(), dd.Digest(), counted.n
+	if sameHash {
+		res.DiffID = res.Digest
+	}
 	res.Entries = a.entries
 	if opts.Expected != "" && res.Digest != opts.Expected {
 		return res, errdefs.Invalid("layer digest mismatch: got %s, expected %s", res.Digest, opts.Expected)

@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -181,5 +184,36 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// lateReader fails the test when it is read after Apply returned.
+type lateReader struct {
+	t        *testing.T
+	r        io.Reader
+	returned atomic.Bool
+}
+
+func (l *lateReader) Read(p []byte) (int, error) {
+	if l.returned.Load() {
+		l.t.Errorf("Read after Apply returned")
+	}
+	time.Sleep(time.Millisecond) // give the read-ahead a chance to run late
+	return l.r.Read(p)
+}
+
+// TestApplyStopsReading: a layer refused early leaves the rest of the
+// stream unread, and Apply does not read the stream once it returned (the
+// caller closes it).
+func TestApplyStopsReading(t *testing.T) {
+	bad := mktar(t, ent{name: "../x", body: "x"}, ent{name: "big", body: strings.Repeat("y", 8<<20)})
+	for _, b := range [][]byte{bad, compressWith(t, "gzip", bad)} {
+		lr := &lateReader{t: t, r: bytes.NewReader(b)}
+		_, err := Apply(context.Background(), t.TempDir(), lr, ApplyOptions{})
+		lr.returned.Store(true)
+		if err == nil {
+			t.Fatal("a bad layer applied")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
