@@ -107,4 +107,3 @@ func BenchmarkApply(b *testing.B) {
 		})
 	}
 }
-
