@@ -103,6 +103,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	default:
 		return errdefs.Invalid("unsupported tar entry type %q", hdr.Typeflag)
 	}
+	// uid_t is 32 bits and -1 means "leave as is": anything else would be
+	// cut or ignored by chown instead of refused.
+	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid >= 1<<32-1 || hdr.Gid >= 1<<32-1 {
+		return errdefs.Invalid("owner %d:%d out of range", hdr.Uid, hdr.Gid)
+	}
 	pfd, err := a.parents.get(dir, true)
 	if err != nil {
 		return err

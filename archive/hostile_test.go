@@ -165,6 +165,9 @@ func TestApplyHostile(t *testing.T) {
 		{name: "long symlink target", ents: func(o string) []ent {
 			return []ent{{name: "l", typ: tar.TypeSymlink, link: deep}}
 		}, errPart: "longer than PATH_MAX"},
+		{name: "uid out of range", ents: func(o string) []ent {
+			return []ent{{name: "f", body: "x", uid: 1 << 32}}
+		}, errPart: "out of range"},
 		{name: "parent is a file", ents: func(o string) []ent {
 			return []ent{{name: "f", body: "x"}, {name: "f/g", body: "y"}}
 		}, errPart: "not a directory"},
