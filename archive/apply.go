@@ -4,6 +4,8 @@ import (
 	"archive/tar"
 	"bufio"
 	"context"
+	_ "crypto/sha256" // go-digest finds its algorithms registered by import
+	_ "crypto/sha512"
 	"fmt"
 	"io"
 

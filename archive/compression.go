@@ -79,9 +79,10 @@ func decompressor(br *bufio.Reader, c Compression) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case Zstd:
-		// One goroutine-free decoder: a layer is a single long stream and
-		// the tar extraction beside it is the slower half.
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(false))
+		// A decoder without goroutines of its own (Apply reads ahead in
+		// one), whose window a hostile frame cannot make larger than what
+		// `zstd --long=27` writes.
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<27))
 		if err != nil {
 			return nil, errdefs.Invalid("zstd layer: %w", err)
 		}
