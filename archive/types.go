@@ -1,7 +1,3 @@
-// Package archive reads and writes layer tars: it applies a layer (any
-// compression, whiteouts, hostile input refused) onto a directory in one
-// streaming pass, and writes a layer from a set of changes (an overlay upper
-// directory, or the difference between two trees).
 package archive
 
 import (
