@@ -102,7 +102,7 @@ func (d *Driver) Mounts(ctx context.Context, key string) ([]snapshot.MountSpec, 
 	case r.Info.Kind == snapshot.KindCommitted && len(lowers) == 1:
 		return []snapshot.MountSpec{{Type: "bind", Source: lowers[0], Options: []string{"rbind", "ro"}}}, nil
 	}
-	opts := append([]string{}, fixedOptions()...)
+	opts := append([]string(nil), fixedOptions()...)
 	opts = append(opts, "lowerdir="+joinLowers(lowers))
 	if r.Info.Kind == snapshot.KindActive {
 		opts = append(opts, "upperdir="+filepath.Join(dir, "fs"), "workdir="+filepath.Join(dir, "work"))
@@ -126,15 +126,31 @@ func joinLowers(lowers []string) string {
 // directory more than "the files that changed" (redirects, metadata-only
 // copy-ups, the inode index), so that Diff can read it as a layer. Only
 // those the kernel knows are passed.
-var fixedOptions = sync.OnceValue(func() []string {
-	var opts []string
+// The answer is kept once the module is loaded (its first mount loads it).
+func fixedOptions() []string {
+	fixedOpts.Lock()
+	defer fixedOpts.Unlock()
+	if fixedOpts.known {
+		return fixedOpts.opts
+	}
+	const params = "/sys/module/overlay/parameters/"
+	if _, err := os.Stat(params); err != nil {
+		return nil
+	}
 	for _, o := range []string{"index", "redirect_dir", "metacopy"} {
-		if _, err := os.Stat("/sys/module/overlay/parameters/" + o); err == nil {
-			opts = append(opts, o+"=off")
+		if _, err := os.Stat(params + o); err == nil {
+			fixedOpts.opts = append(fixedOpts.opts, o+"=off")
 		}
 	}
-	return opts
-})
+	fixedOpts.known = true
+	return fixedOpts.opts
+}
+
+var fixedOpts struct {
+	sync.Mutex
+	known bool
+	opts  []string
+}
 
 // Usage is the disk usage of the snapshot's upper directory: exactly what
 // it adds to its parents.

@@ -4,8 +4,11 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/moby/sys/mountinfo"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/leakcheck"
@@ -141,5 +144,50 @@ func TestMaxDepth(t *testing.T) {
 	}
 	if _, err := d.Stat(ctx, "too-deep"); !errdefs.Is(err, errdefs.KindNotFound) {
 		t.Errorf("the refused snapshot exists: %v", err)
+	}
+}
+
+// TestMountOptions: an overlay upper must hold whole changed files only,
+// so the features that write redirects and metadata-only copies are off.
+func TestMountOptions(t *testing.T) {
+	testutil.RequireRoot(t)
+	if err := Supported(t.TempDir()); err != nil { // loads the module
+		t.Skip(err)
+	}
+	ctx := context.Background()
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Prepare(ctx, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Commit(ctx, "base", "a"); err != nil {
+		t.Fatal(err)
+	}
+	mounts, err := d.Prepare(ctx, "c", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{"index=off", "redirect_dir=off", "metacopy=off"} {
+		if !slices.Contains(mounts[0].Options, o) {
+			t.Errorf("overlay options %v lack %s", mounts[0].Options, o)
+		}
+	}
+	target := t.TempDir()
+	if err := snapshot.MountAll(mounts, target); err != nil {
+		t.Fatal(err)
+	}
+	defer snapshot.UnmountAll(target)
+	ms, err := mountinfo.GetMounts(mountinfo.SingleEntryFilter(target))
+	if err != nil || len(ms) != 1 {
+		t.Fatalf("mountinfo: %v %v", ms, err)
+	}
+	// The kernel shows only what differs from its defaults.
+	for _, on := range []string{"index=on", "redirect_dir=on", "redirect_dir=follow", "metacopy=on"} {
+		if strings.Contains(ms[0].VFSOptions, on) {
+			t.Errorf("the overlay is mounted with %s: %s", on, ms[0].VFSOptions)
+		}
 	}
 }
