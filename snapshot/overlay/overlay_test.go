@@ -85,6 +85,25 @@ func TestSupported(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("Supported left %d entries in root", len(ents))
 	}
+	// A check killed half way left its test overlay mounted: the next one
+	// clears it.
+	stale := filepath.Join(dir, "overlay-check-123")
+	for _, d := range []string{"l", "u", "w", "merged"} {
+		if err := os.MkdirAll(filepath.Join(stale, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := snapshot.MountAll([]snapshot.MountSpec{{Type: "overlay", Source: "overlay", Options: []string{
+		"lowerdir=" + filepath.Join(stale, "l"), "upperdir=" + filepath.Join(stale, "u"), "workdir=" + filepath.Join(stale, "w"),
+	}}}, filepath.Join(stale, "merged")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Supported(dir); err != nil {
+		t.Fatalf("overlay on %s with a stale check: %v", dir, err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("Supported left %d entries in root after a stale check", len(ents))
+	}
 	// An overlay cannot sit on an overlay.
 	var dirs [4]string
 	for i := range dirs {

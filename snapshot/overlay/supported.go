@@ -25,6 +25,25 @@ func Supported(root string) error {
 	if sfs.Type == unix.OVERLAYFS_SUPER_MAGIC {
 		return errdefs.Unavailable("overlay2: %s is on overlayfs, which cannot be an overlay's upper directory", root)
 	}
+	// One check at a time per root, and what a check killed half way left
+	// (a test overlay still mounted) is cleared first.
+	lock, err := os.Open(root) // flock works on a directory
+	if err != nil {
+		return fmt.Errorf("overlay2: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("overlay2: lock %s: %w", lock.Name(), err)
+	}
+	stale, _ := filepath.Glob(filepath.Join(root, "overlay-check-*"))
+	for _, d := range stale {
+		if err := unix.Unmount(filepath.Join(d, "merged"), 0); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("overlay2: unmount a stale test overlay: %w", err)
+		}
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("overlay2: %w", err)
+		}
+	}
 	dir, err := os.MkdirTemp(root, "overlay-check-")
 	if err != nil {
 		return fmt.Errorf("overlay2: %w", err)
