@@ -384,7 +384,7 @@ func TestImportCommitExport(t *testing.T) {
 		if !slices.Equal(ci.Config.Config.Cmd, []string{"/bin/sh", "-c", "cat /committed"}) {
 			t.Fatalf("commit cmd %v", ci.Config.Config.Cmd)
 		}
-		out := runImage(t, s, "committed", "sh", "-c", "cat /committed; test -e /bin/ls && echo ls is there")
+		out := runImage(t, s, "committed", "sh", "-c", "cat /committed; test -e /bin/ls && echo ls is there; true")
 		if out != "yes\n" {
 			t.Fatalf("committed image: %q", out)
 		}
