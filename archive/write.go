@@ -244,6 +244,11 @@ func listXattrs(p string) ([]xattr, error) {
 	}
 	var out []xattr
 	for _, name := range strings.Split(string(bytes.TrimRight(buf[:sz], "\x00")), "\x00") {
+		if name == "" {
+			// overlayfs counts its hidden trusted.overlay.* names in the
+			// size but leaves them out of the list.
+			continue
+		}
 		vsz, err := unix.Lgetxattr(p, name, nil)
 		if err != nil {
 			if err == unix.ENODATA {
