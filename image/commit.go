@@ -72,7 +72,10 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts NewImageOptions) (
 	}
 	blob := ocispec.Descriptor{MediaType: mediaType, Digest: res.Digest, Size: w.Offset()}
 	chainID := identity.ChainID([]digest.Digest{res.DiffID})
-	if err := s.commitLayer(ctx, lease, key, chainID, "", res, blob); err != nil {
+	if err := lease.AddSnapshot(chainID.String()); err != nil {
+		return "", err
+	}
+	if err := s.commitLayer(ctx, key, chainID, "", res, blob); err != nil {
 		return "", fmt.Errorf("import: %w", err)
 	}
 
@@ -89,42 +92,6 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts NewImageOptions) (
 	}
 	id, err := s.addNewImage(ctx, lease, cfg, []digest.Digest{chainID}, []ocispec.Descriptor{blob}, "", opts.Ref)
 	return id, errWrap("import", err)
-}
-
-// commitLayer commits active snapshot key as layer chainID, unless that
-// layer exists already.
-func (s *Store) commitLayer(ctx context.Context, lease *metadata.LeaseHandle, key string, chainID, parent digest.Digest, res archive.Result, blob ocispec.Descriptor) error {
-	if err := lease.AddSnapshot(chainID.String()); err != nil {
-		return err
-	}
-	var have bool
-	err := s.db.Update(func(tx *metadata.Tx) error {
-		l, err := tx.Layer(chainID)
-		if err != nil {
-			return nil
-		}
-		have = true
-		if !hasBlob(l.Blobs, blob.Digest) {
-			l.Blobs = append(l.Blobs, blob)
-		}
-		return tx.PutLayer(l)
-	})
-	if err != nil || have {
-		return err
-	}
-	usage, err := s.sn.Usage(ctx, key)
-	if err != nil {
-		return err
-	}
-	if err := s.sn.Commit(ctx, chainID.String(), key); err != nil {
-		if errdefs.Is(err, errdefs.KindConflict) {
-			return s.waitLayer(ctx, chainID, blob)
-		}
-		return err
-	}
-	return s.db.Update(func(tx *metadata.Tx) error {
-		return tx.PutLayer(metadata.Layer{ChainID: chainID, DiffID: res.DiffID, Parent: parent, Size: res.Size, UnpackedSize: usage.Size, Blobs: []ocispec.Descriptor{blob}})
-	})
 }
 
 // addNewImage stores a config berth wrote, a manifest for it, the image

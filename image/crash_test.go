@@ -11,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"berth.dev/berth/content"
 	"berth.dev/berth/image"
 	"berth.dev/berth/internal/testutil"
-	"berth.dev/berth/metadata"
-	"berth.dev/berth/snapshot/drivers"
 )
 
 // loadChildEnv makes the test binary a process that loads an archive into
@@ -32,15 +29,7 @@ func loadChild(spec string) {
 }
 
 func loadInto(driver, root, path string) error {
-	cs, err := content.Open(filepath.Join(root, "content"))
-	if err != nil {
-		return err
-	}
-	sn, err := drivers.Open(filepath.Join(root, "snapshots"), driver)
-	if err != nil {
-		return err
-	}
-	db, err := metadata.Open(root, cs, sn)
+	s, err := image.Open(root, driver)
 	if err != nil {
 		return err
 	}
@@ -48,7 +37,7 @@ func loadInto(driver, root, path string) error {
 	if err != nil {
 		return err
 	}
-	_, err = image.New(db).Load(context.Background(), f)
+	_, err = s.Load(context.Background(), f)
 	return err
 }
 

@@ -16,7 +16,6 @@ import (
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/metadata"
 	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/drivers"
 )
 
 // env is an image store on a fresh data root.
@@ -38,17 +37,11 @@ func newEnv(t *testing.T, driver string) *env {
 func (e *env) open(t *testing.T, driver string) {
 	t.Helper()
 	var err error
-	if e.cs, err = content.Open(filepath.Join(e.root, "content")); err != nil {
+	if e.store, err = image.Open(e.root, driver); err != nil {
 		t.Fatal(err)
 	}
-	if e.sn, err = drivers.Open(filepath.Join(e.root, "snapshots"), driver); err != nil {
-		t.Fatal(err)
-	}
-	if e.db, err = metadata.Open(e.root, e.cs, e.sn); err != nil {
-		e.sn.Close()
-		t.Fatal(err)
-	}
-	e.store = image.New(e.db)
+	e.db, e.sn = e.store.DB(), e.store.Driver()
+	e.cs = e.db.Content
 	t.Cleanup(func() { e.close(t) })
 }
 
@@ -56,10 +49,7 @@ func (e *env) close(t *testing.T) {
 	if e.db == nil {
 		return
 	}
-	if err := e.db.Close(); err != nil {
-		t.Error(err)
-	}
-	if err := e.sn.Close(); err != nil {
+	if err := e.store.Close(); err != nil {
 		t.Error(err)
 	}
 	e.db = nil

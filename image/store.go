@@ -8,8 +8,10 @@ package image
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"sort"
 	"time"
@@ -19,6 +21,7 @@ import (
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/metadata"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/drivers"
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/identity"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -33,12 +36,49 @@ type Store struct {
 	// that an image a running container uses cannot be removed even by
 	// force. The daemon sets it; nil means none runs.
 	Running func(containerID string) bool
+	owned   bool // Close closes db and sn
 }
 
 // New returns the image service over an open metadata database.
 func New(db *metadata.DB) *Store {
 	return &Store{db: db, cs: db.Content, sn: db.Snapshots}
 }
+
+// Open opens the image side of a data root: the content store in
+// <root>/content, the graph driver (driver, "" to choose) under
+// <root>/snapshots, the metadata database in <root>. Close closes them.
+func Open(root, driver string) (*Store, error) {
+	cs, err := content.Open(filepath.Join(root, "content"))
+	if err != nil {
+		return nil, err
+	}
+	sn, err := drivers.Open(filepath.Join(root, "snapshots"), driver)
+	if err != nil {
+		return nil, err
+	}
+	db, err := metadata.Open(root, cs, sn)
+	if err != nil {
+		sn.Close()
+		return nil, err
+	}
+	s := New(db)
+	s.owned = true
+	return s, nil
+}
+
+// Close closes what Open opened.
+func (s *Store) Close() error {
+	if !s.owned {
+		return nil
+	}
+	return errors.Join(s.db.Close(), s.sn.Close())
+}
+
+// DB is the metadata database under the store.
+func (s *Store) DB() *metadata.DB { return s.db }
+
+// Driver is the graph driver under the store.
+func (s *Store) Driver() snapshot.Driver { return s.sn }
 
 // Image is an image with what docker's inspect shows of it.
 type Image struct {
@@ -186,23 +226,9 @@ func (s *Store) unpackLayer(ctx context.Context, lease *metadata.LeaseHandle, ch
 	if err := lease.AddSnapshot(chainID.String()); err != nil {
 		return err
 	}
-	var have bool
-	err := s.db.Update(func(tx *metadata.Tx) error {
-		l, err := tx.Layer(chainID)
-		if err != nil {
-			return nil
-		}
-		have = true
-		if !hasBlob(l.Blobs, blob.Digest) {
-			l.Blobs = append(l.Blobs, blob)
-			return tx.PutLayer(l)
-		}
-		return nil
-	})
-	if err != nil || have {
+	if have, err := s.addLayerBlob(chainID, blob); err != nil || have {
 		return err
 	}
-
 	key := "extract-" + lease.ID() + "-" + chainID.Encoded()
 	if err := lease.AddSnapshot(key); err != nil {
 		return err
@@ -210,12 +236,8 @@ func (s *Store) unpackLayer(ctx context.Context, lease *metadata.LeaseHandle, ch
 	if _, err := s.sn.Prepare(ctx, key, parent.String()); err != nil {
 		return fmt.Errorf("prepare snapshot: %w", err)
 	}
-	committed := false
-	defer func() {
-		if !committed {
-			_ = s.sn.Remove(context.WithoutCancel(ctx), key)
-		}
-	}()
+	// Gone after Commit; removed here if anything fails before.
+	defer s.sn.Remove(context.WithoutCancel(ctx), key) //nolint:errcheck
 	f, err := s.cs.Open(ctx, blob.Digest)
 	if err != nil {
 		return err
@@ -225,53 +247,60 @@ func (s *Store) unpackLayer(ctx context.Context, lease *metadata.LeaseHandle, ch
 	if err != nil {
 		return err
 	}
+	return s.commitLayer(ctx, key, chainID, parent, res, blob)
+}
+
+// commitLayer commits the active snapshot key, holding a layer's files, as
+// layer chainID — or, when that layer exists already (a concurrent unpack
+// won), adds blob to it.
+func (s *Store) commitLayer(ctx context.Context, key string, chainID, parent digest.Digest, res archive.Result, blob ocispec.Descriptor) error {
+	if have, err := s.addLayerBlob(chainID, blob); err != nil || have {
+		return err
+	}
 	usage, err := s.sn.Usage(ctx, key)
 	if err != nil {
 		return err
 	}
 	if err := s.sn.Commit(ctx, chainID.String(), key); err != nil {
-		if errdefs.Is(err, errdefs.KindConflict) {
-			// Another unpack of the same layer won; use its snapshot.
-			return s.waitLayer(ctx, chainID, blob)
+		if !errdefs.Is(err, errdefs.KindConflict) {
+			return fmt.Errorf("commit snapshot: %w", err)
 		}
-		return fmt.Errorf("commit snapshot: %w", err)
+		// The winner records the layer right after its commit.
+		for {
+			if have, err := s.addLayerBlob(chainID, blob); err != nil || have {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
 	}
-	committed = true
 	return s.db.Update(func(tx *metadata.Tx) error {
 		return tx.PutLayer(metadata.Layer{
-			ChainID: chainID, DiffID: diffID, Parent: parent,
+			ChainID: chainID, DiffID: res.DiffID, Parent: parent,
 			Size: res.Size, UnpackedSize: usage.Size,
 			Blobs: []ocispec.Descriptor{blob},
 		})
 	})
 }
 
-// waitLayer waits for a concurrent unpack of chainID to record its layer,
-// then adds blob to it.
-func (s *Store) waitLayer(ctx context.Context, chainID digest.Digest, blob ocispec.Descriptor) error {
-	for {
-		var have bool
-		err := s.db.Update(func(tx *metadata.Tx) error {
-			l, err := tx.Layer(chainID)
-			if err != nil {
-				return nil
-			}
-			have = true
-			if !hasBlob(l.Blobs, blob.Digest) {
-				l.Blobs = append(l.Blobs, blob)
-				return tx.PutLayer(l)
-			}
+// addLayerBlob records that blob holds layer chainID, if the layer exists.
+func (s *Store) addLayerBlob(chainID digest.Digest, blob ocispec.Descriptor) (have bool, err error) {
+	err = s.db.Update(func(tx *metadata.Tx) error {
+		l, err := tx.Layer(chainID)
+		if err != nil {
 			return nil
-		})
-		if err != nil || have {
-			return err
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
+		have = true
+		if hasBlob(l.Blobs, blob.Digest) {
+			return nil
 		}
-	}
+		l.Blobs = append(l.Blobs, blob)
+		return tx.PutLayer(l)
+	})
+	return have, err
 }
 
 func hasBlob(ds []ocispec.Descriptor, d digest.Digest) bool {

@@ -20,12 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"berth.dev/berth/content"
 	"berth.dev/berth/image"
 	"berth.dev/berth/internal/testutil"
-	"berth.dev/berth/metadata"
-	"berth.dev/berth/snapshot"
-	"berth.dev/berth/snapshot/drivers"
 )
 
 type task struct {
@@ -53,36 +49,7 @@ func sh(name string, args ...string) error {
 	return nil
 }
 
-// store is berth's image service on a data root of its own.
-type store struct {
-	*image.Store
-	db *metadata.DB
-	sn snapshot.Driver
-}
-
-func openStore(root, driver string) (*store, error) {
-	cs, err := content.Open(filepath.Join(root, "content"))
-	if err != nil {
-		return nil, err
-	}
-	sn, err := drivers.Open(filepath.Join(root, "snapshots"), driver)
-	if err != nil {
-		return nil, err
-	}
-	db, err := metadata.Open(root, cs, sn)
-	if err != nil {
-		sn.Close()
-		return nil, err
-	}
-	return &store{Store: image.New(db), db: db, sn: sn}, nil
-}
-
-func (s *store) close() {
-	s.db.Close()
-	s.sn.Close()
-}
-
-func loadFile(s *store, path string) error {
+func loadFile(s *image.Store, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -92,7 +59,7 @@ func loadFile(s *store, path string) error {
 	return err
 }
 
-func saveFile(s *store, path, ref string) error {
+func saveFile(s *image.Store, path, ref string) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -136,17 +103,17 @@ func bench(rounds int, dir, driver string) error {
 		return err
 	}
 	defer d.Stop()
-	saver, err := openStore(filepath.Join(work, "berth-save"), driver)
+	saver, err := image.Open(filepath.Join(work, "berth-save"), driver)
 	if err != nil {
 		return err
 	}
-	defer saver.close()
+	defer saver.Close()
 	if err := loadFile(saver, archive); err != nil {
 		return err
 	}
 
 	var berthRoot string
-	var loaded *store
+	var loaded *image.Store
 	n := 0
 	out := filepath.Join(work, "out.tar")
 	rmOut := func() error { return os.RemoveAll(out) }
@@ -154,10 +121,10 @@ func bench(rounds int, dir, driver string) error {
 		{"berth load", func() error {
 			n++
 			berthRoot = filepath.Join(work, fmt.Sprintf("berth-%d", n))
-			loaded, err = openStore(berthRoot, driver)
+			loaded, err = image.Open(berthRoot, driver)
 			return err
 		}, func() error {
-			defer func() { loaded.close(); os.RemoveAll(berthRoot) }()
+			defer func() { loaded.Close(); os.RemoveAll(berthRoot) }()
 			return loadFile(loaded, archive)
 		}},
 		{"docker load", func() error {
