@@ -217,3 +217,27 @@ func TestApplyStopsReading(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestApplyCanceled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Apply(ctx, t.TempDir(), bytes.NewReader(mktar(t, ent{name: "a", body: "x"})), ApplyOptions{})
+	if err != context.Canceled {
+		t.Errorf("Apply with a canceled context: %v", err)
+	}
+}
+
+// TestApplyHardlinkToSymlink: as in tar, a hardlink names the symlink
+// itself, whatever it points to.
+func TestApplyHardlinkToSymlink(t *testing.T) {
+	testutil.RequireRoot(t)
+	root := t.TempDir()
+	b := mktar(t, ent{name: "s", typ: '2', link: "/etc/passwd"}, ent{name: "h", typ: '1', link: "s"})
+	if _, err := applyBytes(t, root, b, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	s, h := stat(t, filepath.Join(root, "s")), stat(t, filepath.Join(root, "h"))
+	if h.Type != "symlink" || h.Ino != s.Ino || h.Target != "/etc/passwd" {
+		t.Errorf("h is %v (inode %d), s inode %d", h, h.Ino, s.Ino)
+	}
+}

@@ -124,6 +124,17 @@ func TestRoundTrip(t *testing.T) {
 	if g := hardlinkGroups(got); len(g) != 1 || g[0] != "bin/tool=bin/tool-hard" {
 		t.Errorf("hardlinks %v", g)
 	}
+
+	// GNU tar reads our format to the same tree.
+	gnu := t.TempDir()
+	cmd := exec.Command("tar", "--numeric-owner", "-p", "--xattrs", "--xattrs-include=*", "-C", gnu, "-xf", "-")
+	cmd.Stdin = bytes.NewReader(buf.Bytes())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("tar -x: %v: %s", err, out)
+	}
+	if d := diffTrees(want, scan(t, gnu), true); len(d) > 0 {
+		t.Errorf("GNU tar extracts another tree:\n%s", strings.Join(d, "\n"))
+	}
 }
 
 // mutate makes the same set of changes in any tree (a copy or an overlay
