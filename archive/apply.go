@@ -92,7 +92,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	if sameHash {
 		res.DiffID = res.Digest
 	}
-	res.Entries = a.entries
+	res.Entries, res.OpaqueRoot = a.entries, a.opaqueRoot
 	if opts.Expected != "" && res.Digest != opts.Expected {
 		return res, errdefs.Invalid("layer digest mismatch: got %s, expected %s", res.Digest, opts.Expected)
 	}

@@ -32,10 +32,12 @@ type applier struct {
 	root    int
 	opts    ApplyOptions
 	entries int64
-	written map[string]struct{}
-	dirs    map[string]times
-	parents parentCache
-	buf     []byte
+	// opaqueRoot: the layer holds "/.wh..wh..opq".
+	opaqueRoot bool
+	written    map[string]struct{}
+	dirs       map[string]times
+	parents    parentCache
+	buf        []byte
 }
 
 type times struct{ atime, mtime unix.Timespec }

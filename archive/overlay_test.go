@@ -160,3 +160,34 @@ func sorted(s []string) []string {
 	}
 	return out
 }
+
+// TestApplyOpaqueRoot: a layer whose root is opaque hides every lower file.
+func TestApplyOpaqueRoot(t *testing.T) {
+	testutil.RequireRoot(t)
+	lower := t.TempDir()
+	must(t, os.WriteFile(filepath.Join(lower, "old"), []byte("old"), 0o644))
+	layer := mktar(t, ent{name: ".wh..wh..opq"}, ent{name: "new", body: "new"})
+
+	root := t.TempDir()
+	cpa(t, lower+"/old", root+"/old")
+	if _, err := applyBytes(t, root, layer, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := names(t, root); got != "new" {
+		t.Errorf("delete mode: root holds %q", got)
+	}
+
+	upper := t.TempDir()
+	res, err := applyBytes(t, upper, layer, ApplyOptions{Whiteouts: WhiteoutOverlay})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// overlayfs would not hide lower/old for the xattr on its upper root:
+	// the driver has to know.
+	if !isOpaque(upper) || !res.OpaqueRoot {
+		t.Errorf("overlay mode: upper root opaque %v, result %+v", isOpaque(upper), res)
+	}
+	if res, err := applyBytes(t, t.TempDir(), mktar(t, ent{name: "d/.wh..wh..opq"}), ApplyOptions{Whiteouts: WhiteoutOverlay}); err != nil || res.OpaqueRoot {
+		t.Errorf("an opaque subdirectory: %+v, %v", res, err)
+	}
+}

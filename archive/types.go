@@ -51,4 +51,9 @@ type Result struct {
 	Size        int64         // bytes of the uncompressed tar
 	Compression Compression
 	Entries     int64 // tar entries read
+	// OpaqueRoot says the layer hides all the layers below it (an opaque
+	// marker at its root). overlayfs ignores trusted.overlay.opaque on an
+	// upper root, so with WhiteoutOverlay the driver must drop the lower
+	// layers itself.
+	OpaqueRoot bool
 }

@@ -62,9 +62,14 @@ func (a *applier) whiteout(dir, base string) error {
 // opaque hides what lower layers put in dir: overlay mode marks the
 // directory; delete mode removes everything below it that this layer did
 // not write (the marker may come before or after the layer's own entries).
+//
+// An opaque root leaves only this layer's files in delete mode. overlayfs
+// ignores the xattr on its upper root, so overlay mode marks it (as docker
+// does) and reports it in Result.OpaqueRoot: the driver must then mount the
+// layer without the ones below.
 func (a *applier) opaque(dir string) error {
-	if dir == "" && a.opts.Whiteouts == WhiteoutOverlay {
-		return errdefs.Invalid("opaque marker for the root directory")
+	if dir == "" {
+		a.opaqueRoot = true
 	}
 	var fd int
 	if dir == "" {
