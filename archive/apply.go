@@ -26,7 +26,9 @@ const copyBufSize = 1 << 20
 // opts.Expected or opts.ExpectedDiffID is an error (errdefs invalid) after
 // extraction: the caller must throw the tree away. Every entry is resolved
 // inside root: no name, symlink or hardlink in the tar or already in root
-// can make Apply write outside it.
+// can make Apply write outside it. Apply returns once it no longer reads r
+// (after at most one pending Read when it fails early), unless ctx is done
+// first.
 func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Result, error) {
 	var res Result
 	dg, err := digesterFor(opts.Expected)

@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/errdefs"
 )
 
 // ChangeKind is what happened to a path, as `docker diff` prints it.
@@ -77,6 +79,9 @@ func OverlayChanges(upper string, lowers []string) ([]Change, error) {
 			if isDir && isOpaque(filepath.Join(upper, p)) {
 				c.Opaque = true
 			}
+			if err := plainUpper(filepath.Join(upper, p), &st); err != nil {
+				return err
+			}
 			out = append(out, c)
 			if isDir {
 				if err := walk(p, underOpaque || c.Opaque); err != nil {
@@ -90,6 +95,26 @@ func OverlayChanges(upper string, lowers []string) ([]Change, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// plainUpper refuses what the upper directory of an overlay mounted with
+// redirect_dir or metacopy holds: a renamed directory or a file whose data
+// is still below. Their contents are not in the upper directory, so a layer
+// written from it would silently lose them.
+func plainUpper(p string, st *unix.Stat_t) error {
+	var name string
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		name = "trusted.overlay.redirect"
+	case unix.S_IFREG:
+		name = "trusted.overlay.metacopy"
+	default:
+		return nil
+	}
+	if _, err := unix.Lgetxattr(p, name, nil); err == nil {
+		return errdefs.NotImplemented("overlay changes: %s has %s; mount with redirect_dir=off,metacopy=off", p, name)
+	}
+	return nil
 }
 
 func isWhiteoutDev(st *unix.Stat_t) bool {

@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/testutil"
 )
 
@@ -189,5 +190,27 @@ func TestApplyOpaqueRoot(t *testing.T) {
 	}
 	if res, err := applyBytes(t, t.TempDir(), mktar(t, ent{name: "d/.wh..wh..opq"}), ApplyOptions{Whiteouts: WhiteoutOverlay}); err != nil || res.OpaqueRoot {
 		t.Errorf("an opaque subdirectory: %+v, %v", res, err)
+	}
+}
+
+// TestOverlayChangesRefusesRedirects: an upper directory whose contents live
+// partly below (redirect_dir, metacopy) cannot be written as a layer.
+func TestOverlayChangesRefusesRedirects(t *testing.T) {
+	testutil.RequireRoot(t)
+	for _, c := range []struct{ name, xattr string }{{"dir", "trusted.overlay.redirect"}, {"file", "trusted.overlay.metacopy"}} {
+		upper := t.TempDir()
+		p := filepath.Join(upper, "x")
+		if c.name == "dir" {
+			must(t, os.Mkdir(p, 0o755))
+		} else {
+			must(t, os.WriteFile(p, nil, 0o644))
+		}
+		if _, err := OverlayChanges(upper, nil); err != nil {
+			t.Fatalf("plain %s: %v", c.name, err)
+		}
+		must(t, unix.Setxattr(p, c.xattr, []byte("/y"), 0))
+		if _, err := OverlayChanges(upper, nil); !errdefs.Is(err, errdefs.KindNotImplemented) {
+			t.Errorf("%s with %s: %v", c.name, c.xattr, err)
+		}
 	}
 }
