@@ -241,3 +241,46 @@ func TestApplyHardlinkToSymlink(t *testing.T) {
 		t.Errorf("h is %v (inode %d), s inode %d", h, h.Ino, s.Ino)
 	}
 }
+
+// TestApplySparse applies GNU tar's sparse files (both encodings): same
+// contents, holes kept, and their size counted against MaxBytes since the
+// tar itself is tiny.
+func TestApplySparse(t *testing.T) {
+	testutil.RequireRoot(t)
+	src := t.TempDir()
+	big := filepath.Join(src, "big")
+	must(t, os.WriteFile(big, nil, 0o644))
+	must(t, os.Truncate(big, 100<<20))
+	f, err := os.OpenFile(big, os.O_WRONLY, 0)
+	must(t, err)
+	_, err = f.WriteAt([]byte("data in the middle"), 50<<20)
+	f.Close()
+	must(t, err)
+	want := stat(t, big)
+	for _, format := range []string{"pax", "gnu"} {
+		t.Run(format, func(t *testing.T) {
+			b, err := exec.Command("tar", "--sparse", "--format="+format, "-C", src, "-cf", "-", ".").Output()
+			must(t, err)
+			if len(b) > 1<<20 {
+				t.Fatalf("GNU tar wrote %d bytes: not sparse", len(b))
+			}
+			root := t.TempDir()
+			if _, err := applyBytes(t, root, b, ApplyOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			got := stat(t, filepath.Join(root, "big"))
+			if got.Sum != want.Sum || got.Size != want.Size {
+				t.Errorf("applied %v, want %v", got, want)
+			}
+			var st unix.Stat_t
+			must(t, unix.Stat(filepath.Join(root, "big"), &st))
+			if st.Blocks*512 > 1<<20 {
+				t.Errorf("the holes were written: %d bytes allocated", st.Blocks*512)
+			}
+			_, err = applyBytes(t, t.TempDir(), b, ApplyOptions{MaxBytes: 10 << 20})
+			if !errdefs.Is(err, errdefs.KindInvalid) || !strings.Contains(err.Error(), "sparse") {
+				t.Errorf("MaxBytes on a sparse file: %v", err)
+			}
+		})
+	}
+}

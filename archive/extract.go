@@ -2,6 +2,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -249,11 +250,29 @@ func wrapNotExist(err error) error {
 
 func (a *applier) writeFile(fd int, hdr *tar.Header, mode uint32, r io.Reader) error {
 	if hdr.Size > 0 {
-		if err := copyToFd(fd, r, a.buf); err != nil {
+		sparse := isSparse(hdr)
+		// A sparse file's holes cost nothing in the tar: its size is what
+		// MaxBytes must bound, and holes stay holes on disk.
+		if sparse && a.opts.MaxBytes > 0 && hdr.Size > a.opts.MaxBytes {
+			return errdefs.Invalid("sparse file of %d bytes is larger than the limit of %d bytes", hdr.Size, a.opts.MaxBytes)
+		}
+		if err := copyToFd(fd, r, a.buf, sparse); err != nil {
 			return err
 		}
 	}
 	return a.fdMeta(fd, hdr, mode)
+}
+
+// isSparse reports a GNU sparse file, old style or in PAX records.
+func isSparse(hdr *tar.Header) bool {
+	if hdr.Typeflag == tar.TypeGNUSparse {
+		return true
+	}
+	_, ok := hdr.PAXRecords["GNU.sparse.major"]
+	if !ok {
+		_, ok = hdr.PAXRecords["GNU.sparse.map"]
+	}
+	return ok
 }
 
 // fdMeta gives an open file or directory its owner, mode (after the owner:
@@ -366,9 +385,11 @@ func procPath(fd int, base string) string {
 }
 
 // copyToFd copies r to fd through buf, filling buf before each write(2) so
-// a big file costs few calls. A truncated entry (io.ErrUnexpectedEOF from
-// the tar reader) is an error.
-func copyToFd(fd int, r io.Reader, buf []byte) error {
+// a big file costs few calls. With sparse, a chunk of zeros is skipped
+// rather than written, and the file's size set at the end. A truncated
+// entry (io.ErrUnexpectedEOF from the tar reader) is an error.
+func copyToFd(fd int, r io.Reader, buf []byte, sparse bool) error {
+	var size int64
 	for {
 		n := 0
 		var rerr error
@@ -377,21 +398,51 @@ func copyToFd(fd int, r io.Reader, buf []byte) error {
 			m, rerr = r.Read(buf[n:])
 			n += m
 		}
-		for off := 0; off < n; {
-			w, err := unix.Write(fd, buf[off:n])
-			if err == unix.EINTR {
-				continue
+		size += int64(n)
+		if !sparse {
+			if err := writeAll(fd, buf[:n]); err != nil {
+				return err
 			}
-			if err != nil {
-				return fmt.Errorf("write: %w", err)
+		}
+		for off := 0; sparse && off < n; off += holeBlock {
+			b := buf[off:min(off+holeBlock, n)]
+			if !bytes.Equal(b, zeros[:len(b)]) {
+				if err := writeAll(fd, b); err != nil {
+					return err
+				}
+			} else if _, err := unix.Seek(fd, int64(len(b)), io.SeekCurrent); err != nil {
+				return fmt.Errorf("seek: %w", err)
 			}
-			off += w
 		}
 		if rerr == io.EOF {
+			if sparse {
+				if err := unix.Ftruncate(fd, size); err != nil {
+					return fmt.Errorf("truncate: %w", err)
+				}
+			}
 			return nil
 		}
 		if rerr != nil {
 			return rerr
 		}
 	}
+}
+
+// holeBlock is the smallest run of zeros a sparse file gets as a hole.
+const holeBlock = 64 << 10
+
+var zeros = make([]byte, holeBlock)
+
+func writeAll(fd int, b []byte) error {
+	for len(b) > 0 {
+		w, err := unix.Write(fd, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		b = b[w:]
+	}
+	return nil
 }
