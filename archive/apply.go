@@ -54,7 +54,6 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	if err != nil {
 		return res, err
 	}
-	defer dec.Close()
 	// An uncompressed layer's DiffID is its digest: hash it once.
 	sameHash := res.Compression == Uncompressed && dd.Digest().Algorithm() == dg.Digest().Algorithm()
 	var ddHash io.Writer = dd.Hash()
@@ -66,7 +65,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	// the tar (its zero blocks and padding belong to the DiffID) and
 	// extracts it.
 	fill := fillFrom(dec)
-	ra := newReadahead(func(buf []byte) (int, error) {
+	ra := newReadahead(ctx.Done(), func(buf []byte) (int, error) {
 		n, err := fill(buf)
 		if err == io.EOF && res.Compression != Uncompressed {
 			if _, derr := io.Copy(io.Discard, raw); derr != nil {
@@ -74,16 +73,22 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 			}
 		}
 		return n, err
-	})
+	}, func() { dec.Close() }) // by the goroutine: it may outlive Apply
 	defer ra.close(ctx.Done())
 	counted := &countingReader{r: ra, h: ddHash, max: opts.MaxBytes}
 
 	a := newApplier(ctx, rootfd, opts)
 	defer a.close()
 	if err := a.run(tar.NewReader(counted)); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return res, cerr
+		}
 		return res, err
 	}
 	if _, err := io.Copy(io.Discard, counted); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return res, cerr
+		}
 		return res, fmt.Errorf("read the end of the layer: %w", err)
 	}
 	ra.close(nil)

@@ -284,3 +284,40 @@ func TestApplySparse(t *testing.T) {
 		})
 	}
 }
+
+// stallingReader gives its bytes, then blocks until released.
+type stallingReader struct {
+	r       io.Reader
+	release chan struct{}
+}
+
+func (s *stallingReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err == io.EOF {
+		<-s.release
+	}
+	return n, err
+}
+
+// TestApplyCanceledWhileStalled: a layer whose input stops arriving (a
+// stuck download) gives up when the context is canceled.
+func TestApplyCanceledWhileStalled(t *testing.T) {
+	b := mktar(t, ent{name: "a", body: "x"})
+	sr := &stallingReader{r: bytes.NewReader(b[:1024]), release: make(chan struct{})}
+	defer close(sr.release)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Apply(ctx, t.TempDir(), sr, ApplyOptions{})
+		errc <- err
+	}()
+	cancel()
+	select {
+	case err := <-errc:
+		if err != context.Canceled {
+			t.Errorf("Apply: %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Minute): // a hang, not a timing
+		t.Fatal("Apply did not return after its context was canceled")
+	}
+}

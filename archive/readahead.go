@@ -1,9 +1,14 @@
 package archive
 
 import (
+	"errors"
 	"io"
 	"sync"
 )
+
+// errCanceled is what a read-ahead Read returns once its cancel channel is
+// closed; Apply reports the context's error instead.
+var errCanceled = errors.New("canceled while waiting for the layer")
 
 // Read-ahead sizes: a few chunks in flight keep the reading goroutine
 // (input, hashing, decompression) busy while the other one extracts.
@@ -21,28 +26,36 @@ type readahead struct {
 	free chan []byte
 	stop chan struct{}
 	done chan struct{}
-	err  error  // set by the goroutine before it closes full
-	buf  []byte // the chunk being read out, whole
-	cur  []byte // its unread part
-	once sync.Once
+	// cancel (a context's Done) makes Read give up waiting for input.
+	cancel <-chan struct{}
+	err    error  // set by the goroutine before it closes full
+	buf    []byte // the chunk being read out, whole
+	cur    []byte // its unread part
+	once   sync.Once
 }
 
-func newReadahead(fill func([]byte) (int, error)) *readahead {
+// newReadahead starts the goroutine, which calls done, if not nil, as it
+// ends. A closed cancel makes Read fail rather than wait.
+func newReadahead(cancel <-chan struct{}, fill func([]byte) (int, error), done func()) *readahead {
 	ra := &readahead{
-		full: make(chan []byte, chunksAhead),
-		free: make(chan []byte, chunksAhead+1),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		cancel: cancel,
+		full:   make(chan []byte, chunksAhead),
+		free:   make(chan []byte, chunksAhead+1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
 	}
 	for range chunksAhead + 1 {
 		ra.free <- make([]byte, chunkSize)
 	}
-	go ra.run(fill)
+	go ra.run(fill, done)
 	return ra
 }
 
-func (ra *readahead) run(fill func([]byte) (int, error)) {
+func (ra *readahead) run(fill func([]byte) (int, error), done func()) {
 	defer close(ra.done)
+	if done != nil {
+		defer done()
+	}
 	defer close(ra.full)
 	for {
 		var buf []byte
@@ -72,7 +85,13 @@ func (ra *readahead) Read(p []byte) (int, error) {
 			ra.free <- ra.buf
 			ra.buf = nil
 		}
-		buf, ok := <-ra.full
+		var buf []byte
+		ok := false
+		select {
+		case buf, ok = <-ra.full:
+		case <-ra.cancel:
+			return 0, errCanceled
+		}
 		if !ok {
 			return 0, ra.err
 		}
