@@ -1,0 +1,49 @@
+// Package backend holds the option and result types that pass between the
+// API routers and the daemon, where the moby API module has none: what a
+// request asked for, already parsed out of HTTP.
+package backend
+
+import (
+	"berth.dev/berth/daemon/filters"
+	"github.com/moby/moby/api/types/build"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/volume"
+)
+
+// ImageListOptions is GET /images/json.
+type ImageListOptions struct {
+	All        bool // intermediate images too
+	Filters    filters.Args
+	SharedSize bool
+	Manifests  bool
+}
+
+// ImportOptions is POST /images/create?fromSrc=-.
+type ImportOptions struct {
+	Repo, Tag string
+	Message   string
+	Changes   []string
+	Platform  string
+}
+
+// LoadedImage is one image a load stored: its ID and the references now
+// pointing at it.
+type LoadedImage struct {
+	ID   string
+	Refs []string
+}
+
+// DiskUsage is GET /system/df in both shapes: the legacy lists (API < 1.53)
+// and the per-type summaries (API >= 1.52).
+type DiskUsage struct {
+	LayersSize int64                `json:"LayersSize,omitempty"`
+	Images     []image.Summary      `json:"Images,omitempty"`
+	Containers []container.Summary  `json:"Containers,omitempty"`
+	Volumes    []volume.Volume      `json:"Volumes,omitempty"`
+	BuildCache []build.CacheRecord  `json:"BuildCache,omitempty"`
+	ImageUsage *image.DiskUsage     `json:"ImageUsage,omitempty"`
+	Container  *container.DiskUsage `json:"ContainerUsage,omitempty"`
+	Volume     *volume.DiskUsage    `json:"VolumeUsage,omitempty"`
+	Build      *build.DiskUsage     `json:"BuildCacheUsage,omitempty"`
+}

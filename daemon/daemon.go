@@ -1,0 +1,160 @@
+// Package daemon is berth's engine: the configuration, the image service,
+// the event bus and the jobs every API operation runs as. The HTTP side
+// (daemon/server) calls it through small Backend interfaces that each
+// router package defines; nothing here knows about HTTP.
+package daemon
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"berth.dev/berth/daemon/events"
+	"berth.dev/berth/errdefs"
+	"berth.dev/berth/image"
+	"golang.org/x/sys/unix"
+)
+
+// Version is berth's version as the API reports it.
+var Version = "0.1.0-dev"
+
+// Daemon is the engine.
+type Daemon struct {
+	cfg     *Config
+	id      string
+	images  *image.Store
+	events  *events.Bus
+	log     *slog.Logger
+	started time.Time
+	lock    *os.File     // flock on <data-root>/berth.lock: one daemon per data root
+	mu      sync.RWMutex // guards what Reload changes in cfg
+}
+
+// New opens the data root and the stores under it. A data root another
+// daemon uses is refused at once, naming that daemon's pid.
+func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
+	if cfg.DataRoot == "" {
+		cfg.DataRoot = DefaultDataRoot
+	}
+	if cfg.ExecRoot == "" {
+		cfg.ExecRoot = DefaultExecRoot
+	}
+	if cfg.DefaultRuntime == "" {
+		cfg.DefaultRuntime = DefaultRuntime
+	}
+	for _, d := range []string{cfg.DataRoot, cfg.ExecRoot} {
+		if err := os.MkdirAll(d, 0o711); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	lock, err := lockRoot(cfg.DataRoot)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, events: events.New(), log: log, started: time.Now(), lock: lock}
+	if d.id, err = engineID(cfg.DataRoot); err != nil {
+		lock.Close()
+		return nil, err
+	}
+	d.images, err = image.Open(cfg.DataRoot, cfg.StorageDriver)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open image store in %s: %w", cfg.DataRoot, err)
+	}
+	return d, nil
+}
+
+func lockRoot(root string) (*os.File, error) {
+	p := filepath.Join(root, "berth.lock")
+	f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lock data root: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b, _ := os.ReadFile(p)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errdefs.Conflict("data root %s is in use by another berth daemon (pid %s); stop it or pick another --data-root",
+				root, strings.TrimSpace(string(b)))
+		}
+		return nil, fmt.Errorf("lock data root %s: %w", root, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, nil
+}
+
+// engineID is the daemon's ID (docker info's ID), made once per data root.
+func engineID(root string) (string, error) {
+	p := filepath.Join(root, "engine-id")
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var r [16]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write engine id: %w", err)
+	}
+	return id, nil
+}
+
+// Config is the configuration the daemon runs with.
+func (d *Daemon) Config() *Config { return d.cfg }
+
+// DriverName is the graph driver in use.
+func (d *Daemon) DriverName() string { return d.images.Driver().Name() }
+
+// Events is the daemon's event bus.
+func (d *Daemon) Events() *events.Bus { return d.events }
+
+// Reload applies what can change without a restart: the log level (the
+// caller's slog.LevelVar) and the labels. It returns the keys that differ
+// but need a restart.
+func (d *Daemon) Reload(c *Config) (needRestart []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.cfg.LogLevel, d.cfg.Debug = c.LogLevel, c.Debug
+	d.cfg.Labels = c.Labels
+	if c.DefaultRuntime != "" {
+		d.cfg.DefaultRuntime = c.DefaultRuntime
+	}
+	if c.LiveRestore != nil {
+		d.cfg.LiveRestore = c.LiveRestore
+	}
+	check := func(key, old, new string) {
+		if new != "" && old != new {
+			needRestart = append(needRestart, key)
+		}
+	}
+	check("data-root", d.cfg.DataRoot, c.DataRoot)
+	check("exec-root", d.cfg.ExecRoot, c.ExecRoot)
+	check("storage-driver", d.images.Driver().Name(), c.StorageDriver)
+	check("hosts", strings.Join(d.cfg.Hosts, ","), strings.Join(c.Hosts, ","))
+	d.events.Publish("daemon", "reload", d.id, map[string]string{"name": hostname()})
+	return needRestart
+}
+
+// Close closes the event streams and the stores.
+func (d *Daemon) Close() error {
+	d.events.Close()
+	err := d.images.Close()
+	d.lock.Close()
+	return err
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
+}

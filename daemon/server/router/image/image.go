@@ -1,0 +1,200 @@
+// Package image is the API's image area: list, inspect, history, tag,
+// remove, prune, load, save, import (and pull, refused until the registry
+// client exists).
+package image
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"berth.dev/berth/daemon/backend"
+	"berth.dev/berth/daemon/filters"
+	"berth.dev/berth/daemon/server/httputils"
+	imagetypes "github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/jsonstream"
+)
+
+// Backend is what the image routes need from the daemon.
+type Backend interface {
+	Images(ctx context.Context, opts backend.ImageListOptions) ([]imagetypes.Summary, error)
+	ImageInspect(ctx context.Context, name string) (*imagetypes.InspectResponse, error)
+	ImageHistory(ctx context.Context, name string) ([]imagetypes.HistoryResponseItem, error)
+	TagImage(ctx context.Context, source, repo, tag string) (string, error)
+	ImageDelete(ctx context.Context, name string, force, noPrune bool) ([]imagetypes.DeleteResponse, error)
+	ImagesPrune(ctx context.Context, f filters.Args) (*imagetypes.PruneReport, error)
+	LoadImage(ctx context.Context, r io.Reader) ([]backend.LoadedImage, error)
+	ExportImages(ctx context.Context, names []string, w io.Writer) error
+	ImportImage(ctx context.Context, r io.Reader, opts backend.ImportOptions) (string, error)
+	PullImage(ctx context.Context, ref string) error
+}
+
+// Router serves the image routes.
+type Router struct{ b Backend }
+
+// New returns the image router over b.
+func New(b Backend) *Router { return &Router{b: b} }
+
+// Routes implements httputils.Router.
+func (r *Router) Routes() []httputils.Route {
+	return []httputils.Route{
+		{Method: http.MethodGet, Path: "/images/json", Handler: r.list},
+		{Method: http.MethodGet, Path: "/images/get", Handler: r.save},
+		{Method: http.MethodPost, Path: "/images/load", Handler: r.load},
+		{Method: http.MethodPost, Path: "/images/create", Handler: r.create},
+		{Method: http.MethodPost, Path: "/images/prune", Handler: r.prune},
+		{Method: http.MethodGet, Path: "/images/{name:.+}/json", Handler: r.inspect},
+		{Method: http.MethodGet, Path: "/images/{name:.+}/history", Handler: r.history},
+		{Method: http.MethodGet, Path: "/images/{name:.+}/get", Handler: r.save},
+		{Method: http.MethodPost, Path: "/images/{name:.+}/tag", Handler: r.tag},
+		{Method: http.MethodDelete, Path: "/images/{name:.+}", Handler: r.remove},
+	}
+}
+
+func (r *Router) list(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	f, err := filters.Parse(req.Form.Get("filters"))
+	if err != nil {
+		return err
+	}
+	// API < 1.41 had ?filter=name as a reference filter.
+	if v := req.Form.Get("filter"); v != "" {
+		f.Add("reference", v)
+	}
+	imgs, err := r.b.Images(ctx, backend.ImageListOptions{
+		All: httputils.BoolValue(req, "all"), Filters: f,
+		SharedSize: httputils.BoolValue(req, "shared-size"), Manifests: httputils.BoolValue(req, "manifests"),
+	})
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, imgs)
+}
+
+func (r *Router) inspect(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	img, err := r.b.ImageInspect(ctx, vars["name"])
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, img)
+}
+
+func (r *Router) history(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	h, err := r.b.ImageHistory(ctx, vars["name"])
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, h)
+}
+
+func (r *Router) tag(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	if _, err := r.b.TagImage(ctx, vars["name"], req.Form.Get("repo"), req.Form.Get("tag")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusCreated)
+	return nil
+}
+
+func (r *Router) remove(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	items, err := r.b.ImageDelete(ctx, vars["name"], httputils.BoolValue(req, "force"), httputils.BoolValue(req, "noprune"))
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, items)
+}
+
+func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	f, err := filters.Parse(req.Form.Get("filters"))
+	if err != nil {
+		return err
+	}
+	rep, err := r.b.ImagesPrune(ctx, f)
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, rep)
+}
+
+// load answers with the JSON message stream dockerd writes; the CLI prints
+// its "stream" lines.
+func (r *Router) load(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	loaded, err := r.b.LoadImage(ctx, req.Body)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	for _, l := range loaded {
+		if len(l.Refs) == 0 {
+			_ = enc.Encode(jsonstream.Message{Stream: "Loaded image ID: " + l.ID + "\n"})
+		}
+		for _, ref := range l.Refs {
+			_ = enc.Encode(jsonstream.Message{Stream: "Loaded image: " + ref + "\n"})
+		}
+	}
+	return nil
+}
+
+func (r *Router) save(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	names := req.Form["names"]
+	if n := vars["name"]; n != "" {
+		names = []string{n}
+	}
+	lw := &httputils.LazyWriter{W: w, ContentType: "application/x-tar"}
+	return r.b.ExportImages(ctx, names, lw)
+}
+
+// create is POST /images/create: import with fromSrc=- (the body is the
+// rootfs tar), pull with fromImage.
+func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	if img := req.Form.Get("fromImage"); img != "" {
+		if tag := req.Form.Get("tag"); tag != "" {
+			if strings.HasPrefix(tag, "sha256:") {
+				img += "@" + tag
+			} else {
+				img += ":" + tag
+			}
+		}
+		return r.b.PullImage(ctx, img)
+	}
+	src := req.Form.Get("fromSrc")
+	if src != "-" {
+		if src == "" {
+			return errInvalid("fromImage or fromSrc is required")
+		}
+		return errNotImplemented("import from a URL is not supported; send the tar in the body with fromSrc=-")
+	}
+	id, err := r.b.ImportImage(ctx, req.Body, backend.ImportOptions{
+		Repo: req.Form.Get("repo"), Tag: req.Form.Get("tag"), Message: req.Form.Get("message"),
+		Changes: req.Form["changes"], Platform: req.Form.Get("platform"),
+	})
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	return json.NewEncoder(w).Encode(jsonstream.Message{Status: id})
+}
