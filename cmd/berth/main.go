@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	goruntime "runtime"
 
+	"berth.dev/berth/cli/daemoncli"
 	"berth.dev/berth/cli/runtimecli"
 	"berth.dev/berth/runtime"
 	_ "berth.dev/berth/runtime/nsenter" // joins namespaces before the Go runtime starts
@@ -22,6 +23,9 @@ func init() { goruntime.LockOSThread() }
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		runtime.Init() // the container init: never returns
+	}
+	if len(os.Args) > 1 && os.Args[1] == "daemon" {
+		os.Exit(daemoncli.Main(os.Args[2:]))
 	}
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
 		os.Exit(runtimecli.Main("berth-runtime", os.Args[1:]))
