@@ -13,6 +13,7 @@ import (
 	"berth.dev/berth/cli/runtimecli"
 	"berth.dev/berth/runtime"
 	_ "berth.dev/berth/runtime/nsenter" // joins namespaces before the Go runtime starts
+	"berth.dev/berth/shim"
 )
 
 // The main goroutine keeps the main thread: threads the runtime locks and
@@ -23,6 +24,9 @@ func init() { goruntime.LockOSThread() }
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		runtime.Init() // the container init: never returns
+	}
+	if len(os.Args) > 1 && (os.Args[1] == "shim" || os.Args[1] == "init-reaper") {
+		os.Exit(shim.Main(os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "daemon" {
 		os.Exit(daemoncli.Main(os.Args[2:]))
