@@ -78,10 +78,15 @@ func (d *Daemon) Images(ctx context.Context, opts backend.ImageListOptions) ([]i
 			if !opts.Filters.MatchLabels("label", labels) {
 				continue
 			}
-			if opts.Filters.Has("reference") && !matchReference(opts.Filters, img.RepoTags, img.RepoDigests) {
-				continue
-			}
 			s := summary(img)
+			if opts.Filters.Has("reference") {
+				// As dockerd: only the matching references are listed.
+				s.RepoTags = matchReference(opts.Filters, img.RepoTags)
+				s.RepoDigests = matchReference(opts.Filters, img.RepoDigests)
+				if len(s.RepoTags)+len(s.RepoDigests) == 0 {
+					continue
+				}
+			}
 			if opts.SharedSize {
 				s.SharedSize = shared[img.ID.String()]
 			}
@@ -96,18 +101,19 @@ func (d *Daemon) Images(ctx context.Context, opts backend.ImageListOptions) ([]i
 }
 
 // matchReference is docker's reference filter: a shell pattern against a
-// familiar name:tag or the bare familiar name.
-func matchReference(f filters.Args, tags, digests []string) bool {
-	for _, r := range append(append([]string{}, tags...), digests...) {
+// familiar name:tag or the bare familiar name. It returns the matching refs.
+func matchReference(f filters.Args, refs []string) []string {
+	out := []string{}
+	for _, r := range refs {
 		name := r
 		if i := strings.LastIndexAny(r, ":@"); i > strings.LastIndex(r, "/") {
 			name = r[:i]
 		}
 		if f.MatchPattern("reference", r) || f.MatchPattern("reference", name) {
-			return true
+			out = append(out, r)
 		}
 	}
-	return false
+	return out
 }
 
 func (d *Daemon) imageTime(ctx context.Context, f filters.Args, key string) (time.Time, error) {
