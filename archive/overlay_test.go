@@ -99,6 +99,17 @@ func TestOverlayLayer(t *testing.T) {
 		if d := diffTrees(merged, seconds(scan(t, mnt2)), false); len(d) > 0 {
 			t.Errorf("overlay of the applied layer differs:\n%s", strings.Join(d, "\n"))
 		}
+		// Exporting the mounted overlay (its xattr lists count the hidden
+		// trusted.overlay.* names) gives the same tree again.
+		var export bytes.Buffer
+		must(t, WriteTree(&export, mnt2))
+		out := t.TempDir()
+		if _, err := applyBytes(t, out, export.Bytes(), ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if d := diffTrees(merged, seconds(scan(t, out)), false); len(d) > 0 {
+			t.Errorf("export of the overlay differs:\n%s", strings.Join(d, "\n"))
+		}
 		// And the layer written back from that upper dir is the same.
 		again, err := OverlayChanges(up2, []string{lower})
 		if err != nil {
