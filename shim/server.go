@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -156,7 +157,22 @@ func (s *shim) path(name string) string {
 	return fmt.Sprintf("/proc/%d/fd/%d/%s", os.Getpid(), s.dirFd, name)
 }
 
+var settling atomic.Bool
+
+// settle gives the heap back to the kernel a moment after a burst of work
+// (create, start, a request): a shim spends its life idle, and what the Go
+// scavenger would return only slowly is resident memory per container.
+func (s *shim) settle() {
+	if settling.CompareAndSwap(false, true) {
+		time.AfterFunc(300*time.Millisecond, func() {
+			settling.Store(false)
+			debug.FreeOSMemory()
+		})
+	}
+}
+
 func (s *shim) acceptLoop() {
+	s.settle()
 	if s.exitTimeout > 0 {
 		go s.lingerWatch()
 	}
@@ -174,6 +190,7 @@ func (s *shim) acceptLoop() {
 		s.clients++
 		s.mu.Unlock()
 		go func() {
+			defer s.settle()
 			s.handle(c)
 			c.Close()
 			s.mu.Lock()

@@ -30,7 +30,18 @@ func TestMain(m *testing.M) {
 	if os.Getenv("BERTH_SHIM_HELPER") != "" {
 		os.Exit(helperMain())
 	}
-	leakcheck.Main(m)
+	leakcheck.Main(cleanRun{m})
+}
+
+// cleanRun removes the berth-shim build after the tests.
+type cleanRun struct{ m *testing.M }
+
+func (c cleanRun) Run() int {
+	code := c.m.Run()
+	if smallBin != "" {
+		os.RemoveAll(filepath.Dir(smallBin))
+	}
+	return code
 }
 
 // helperMain starts a shim from the options in $BERTH_SHIM_HELPER and
@@ -49,6 +60,40 @@ func helperMain() int {
 	fmt.Println(c.Pid())
 	return 0
 }
+
+// shimBinary is the berth binary, or berth-shim (built once) when
+// $BERTH_TEST_SHIM=small: the tests pass with both.
+func shimBinary(t *testing.T) string {
+	if os.Getenv("BERTH_TEST_SHIM") != "small" {
+		return testutil.BerthBinary(t)
+	}
+	smallOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "berth-shim-bin-")
+		if err != nil {
+			smallErr = err
+			return
+		}
+		smallBin = filepath.Join(dir, "berth-shim")
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			gobin = "/usr/local/go/bin/go"
+		}
+		out, err := exec.Command(gobin, "build", "-o", smallBin, "berth.dev/berth/shim/cmd/berth-shim").CombinedOutput()
+		if err != nil {
+			smallErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if smallErr != nil {
+		t.Fatal(smallErr)
+	}
+	return smallBin
+}
+
+var (
+	smallOnce sync.Once
+	smallBin  string
+	smallErr  error
+)
 
 type runtimeKind string
 
@@ -89,8 +134,9 @@ func newEnv(t *testing.T, rt runtimeKind, spec *specs.Spec) *env {
 	id := "shimtest-" + hex.EncodeToString(b[:])
 	e := &env{t: t, id: id, dir: filepath.Join(root, "containers", id), bundle: testutil.Bundle(t, rootfs, spec), rootfs: rootfs}
 	bin := testutil.BerthBinary(t)
-	e.opts = shim.Options{ID: id, Bundle: e.bundle, StateDir: e.dir, Binary: bin,
-		Log: logs.Config{Path: filepath.Join(root, "container.log")}}
+	e.opts = shim.Options{ID: id, Bundle: e.bundle, StateDir: e.dir, Binary: shimBinary(t),
+		Runtime: []string{bin, "runtime", "--root", filepath.Join(root, "runtime")},
+		Log:     logs.Config{Path: filepath.Join(root, "container.log")}}
 	switch rt {
 	case runcRT, crunRT:
 		p, err := exec.LookPath(string(rt))
