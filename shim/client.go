@@ -320,6 +320,15 @@ func (c *Client) Exec(ctx context.Context, execID string, process *specs.Process
 	return err
 }
 
+// DeleteExec forgets an exec that has exited or was never started.
+func (c *Client) DeleteExec(ctx context.Context, execID string) error {
+	if execID == "" {
+		return errdefs.Invalid("DeleteExec needs an exec ID")
+	}
+	_, err := c.simple(ctx, &request{Op: "delete", Exec: execID})
+	return err
+}
+
 // Shutdown deletes the exited (or never started) container with the
 // runtime and ends the shim. exit.json and the log stay.
 func (c *Client) Shutdown(ctx context.Context) error {

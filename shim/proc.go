@@ -372,6 +372,14 @@ func (p *proc) attach(c *net.UnixConn, r *bufio.Reader, req *request) {
 	}
 	p.attaches[a] = struct{}{}
 	p.mu.Unlock()
+	gone := make(chan struct{})
+	if !req.Stdin {
+		// Nothing comes from such a client: EOF means it detached.
+		go func() {
+			r.ReadByte()
+			close(gone)
+		}()
+	}
 	if req.Stdin {
 		go func() {
 			defer func() {
@@ -407,7 +415,13 @@ func (p *proc) attach(c *net.UnixConn, r *bufio.Reader, req *request) {
 			}
 		}()
 	}
-	<-p.done
+	select {
+	case <-p.done:
+	case <-gone:
+		p.mu.Lock()
+		delete(p.attaches, a)
+		p.mu.Unlock()
+	}
 }
 
 func (p *proc) closeStdin() error {

@@ -301,6 +301,8 @@ func (s *shim) do(req *request, resp *response) error {
 		return p.resize(req.Height, req.Width)
 	case "close-stdin":
 		return p.closeStdin()
+	case "delete":
+		return s.deleteExec(p)
 	}
 	return errdefs.Invalid("unknown operation %q", req.Op)
 }
@@ -319,8 +321,8 @@ func (s *shim) proc(exec string) (*proc, error) {
 }
 
 func (s *shim) newExec(req *request) error {
-	if req.Exec == "" {
-		return errdefs.Invalid("exec without an ID")
+	if !validExecID(req.Exec) {
+		return errdefs.Invalid("bad exec ID %q", req.Exec)
 	}
 	var pr struct {
 		Terminal bool `json:"terminal"`
@@ -349,6 +351,44 @@ func (s *shim) newExec(req *request) error {
 	s.mu.Lock()
 	s.execs[req.Exec] = p
 	s.mu.Unlock()
+	return nil
+}
+
+// validExecID keeps exec IDs to names that are safe in file names.
+func validExecID(id string) bool {
+	if id == "" || len(id) > 128 || id[0] == '.' {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteExec forgets an exec that has ended (or never started).
+func (s *shim) deleteExec(p *proc) error {
+	if p.exec == "" {
+		return errdefs.Invalid("delete takes an exec; the container goes with shutdown")
+	}
+	p.mu.Lock()
+	st := p.status
+	p.mu.Unlock()
+	if st == StatusRunning {
+		return errdefs.Conflict("%s is running", p.name())
+	}
+	if st == StatusCreated {
+		p.mu.Lock()
+		p.closeOutputs()
+		p.closeTheirs()
+		p.mu.Unlock()
+	}
+	s.mu.Lock()
+	delete(s.execs, p.exec)
+	s.mu.Unlock()
+	os.Remove(filepath.Join(s.dir, "exec-"+p.exec+".json"))
+	os.Remove(filepath.Join(s.dir, "exec-"+p.exec+".pid"))
 	return nil
 }
 

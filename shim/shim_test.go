@@ -556,6 +556,15 @@ func TestExecAndKill(t *testing.T) {
 			if !strings.HasPrefix(out.String(), "/dev/pts/") {
 				t.Errorf("tty exec output %q", out.String())
 			}
+			if err := c.DeleteExec(ctx(t), "e1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.State(ctx(t), "e1"); !errdefs.Is(err, errdefs.KindNotFound) {
+				t.Errorf("state of a deleted exec: %v", err)
+			}
+			if err := c.Exec(ctx(t), "../x", proc, false); !errdefs.Is(err, errdefs.KindInvalid) {
+				t.Errorf("exec ID ../x: %v", err)
+			}
 			// The init runs on; exec output is not in the container's log.
 			if st, _ := c.State(ctx(t), ""); st.Status != shim.StatusRunning {
 				t.Fatalf("container %+v", st)
@@ -695,5 +704,31 @@ trap 'echo term; exit 9' TERM; echo ready; while true; do usleep 10000; done`
 	a.Wait()
 	if !strings.Contains(out.String(), "term") {
 		t.Errorf("SIGTERM did not reach the child: %q", out.String())
+	}
+}
+
+// TestLongStateDir puts the state dir deeper than a socket address can
+// reach: the control and console sockets go through /proc/.../fd.
+func TestLongStateDir(t *testing.T) {
+	spec := testutil.Spec("sh", "-c", "echo tty-ok; exit 5")
+	spec.Process.Terminal = true
+	e := newEnv(t, berthRT, spec)
+	e.dir = filepath.Join(e.dir, strings.Repeat("d", 60), strings.Repeat("e", 60))
+	e.opts.StateDir, e.opts.Tty = e.dir, true
+	c := e.start()
+	var out syncBuf
+	a, err := c.Attach(ctx(t), shim.AttachOptions{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := c.Wait(ctx(t), ""); err != nil || ex.ExitCode != 5 {
+		t.Fatalf("wait: %+v %v", ex, err)
+	}
+	a.Wait()
+	if !strings.Contains(out.String(), "tty-ok") {
+		t.Errorf("output %q", out.String())
 	}
 }

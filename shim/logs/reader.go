@@ -57,6 +57,7 @@ func Read(ctx context.Context, cfg Config, opts ReadOptions, fn func(Message) er
 		return opts.Since.IsZero() || !m.Time.Before(opts.Since), false
 	}
 	var rs []*bufio.Reader
+	var pending []byte // the start of a line the writer is still writing
 	for _, f := range files {
 		rs = append(rs, bufio.NewReader(f))
 	}
@@ -67,8 +68,9 @@ func Read(ctx context.Context, cfg Config, opts ReadOptions, fn func(Message) er
 		start := 0
 		for _, r := range rs {
 			for {
-				m, err := next(r)
+				m, rest, err := next(r)
 				if err != nil {
+					pending = rest
 					break
 				}
 				ok, past := keep(&m)
@@ -94,8 +96,9 @@ func Read(ctx context.Context, cfg Config, opts ReadOptions, fn func(Message) er
 	} else {
 		for _, r := range rs {
 			for {
-				m, err := next(r)
+				m, rest, err := next(r)
 				if err != nil {
+					pending = rest
 					break
 				}
 				ok, past := keep(&m)
@@ -113,14 +116,14 @@ func Read(ctx context.Context, cfg Config, opts ReadOptions, fn func(Message) er
 	if !opts.Follow {
 		return nil
 	}
-	return follow(ctx, cfg, opts, files, rs, keep, fn)
+	return follow(ctx, cfg, opts, files, rs, pending, keep, fn)
 }
 
 // follow reads the newest file as it grows; when the writer rotates it
 // (cfg.Path is another inode), what is left of the old file is read, then
 // the new one from its start.
 func follow(ctx context.Context, cfg Config, opts ReadOptions, files []*os.File, rs []*bufio.Reader,
-	keep func(*Message) (bool, bool), fn func(Message) error) error {
+	partial []byte, keep func(*Message) (bool, bool), fn func(Message) error) error {
 	poll := opts.Poll
 	if poll <= 0 {
 		poll = 100 * time.Millisecond
@@ -130,7 +133,9 @@ func follow(ctx context.Context, cfg Config, opts ReadOptions, files []*os.File,
 	if len(files) > 0 && files[len(files)-1].Name() == cfg.Path {
 		f, r = files[len(files)-1], rs[len(rs)-1]
 	}
-	var partial []byte // a line the writer has not finished writing
+	if f == nil {
+		partial = nil
+	}
 	stopping := false
 	for {
 		if f == nil {
@@ -213,18 +218,20 @@ func openAll(cfg Config) []*os.File {
 	return files
 }
 
-func next(r *bufio.Reader) (Message, error) {
+// next decodes the next whole entry; at the end it returns what it read of
+// a line not finished yet.
+func next(r *bufio.Reader) (Message, []byte, error) {
 	for {
 		b, err := r.ReadBytes('\n')
 		if err != nil {
 			if err == io.EOF && len(b) > 0 {
-				return Message{}, io.ErrUnexpectedEOF // a line being written
+				return Message{}, b, io.ErrUnexpectedEOF
 			}
-			return Message{}, err
+			return Message{}, nil, err
 		}
 		m, err := decode(b)
 		if err == nil {
-			return m, nil
+			return m, nil, nil
 		}
 	}
 }
