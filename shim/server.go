@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	goruntime "runtime"
 	"runtime/debug"
 	"strconv"
 	"sync"
@@ -81,7 +82,9 @@ func serve(args []string) error {
 	if s.id == "" || s.bundle == "" || s.dir == "" || len(s.rt) == 0 {
 		return errors.New("usage: berth shim --id ID --bundle DIR --state-dir DIR [flags] -- RUNTIME [ARGS...]")
 	}
-	// A shim is one of many; a small heap matters more than GC time.
+	// A shim is one of many; a small heap matters more than GC time, and
+	// heap profiling's bucket table alone is bigger than its heap.
+	goruntime.MemProfileRate = 0
 	debug.SetGCPercent(25)
 	debug.SetMemoryLimit(4 << 20)
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)

@@ -9,9 +9,13 @@ package main
 
 import (
 	"os"
+	"runtime"
 
 	"berth.dev/berth/shim"
 )
+
+// No heap profiling: its bucket table is more than a shim's whole heap.
+func init() { runtime.MemProfileRate = 0 }
 
 func main() {
 	if len(os.Args) > 1 && (os.Args[1] == "shim" || os.Args[1] == "init-reaper") {
