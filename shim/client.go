@@ -336,10 +336,10 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.proc != nil { // our child: gone once reaped
-		for i := 0; i < 500 && c.proc.Signal(syscall.Signal(0)) == nil; i++ {
-			time.Sleep(10 * time.Millisecond)
-		}
+	// The shim exits right after answering; wait for it (our child is
+	// reaped by Start's goroutine, others by their reaper).
+	for i := 0; i < 500 && c.pid > 0 && alive(c.pid); i++ {
+		time.Sleep(10 * time.Millisecond)
 	}
 	return nil
 }
@@ -362,7 +362,8 @@ type Attachment struct {
 }
 
 // Attach connects to the process's stdio. Output is copied until the
-// process has exited (Wait returns then) or Close.
+// process has exited (Wait returns then) or Close. Stdin is read until it
+// ends, whatever happens to the process.
 func (c *Client) Attach(ctx context.Context, o AttachOptions) (*Attachment, error) {
 	req := &request{Op: "attach", Exec: o.Exec, Stdin: o.Stdin != nil, Stdout: o.Stdout != nil, Stderr: o.Stderr != nil, CloseStdin: o.CloseStdin}
 	_, conn, r, err := c.call(ctx, req)
@@ -411,4 +412,14 @@ func demux(r *bufio.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
+}
+
+// alive says whether pid runs and is not a zombie.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
 }

@@ -30,6 +30,7 @@ type proc struct {
 	// once it has passed them on.
 	theirs []*os.File
 
+	startMu    sync.Mutex
 	mu         sync.Mutex
 	pid        int
 	status     string
@@ -124,6 +125,8 @@ func (p *proc) create(h, w uint16) error {
 
 // start starts the init (runtime start) or runs an exec (runtime exec).
 func (p *proc) start() error {
+	p.startMu.Lock() // one start at a time; the second finds it started
+	defer p.startMu.Unlock()
 	p.mu.Lock()
 	st := p.status
 	p.mu.Unlock()

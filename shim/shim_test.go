@@ -667,7 +667,7 @@ func TestExitTimeout(t *testing.T) {
 }
 
 func TestInitReaper(t *testing.T) {
-	bin := testutil.BerthBinary(t)
+	bin := shimBinary(t) // berth, or berth-shim: both have init-reaper
 	script := `sh -c 'sleep 0.2 &'; sh -c 'sleep 0.1 & exit 0'; sleep 0.6
 for f in /proc/[0-9]*/stat; do read -r l < $f && echo "$l"; done
 trap 'echo term; exit 9' TERM; echo ready; while true; do usleep 10000; done`
