@@ -2,6 +2,7 @@ package shim
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -67,6 +68,12 @@ func lastLogError(file string) string {
 	b = bytes.TrimSpace(b)
 	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
 		b = b[i+1:]
+	}
+	var e struct {
+		Msg string `json:"msg"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Msg != "" {
+		return e.Msg // --log-format json, as all three write it
 	}
 	return string(b)
 }

@@ -305,9 +305,18 @@ func TestCreateFails(t *testing.T) {
 	// An invalid bundle is refused at create, with the runtime's reason.
 	e2 := newEnv(t, berthRT, testutil.Spec("true"))
 	os.WriteFile(filepath.Join(e2.bundle, "config.json"), []byte("{"), 0o644)
-	if c, err := shim.Start(ctx(t), e2.opts); err == nil {
-		e2.end(c.Pid())
+	c2, err := shim.Start(ctx(t), e2.opts)
+	if err == nil {
+		e2.end(c2.Pid())
 		t.Fatal("a broken bundle was created")
+	}
+	t.Logf("broken bundle: %v", err)
+	if !strings.Contains(err.Error(), "config.json") && !strings.Contains(err.Error(), "JSON") && !strings.Contains(err.Error(), "json") {
+		t.Errorf("create error does not say why: %v", err)
+	}
+	// The shim that failed is gone and left no socket.
+	if _, err := os.Stat(filepath.Join(e2.dir, shim.SocketName)); !os.IsNotExist(err) {
+		t.Errorf("socket after a failed create: %v", err)
 	}
 }
 
