@@ -4,11 +4,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
 
+	"berth.dev/berth/cli/command"
 	"berth.dev/berth/cli/daemoncli"
 	"berth.dev/berth/cli/runtimecli"
 	"berth.dev/berth/runtime"
@@ -40,6 +40,5 @@ func main() {
 		runtime.Trace("exit")
 		os.Exit(code)
 	}
-	fmt.Fprintln(os.Stderr, "usage: berth runtime <command> (the engine's other commands are coming)")
-	os.Exit(2)
+	os.Exit(command.Main(os.Args[1:]))
 }

@@ -1,0 +1,355 @@
+// Package command is the `berth` CLI: docker's commands, flags, output
+// formats and exit codes over the Docker Engine API (the official moby
+// client), so that `berth` can be typed where `docker` was.
+package command
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// DefaultHost is where berth daemon listens by default.
+const DefaultHost = "unix:///run/berth/berth.sock"
+
+// Exit codes as docker's CLI gives them.
+const (
+	ExitError = 1   // a command failed (daemon error, bad argument)
+	ExitUsage = 125 // flags did not parse; later also `run` failing in the daemon
+)
+
+// Version is the CLI's version (set at link time).
+var Version = "0.0.0-dev"
+
+// CLI is what every command needs: streams, global options, the client.
+type CLI struct {
+	In       io.Reader
+	Out, Err io.Writer
+
+	hosts                       []string
+	tls, tlsVerify              bool
+	tlsCACert, tlsCert, tlsKey  string
+	configDir, logLevel, ctxArg string
+	debug                       bool
+
+	client *client.Client
+}
+
+// statusError is an error with its own exit code.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+func (e statusError) Unwrap() error { return e.err }
+
+// usageError marks cobra's flag and argument errors, printed with the
+// command's usage line as docker prints them.
+type usageError struct {
+	cmd  *cobra.Command
+	err  error
+	code int
+}
+
+func (e usageError) Error() string { return e.err.Error() }
+
+// Main runs `berth args...` with the process's streams and returns the exit
+// code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, &CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, args)
+}
+
+// Run runs the CLI on given streams.
+func Run(ctx context.Context, c *CLI, args []string) int {
+	root := NewRoot(c)
+	root.SetArgs(args)
+	root.SetIn(c.In)
+	root.SetOut(c.Out)
+	root.SetErr(c.Err)
+	err := root.ExecuteContext(ctx)
+	if c.client != nil {
+		c.client.Close()
+	}
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(c.Err, "berth: %s\n\nUsage:  %s\n\nRun '%s --help' for more information\n", ue.err, ue.cmd.UseLine(), ue.cmd.CommandPath())
+		return ue.code
+	}
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		fmt.Fprintf(c.Err, "berth: %s\n\nRun 'berth --help' for more information\n", err)
+		return ExitError
+	}
+	if client.IsErrConnectionFailed(err) && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+		host, _ := c.Host()
+		fmt.Fprintf(c.Err, "Cannot connect to the berth daemon at %s. Is the berth daemon running?\n", host)
+		return ExitError
+	}
+	var se statusError
+	if errors.As(err, &se) {
+		if msg := se.err.Error(); msg != "" {
+			fmt.Fprintln(c.Err, msg)
+		}
+		return se.code
+	}
+	fmt.Fprintln(c.Err, err)
+	return ExitError
+}
+
+// NewRoot builds the command tree on c.
+func NewRoot(c *CLI) *cobra.Command {
+	root := &cobra.Command{
+		Use:              "berth [OPTIONS] COMMAND [ARG...]",
+		Short:            "A self-sufficient runtime for containers",
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		TraverseChildren: true,
+		Args:             noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				fmt.Fprintf(c.Out, "Berth version %s\n", Version)
+				return nil
+			}
+			return cmd.Help()
+		},
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return c.setup() },
+		CompletionOptions: cobra.CompletionOptions{HiddenDefaultCmd: false},
+	}
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return usageError{cmd: cmd, err: err, code: ExitUsage}
+	})
+	f := root.PersistentFlags()
+	f.StringArrayVarP(&c.hosts, "host", "H", nil, "Daemon socket to connect to (env BERTH_HOST or DOCKER_HOST; default "+DefaultHost+")")
+	f.BoolVar(&c.tls, "tls", false, "Use TLS; implied by --tlsverify")
+	f.BoolVar(&c.tlsVerify, "tlsverify", os.Getenv(client.EnvTLSVerify) != "", "Use TLS and verify the remote")
+	f.StringVar(&c.tlsCACert, "tlscacert", certFile("ca.pem"), "Trust certs signed only by this CA")
+	f.StringVar(&c.tlsCert, "tlscert", certFile("cert.pem"), "Path to TLS certificate file")
+	f.StringVar(&c.tlsKey, "tlskey", certFile("key.pem"), "Path to TLS key file")
+	f.StringVar(&c.configDir, "config", defaultConfigDir(), "Location of client config files")
+	f.StringVarP(&c.ctxArg, "context", "c", "", `Name of the context to use (not supported: use -H or BERTH_HOST)`)
+	f.BoolVarP(&c.debug, "debug", "D", false, "Enable debug mode")
+	f.StringVarP(&c.logLevel, "log-level", "l", "info", `Set the logging level ("debug", "info", "warn", "error", "fatal")`)
+	root.Flags().BoolP("version", "v", false, "Print version information and quit")
+
+	root.AddCommand(
+		newVersionCommand(c), newInfoCommand(c), newSystemCommand(c), newEventsCommand(c),
+		newImageCommand(c), newImagesCommand(c), newHistoryCommand(c), newTagCommand(c),
+		newRmiCommand(c), newLoadCommand(c), newSaveCommand(c), newImportCommand(c),
+		newInspectCommand(c),
+	)
+	disableFlagsInUseLine(root)
+	return root
+}
+
+// disableFlagsInUseLine keeps "[flags]" out of usage lines: ours spell
+// [OPTIONS] as docker's do.
+func disableFlagsInUseLine(cmd *cobra.Command) {
+	cmd.DisableFlagsInUseLine = true
+	for _, sub := range cmd.Commands() {
+		disableFlagsInUseLine(sub)
+	}
+}
+
+func certFile(name string) string {
+	dir := os.Getenv(client.EnvOverrideCertPath)
+	if dir == "" {
+		dir = defaultConfigDir()
+	}
+	return filepath.Join(dir, name)
+}
+
+func defaultConfigDir() string {
+	if d := os.Getenv("BERTH_CONFIG"); d != "" {
+		return d
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".berth")
+}
+
+// setup applies the global flags: logging, then the client (made lazily on
+// first use, so that help and completion need no daemon).
+func (c *CLI) setup() error {
+	level := slog.LevelInfo
+	if c.debug {
+		level = slog.LevelDebug
+	} else if err := level.UnmarshalText([]byte(strings.Replace(c.logLevel, "fatal", "error", 1))); err != nil {
+		return statusError{code: ExitUsage, err: fmt.Errorf("unable to parse logging level: %s", c.logLevel)}
+	}
+	slog.SetDefault(slog.New(slog.NewTextHandler(c.Err, &slog.HandlerOptions{Level: level})))
+	if c.ctxArg != "" && c.ctxArg != "default" {
+		return statusError{code: ExitUsage, err: fmt.Errorf("--context is not supported by berth (use -H or BERTH_HOST)")}
+	}
+	return nil
+}
+
+// Host is the daemon address: -H, else $BERTH_HOST, else $DOCKER_HOST,
+// else the default socket.
+func (c *CLI) Host() (string, error) {
+	switch {
+	case len(c.hosts) > 1:
+		return "", fmt.Errorf("specify only one -H")
+	case len(c.hosts) == 1:
+		return c.hosts[0], nil
+	case os.Getenv("BERTH_HOST") != "":
+		return os.Getenv("BERTH_HOST"), nil
+	case os.Getenv(client.EnvOverrideHost) != "":
+		return os.Getenv(client.EnvOverrideHost), nil
+	}
+	return DefaultHost, nil
+}
+
+// Client returns the API client, made on first use. The API version is
+// negotiated with the daemon on the first request, unless
+// $DOCKER_API_VERSION fixes it.
+func (c *CLI) Client() (*client.Client, error) {
+	if c.client != nil {
+		return c.client, nil
+	}
+	host, err := c.Host()
+	if err != nil {
+		return nil, err
+	}
+	opts := []client.Opt{client.WithHost(host), client.WithAPIVersionFromEnv(),
+		client.WithUserAgent("Berth-Client/" + Version)}
+	if c.tls || c.tlsVerify {
+		if !strings.HasPrefix(host, "tcp://") && !strings.HasPrefix(host, "https://") {
+			slog.Debug("TLS flags ignored: host is not tcp", "host", host)
+		} else {
+			opt, err := c.tlsOpt()
+			if err != nil {
+				return nil, err
+			}
+			opts = append(opts, opt)
+		}
+	}
+	cl, err := client.New(opts...)
+	if err != nil {
+		return nil, err
+	}
+	c.client = cl
+	return cl, nil
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// tlsOpt is docker's TLS: --tlsverify checks the server against
+// --tlscacert; --tls alone encrypts without checking. A client certificate
+// is sent when its files exist.
+func (c *CLI) tlsOpt() (client.Opt, error) {
+	cert, key := c.tlsCert, c.tlsKey
+	if !exists(cert) || !exists(key) {
+		cert, key = "", ""
+	}
+	if c.tlsVerify {
+		ca := c.tlsCACert
+		if !exists(ca) {
+			ca = ""
+		}
+		return client.WithTLSClientConfig(ca, cert, key), nil
+	}
+	cfg := &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12} //nolint:gosec // --tls without --tlsverify, as docker
+	if cert != "" {
+		kp, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("could not load X509 key pair: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{kp}
+	}
+	return client.WithHTTPClient(&http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}), nil
+}
+
+// noArgs and friends check argument counts with docker's messages.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return nil
+	}
+	if cmd.HasSubCommands() {
+		return fmt.Errorf("unknown command: %s %s", cmd.CommandPath(), args[0])
+	}
+	return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' accepts no arguments", cmd.CommandPath())}
+}
+
+func exactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) == n {
+			return nil
+		}
+		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires %d %s", cmd.CommandPath(), n, plural(n))}
+	}
+}
+
+func minArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= n {
+			return nil
+		}
+		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires at least %d %s", cmd.CommandPath(), n, plural(n))}
+	}
+}
+
+func maxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) <= n {
+			return nil
+		}
+		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires at most %d %s", cmd.CommandPath(), n, plural(n))}
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return "argument"
+	}
+	return "arguments"
+}
+
+// filterFlag is docker's -f/--filter key=value, repeatable.
+type filterFlag struct{ f client.Filters }
+
+func (f *filterFlag) String() string { return "" }
+func (f *filterFlag) Type() string   { return "filter" }
+func (f *filterFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("bad format of filter (expected name=value)")
+	}
+	if f.f == nil {
+		f.f = client.Filters{}
+	}
+	f.f.Add(strings.ToLower(strings.TrimSpace(k)), val)
+	return nil
+}
+
+var _ pflag.Value = (*filterFlag)(nil)
+
+// formatHelp is docker's --format help text for lists.
+const formatHelp = `Format output using a custom template:
+'table':            Print output in table format with column headers (default)
+'table TEMPLATE':   Print output in table format using the given Go template
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`
+
+// formatHelpNoTable is the --format help of single objects.
+const formatHelpNoTable = `Format output using a custom template:
+'json':             Print in JSON format
+'TEMPLATE':         Print output using the given Go template.
+Refer to https://docs.docker.com/go/formatting/ for more information about formatting output with templates`
