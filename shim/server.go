@@ -139,10 +139,14 @@ func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
 	}
 	sock := s.path(SocketName)
 	os.Remove(sock)
-	old := unix.Umask(0o077) // the socket is born 0600
+	old := unix.Umask(0o077) // the socket is born private
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil { // connecting needs write only
+		ln.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)

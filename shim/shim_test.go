@@ -227,6 +227,9 @@ func TestRunExitCodeAndLog(t *testing.T) {
 			if err != nil || st.Status != shim.StatusCreated || st.Pid <= 0 {
 				t.Fatalf("state after create: %+v, %v", st, err)
 			}
+			if fi, err := os.Stat(filepath.Join(e.dir, shim.SocketName)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("control socket: %v %v, want mode 0600", fi.Mode(), err)
+			}
 			if err := c.Start(ctx(t), ""); err != nil {
 				t.Fatal(err)
 			}
@@ -738,6 +741,41 @@ func TestLongStateDir(t *testing.T) {
 	}
 	a.Wait()
 	if !strings.Contains(out.String(), "tty-ok") {
+		t.Errorf("output %q", out.String())
+	}
+}
+
+func TestCloseStdin(t *testing.T) {
+	e := newEnv(t, berthRT, testutil.Spec("sh", "-c", "cat; echo eof"))
+	e.opts.Stdin = true
+	c := e.start()
+	var out syncBuf
+	a, err := c.Attach(ctx(t), shim.AttachOptions{Stdout: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	// An attach whose stdin ends without CloseStdin leaves the process's
+	// stdin open for the next one.
+	b, err := c.Attach(ctx(t), shim.AttachOptions{Stdin: strings.NewReader("one\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "one", func() bool { return out.String() == "one\n" })
+	b.Close()
+	if st, _ := c.State(ctx(t), ""); st.Status != shim.StatusRunning {
+		t.Fatalf("stdin closed by a detaching attach: %+v", st)
+	}
+	if err := c.CloseStdin(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if ex, err := c.Wait(ctx(t), ""); err != nil || ex.ExitCode != 0 {
+		t.Fatalf("wait: %+v %v", ex, err)
+	}
+	a.Wait()
+	if out.String() != "one\neof\n" {
 		t.Errorf("output %q", out.String())
 	}
 }
