@@ -58,7 +58,7 @@ func helperMain() int {
 		return 1
 	}
 	fmt.Println(c.Pid())
-	return 0
+	select {} // until the test kills us with SIGKILL
 }
 
 // shimBinary is the berth binary, or berth-shim (built once) when
@@ -610,12 +610,22 @@ func TestDaemonGone(t *testing.T) {
 	}
 	cmd := exec.Command(self, "-test.run=^$")
 	cmd.Env = append(os.Environ(), "BERTH_SHIM_HELPER="+string(opts))
-	out, err := cmd.Output()
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		t.Fatalf("helper: %v: %s", err, out)
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
 	var pid int
-	fmt.Sscan(string(out), &pid)
+	_, err = fmt.Fscan(stdout, &pid)
+	// The "daemon" dies with SIGKILL while its container runs on.
+	cmd.Process.Kill()
+	cmd.Wait()
+	if err != nil {
+		t.Fatalf("helper: %v", err)
+	}
 	t.Cleanup(func() { e.end(pid) })
 	if b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(b), "berth") {
 		t.Fatalf("shim %d did not outlive its starter: %q", pid, b)
