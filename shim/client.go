@@ -157,7 +157,9 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 		}
 		return nil, fmt.Errorf("shim: create %s: %s", opts.ID, m)
 	case <-ctx.Done():
-		cmd.Process.Kill()
+		// Closing our end tells the shim: once created, it deletes the
+		// container and exits (killing it would leave the container).
+		rd.Close()
 		return nil, ctx.Err()
 	}
 }

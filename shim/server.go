@@ -99,8 +99,18 @@ func serve(args []string) error {
 		if err != nil {
 			msg = err.Error()
 		}
-		ready.WriteString(msg)
+		_, werr := ready.WriteString(msg)
 		ready.Close()
+		if werr != nil && err == nil {
+			// The starter gave up (its context ended) and closed its end:
+			// nobody will ever know of this container, so it goes.
+			err = errors.New("the starter is gone: deleting the container")
+			s.runtime(nil, "delete", "--force", s.id)
+			select {
+			case <-s.init.done:
+			case <-time.After(5 * time.Second):
+			}
+		}
 	}
 	if err != nil {
 		s.cleanup()

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -788,4 +789,45 @@ func TestCloseStdin(t *testing.T) {
 	if out.String() != "one\neof\n" {
 		t.Errorf("output %q", out.String())
 	}
+}
+
+// TestStartCanceled gives up on a create that takes long (a createRuntime
+// hook sleeps): the shim deletes the container it made and exits.
+func TestStartCanceled(t *testing.T) {
+	spec := testutil.Spec("true")
+	spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sleep", Args: []string{"sleep", "1"}}}}
+	e := newEnv(t, berthRT, spec)
+	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := shim.Start(c, e.opts); err == nil {
+		e.end(0)
+		t.Fatal("Start returned before the create it waited for")
+	}
+	// The shim goes once the hook is done (its pid file may come and go
+	// before we look, so find it by its command line).
+	eventually(t, "the shim to exit", func() bool { return shimOf(e.id) == 0 })
+	rt := e.opts.Runtime
+	out, err := exec.Command(rt[0], append(rt[1:], "state", e.id)...).CombinedOutput()
+	if err == nil {
+		e.end(0)
+		t.Fatalf("the container is still there: %s", out)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, shim.SocketName)); !os.IsNotExist(err) {
+		t.Errorf("socket left: %v", err)
+	}
+}
+
+// shimOf is the pid of a live shim of container id, or 0.
+func shimOf(id string) int {
+	ms, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, m := range ms {
+		b, _ := os.ReadFile(m)
+		if strings.Contains(string(b), "\x00--id\x00"+id+"\x00") {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(m)))
+			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(b), ") Z ") {
+				return pid
+			}
+		}
+	}
+	return 0
 }
