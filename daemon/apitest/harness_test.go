@@ -116,7 +116,9 @@ func (d *daemon) run(cmd *exec.Cmd) error {
 			return fmt.Errorf("daemon exited early (%v):\n%s", d.exitErr, d.log.String())
 		default:
 		}
-		if resp, err := d.client().Get("http://berth/_ping"); err == nil {
+		ping := d.client()
+		ping.Timeout = 2 * time.Second // a listener that never answers is not ours
+		if resp, err := ping.Get("http://berth/_ping"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
