@@ -117,7 +117,7 @@ func (r imageRow) Digest() string       { return r.digest }
 func (r imageRow) CreatedSince() string { return format.Since(r.i.Created) }
 func (r imageRow) CreatedAt() string    { return time.Unix(r.i.Created, 0).String() }
 func (r imageRow) Size() string         { return format.Size(r.i.Size) }
-func (r imageRow) VirtualSize() string  { return format.Size(r.i.Size) }
+func (r imageRow) VirtualSize() string  { return format.SizeDF(r.i.Size) } // docker's precision differs here
 func (r imageRow) Containers() string {
 	if r.i.Containers == -1 {
 		return "N/A"
@@ -322,7 +322,7 @@ func newHistoryCommand(c *CLI) *cobra.Command {
 			case f == "" || f == format.TableKey:
 				f = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 			}
-			w, err := format.NewWriter(c.Out, f, historyRow{}.Headers())
+			w, err := format.NewWriter(c.Out, f, historyRow{human: o.human}.Headers())
 			if err != nil {
 				return err
 			}
@@ -349,8 +349,12 @@ type historyRow struct {
 	human, trunc bool
 }
 
-func (historyRow) Headers() map[string]string {
-	return map[string]string{"ID": "IMAGE", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT",
+func (r historyRow) Headers() map[string]string {
+	since := "CREATED"
+	if !r.human {
+		since = "CREATED AT" // the column holds CreatedAt then
+	}
+	return map[string]string{"ID": "IMAGE", "CreatedSince": since, "CreatedAt": "CREATED AT",
 		"CreatedBy": "CREATED BY", "Size": "SIZE", "Comment": "COMMENT"}
 }
 
@@ -392,6 +396,15 @@ func newTagCommand(c *CLI) *cobra.Command {
 			cl, err := c.Client()
 			if err != nil {
 				return err
+			}
+			// Checked here for docker's wording; the client checks again.
+			if _, err := reference.ParseAnyReference(args[0]); err != nil {
+				//lint:ignore ST1005 docker's wording
+				return fmt.Errorf("Error parsing reference: %q is not a valid repository/tag: %w", args[0], err)
+			}
+			if _, err := reference.ParseNormalizedNamed(args[1]); err != nil {
+				//lint:ignore ST1005 docker's wording
+				return fmt.Errorf("Error parsing reference: %q is not a valid repository/tag: %w", args[1], err)
 			}
 			_, err = cl.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})
 			return err

@@ -91,7 +91,11 @@ func Run(ctx context.Context, c *CLI, args []string) int {
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
-		fmt.Fprintf(c.Err, "berth: %s\n\nUsage:  %s\n\nRun '%s --help' for more information\n", ue.err, ue.cmd.UseLine(), ue.cmd.CommandPath())
+		prefix := "berth: "
+		if ue.code == ExitUsage {
+			prefix = "" // docker prints flag errors bare
+		}
+		fmt.Fprintf(c.Err, "%s%s\n\nUsage:  %s\n\nRun '%s --help' for more information\n", prefix, ue.err, ue.cmd.UseLine(), ue.cmd.CommandPath())
 		return ue.code
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") {
@@ -136,7 +140,9 @@ func NewRoot(c *CLI) *cobra.Command {
 	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		return usageError{cmd: cmd, err: err, code: ExitUsage}
 	})
-	f := root.PersistentFlags()
+	// Global options go before the command, as docker's: on the root only
+	// (children may reuse their letters: history -H is --human).
+	f := root.Flags()
 	f.StringArrayVarP(&c.hosts, "host", "H", nil, "Daemon socket to connect to (env BERTH_HOST or DOCKER_HOST; default "+DefaultHost+")")
 	f.BoolVar(&c.tls, "tls", false, "Use TLS; implied by --tlsverify")
 	f.BoolVar(&c.tlsVerify, "tlsverify", os.Getenv(client.EnvTLSVerify) != "", "Use TLS and verify the remote")
@@ -147,7 +153,7 @@ func NewRoot(c *CLI) *cobra.Command {
 	f.StringVarP(&c.ctxArg, "context", "c", "", `Name of the context to use (not supported: use -H or BERTH_HOST)`)
 	f.BoolVarP(&c.debug, "debug", "D", false, "Enable debug mode")
 	f.StringVarP(&c.logLevel, "log-level", "l", "info", `Set the logging level ("debug", "info", "warn", "error", "fatal")`)
-	root.Flags().BoolP("version", "v", false, "Print version information and quit")
+	f.BoolP("version", "v", false, "Print version information and quit")
 
 	root.AddCommand(
 		newVersionCommand(c), newInfoCommand(c), newSystemCommand(c), newEventsCommand(c),

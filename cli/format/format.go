@@ -157,7 +157,7 @@ func (w *Writer) Write(r Row) error {
 	}
 	var b bytes.Buffer
 	if err := w.tmpl.Execute(&b, r); err != nil {
-		return fmt.Errorf("template: %w", err)
+		return fmt.Errorf("template parsing error: %w", err) // docker's words
 	}
 	b.WriteByte('\n')
 	if !w.table {

@@ -1,0 +1,166 @@
+package command_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"berth.dev/berth/internal/leakcheck"
+	"berth.dev/berth/internal/testutil"
+)
+
+func TestMain(m *testing.M) { leakcheck.Main(m) }
+
+const dockerCLI = "/usr/local/bin/docker"
+
+// daemon is one daemon the CLI is tested against.
+type daemon struct {
+	name string
+	host string
+}
+
+// result is one CLI run.
+type result struct {
+	out, err string
+	code     int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+}
+
+func run(t *testing.T, stdin []byte, bin, host string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-H", host}, args...)...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	cmd.Env = append(os.Environ(), "TZ=UTC")
+	err := cmd.Run()
+	r := result{out: out.String(), err: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return r
+}
+
+// startBerthd runs `berth daemon` on fresh roots under a test directory.
+func startBerthd(t *testing.T) daemon {
+	t.Helper()
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "berth.sock")
+	cfg := filepath.Join(dir, "daemon.json")
+	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var log lockedBuffer
+	cmd := exec.Command(testutil.BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
+		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-done:
+			t.Fatalf("berth daemon exited:\n%s", log.String())
+		default:
+		}
+		if exec.Command(dockerCLI, "-H", "unix://"+sock, "version").Run() == nil {
+			return daemon{name: "berth", host: "unix://" + sock}
+		}
+	}
+	t.Fatalf("berth daemon did not answer:\n%s", log.String())
+	return daemon{}
+}
+
+func startDockerd(t *testing.T) daemon {
+	t.Helper()
+	d, err := testutil.StartDockerd(t.TempDir())
+	if err != nil {
+		t.Skipf("no docker daemon: %v", err)
+	}
+	t.Cleanup(func() { d.Stop() })
+	return daemon{name: "dockerd", host: d.Host}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// images writes two image archives: berthtest/one:v1 (busybox) and
+// berthtest/two:latest (busybox and a second layer), and returns their
+// paths.
+func images(t *testing.T) (one, two string) {
+	t.Helper()
+	dir := t.TempDir()
+	bb := testutil.BusyboxRootfs(t)
+	extra := filepath.Join(dir, "extra")
+	if err := os.MkdirAll(filepath.Join(extra, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(extra, "etc", "berth-test"), bytes.Repeat([]byte("x"), 12345), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	one, two = filepath.Join(dir, "one.tar"), filepath.Join(dir, "two.tar")
+	if _, err := testutil.DockerArchive(one, []string{"berthtest/one:v1"}, []string{"/bin/sh"}, bb); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testutil.DockerArchive(two, []string{"berthtest/two:latest"}, []string{"/bin/true"}, bb, extra); err != nil {
+		t.Fatal(err)
+	}
+	return one, two
+}
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("docker CLI not at %s", dockerCLI)
+	}
+}
+
+// daemons are the daemons every comparison runs against.
+var daemons = []struct {
+	name  string
+	start func(*testing.T) daemon
+}{{"dockerd", startDockerd}, {"berth", startBerthd}}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }
