@@ -595,6 +595,9 @@ func TestExecAndKill(t *testing.T) {
 			if err := c.Kill(ctx(t), "", syscall.SIGKILL, false); !errdefs.Is(err, errdefs.KindConflict) {
 				t.Errorf("kill after exit: %v", err)
 			}
+			if err := c.Exec(ctx(t), "e3", proc, false); !errdefs.Is(err, errdefs.KindConflict) {
+				t.Errorf("exec in a stopped container: %v", err)
+			}
 		})
 	}
 }
