@@ -121,8 +121,20 @@ func TestConfigFile(t *testing.T) {
 	waitFor(t, "reload", func() bool { return strings.Contains(d.log.String(), "reloaded configuration") })
 	d.mustDocker("images")
 	waitFor(t, "debug job lines", func() bool { return strings.Contains(d.log.String(), "job=image.list") })
-	// SIGTERM: a clean exit, socket file gone with the listener.
+	// SIGTERM while an events stream is open: the stream ends, the daemon
+	// exits cleanly and its socket file goes with the listener.
+	stream := exec.Command("curl", "-sS", "-N", "--unix-socket", d.sock, "http://berth/events")
+	if err := stream.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "events listener", func() bool {
+		return strings.TrimSpace(d.mustDocker("info", "--format", "{{.NEventsListener}}")) == "1"
+	})
 	d.stop()
+	if err := stream.Wait(); err != nil {
+		t.Fatalf("events stream at shutdown: %v", err)
+	}
+	mustContain(t, "shutdown log", d.log.String(), "shutting down")
 	if err := d.wait(time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log.String())
 	}
