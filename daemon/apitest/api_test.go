@@ -5,6 +5,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -98,8 +101,9 @@ func TestConfigFile(t *testing.T) {
 	}
 	mustContain(t, "unknown key", string(out), "the following directives don't match any configuration option: log-levle")
 
-	// hosts from the file are used.
-	cfg, _ := json.Marshal(map[string]any{"hosts": []string{"unix://" + d.sock}, "log-level": "info"})
+	// hosts and pidfile from the file are used.
+	pidfile := filepath.Join(t.TempDir(), "berth.pid")
+	cfg, _ := json.Marshal(map[string]any{"hosts": []string{"unix://" + d.sock}, "log-level": "info", "pidfile": pidfile})
 	if err := os.WriteFile(d.config, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +113,12 @@ func TestConfigFile(t *testing.T) {
 	if strings.Contains(d.log.String(), "job start") {
 		t.Fatal("debug lines at log level info")
 	}
+	if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(d.cmd.Process.Pid) {
+		t.Fatalf("pid file: %q %v (pid %d)", b, err, d.cmd.Process.Pid)
+	}
 
 	// SIGHUP reloads the log level.
-	cfg, _ = json.Marshal(map[string]any{"hosts": []string{"unix://" + d.sock}, "log-level": "debug"})
+	cfg, _ = json.Marshal(map[string]any{"hosts": []string{"unix://" + d.sock}, "log-level": "debug", "pidfile": pidfile})
 	if err := os.WriteFile(d.config, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +142,9 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("events stream at shutdown: %v", err)
 	}
 	mustContain(t, "shutdown log", d.log.String(), "shutting down")
+	if _, err := os.Stat(pidfile); !os.IsNotExist(err) {
+		t.Fatalf("pid file left after shutdown: %v", err)
+	}
 	if err := d.wait(time.Second); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, d.log.String())
 	}
@@ -159,14 +169,25 @@ func TestUnixSocket(t *testing.T) {
 	mustContain(t, "live socket", err.Error(), "another daemon is listening on "+d.sock)
 	l.SetUnlinkOnClose(false)
 	l.Close()
-	// Stale now: replaced.
-	d.start()
+	// Stale now: replaced. An explicit group that does not exist is an
+	// error; one that does owns the socket.
+	if err := d.startErr("--group", "no-such-group-berth"); err == nil || !strings.Contains(err.Error(), `socket group "no-such-group-berth"`) {
+		t.Fatalf("missing explicit group: %v", err)
+	}
+	grp, err := user.LookupGroup("daemon")
+	if err != nil {
+		t.Skipf("no group daemon on this host: %v", err)
+	}
+	d.start("--group", "daemon")
 	st, err := os.Stat(d.sock)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Mode().Perm() != 0o660 || st.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket mode %v", st.Mode())
+	}
+	if gid := strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Gid)); gid != grp.Gid {
+		t.Fatalf("socket group %s, want %s", gid, grp.Gid)
 	}
 	d.mustDocker("version")
 }
