@@ -1,6 +1,9 @@
 // Package daemoncli is `berth daemon`: flags and /etc/berth/daemon.json
-// (dockerd's names), listeners, signals (SIGHUP reloads, SIGTERM/SIGINT
-// shut down cleanly) and the pid file.
+// (dockerd's names; a key set by both is an error), listeners, signals and
+// the pid file. SIGHUP reloads log-level, debug, labels, default-runtime and
+// live-restore; other changed keys are logged as needing a restart.
+// SIGTERM/SIGINT stop accepting, end event streams, let in-flight requests
+// finish for a few seconds and close the stores. See docs/api.md.
 package daemoncli
 
 import (
