@@ -50,6 +50,9 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	if cfg.DefaultRuntime == "" {
 		cfg.DefaultRuntime = DefaultRuntime
 	}
+	if _, ok := runtimes()[cfg.DefaultRuntime]; !ok {
+		return nil, errdefs.Invalid("default runtime %q is not available (have: berth, and runc or crun when installed)", cfg.DefaultRuntime)
+	}
 	for _, d := range []string{cfg.DataRoot, cfg.ExecRoot} {
 		if err := os.MkdirAll(d, 0o711); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
@@ -127,8 +130,10 @@ func (d *Daemon) Reload(c *Config) (needRestart []string) {
 	defer d.mu.Unlock()
 	d.cfg.LogLevel, d.cfg.Debug = c.LogLevel, c.Debug
 	d.cfg.Labels = c.Labels
-	if c.DefaultRuntime != "" {
+	if _, ok := runtimes()[c.DefaultRuntime]; ok {
 		d.cfg.DefaultRuntime = c.DefaultRuntime
+	} else if c.DefaultRuntime != "" {
+		needRestart = append(needRestart, "default-runtime (unknown runtime "+c.DefaultRuntime+" ignored)")
 	}
 	if c.LiveRestore != nil {
 		d.cfg.LiveRestore = c.LiveRestore

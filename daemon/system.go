@@ -28,6 +28,7 @@ const (
 
 // SystemVersion is GET /version.
 func (d *Daemon) SystemVersion(ctx context.Context) system.VersionResponse {
+	_ = d.job(ctx, "system.version", false, func(context.Context) error { return nil })
 	kernel := kernelVersion()
 	return system.VersionResponse{
 		Platform: system.PlatformInfo{Name: "berth"},

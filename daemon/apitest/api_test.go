@@ -101,6 +101,15 @@ func TestConfigFile(t *testing.T) {
 	}
 	mustContain(t, "unknown key", string(out), "the following directives don't match any configuration option: log-levle")
 
+	if err := os.WriteFile(d.config, []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(d.bin, append(d.baseArgs(), "-H", "unix://"+d.sock, "--default-runtime", "nosuch")...).CombinedOutput()
+	if err == nil {
+		t.Fatal("daemon started with an unknown default runtime")
+	}
+	mustContain(t, "unknown runtime", string(out), `default runtime "nosuch" is not available`)
+
 	// hosts and pidfile from the file are used.
 	pidfile := filepath.Join(t.TempDir(), "berth.pid")
 	cfg, _ := json.Marshal(map[string]any{"hosts": []string{"unix://" + d.sock}, "log-level": "info", "pidfile": pidfile})
