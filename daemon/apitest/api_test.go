@@ -75,6 +75,28 @@ func TestRawAPI(t *testing.T) {
 		t.Fatalf("event=tag filter: %q", out)
 	}
 
+	// A failed state-changing job shows as a daemon event.
+	since := time.Now().Add(-time.Second).Format(time.RFC3339Nano)
+	if _, err := d.docker("rmi", "no-such-image:1"); err == nil {
+		t.Fatal("rmi of a missing image succeeded")
+	}
+	out = d.mustDocker("events", "--since", since, "--until", time.Now().Format(time.RFC3339Nano),
+		"--filter", "type=daemon", "--format", "{{.Action}} {{.Actor.Attributes.job}}")
+	mustContain(t, "job-failed event", out, "job-failed image.delete")
+
+	// /system/df: the lists below 1.52, both at 1.52, summaries from 1.53.
+	for v, want := range map[string][2]bool{"1.50": {true, false}, "1.52": {true, true}, "1.53": {false, true}} {
+		var df map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(d.curl("http://berth/v"+v+"/system/df")), &df); err != nil {
+			t.Fatal(err)
+		}
+		_, lists := df["Images"]
+		_, summary := df["ImageUsage"]
+		if lists != want[0] || summary != want[1] {
+			t.Fatalf("system df at %s: lists %v summary %v", v, lists, summary)
+		}
+	}
+
 	// The daemon still serves after all that.
 	d.mustDocker("version")
 }
