@@ -31,7 +31,7 @@ type Options struct {
 	StateDir string // the shim's directory (socket, exit.json, shim.log); made if missing
 	// Binary is the executable run as `BINARY shim ...`: the berth binary,
 	// or the smaller berth-shim (shim/cmd/berth-shim), which costs less
-	// memory per container (default: this program).
+	// memory per container (default: DefaultBinary()).
 	Binary string
 	// Runtime is the OCI runtime command with its global flags, e.g.
 	// {"/usr/sbin/runc", "--root", "/run/berth/runc"} (default: this
@@ -50,6 +50,20 @@ type Options struct {
 	// itself after that long without clients (exit.json stays). Zero keeps
 	// it until Shutdown, which is what live restore wants.
 	ExitTimeout time.Duration
+}
+
+// DefaultBinary is berth-shim beside this program when there is one (it
+// costs a container about half the memory), else this program itself.
+func DefaultBinary() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("shim: find the berth binary: %w", err)
+	}
+	small := filepath.Join(filepath.Dir(self), "berth-shim")
+	if st, err := os.Stat(small); err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0 {
+		return small, nil
+	}
+	return self, nil
 }
 
 // Client talks to one shim. It is safe for concurrent use: every call is a
@@ -71,8 +85,8 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 	bin := opts.Binary
 	if bin == "" {
 		var err error
-		if bin, err = os.Executable(); err != nil {
-			return nil, fmt.Errorf("shim: find the berth binary: %w", err)
+		if bin, err = DefaultBinary(); err != nil {
+			return nil, err
 		}
 	}
 	rt := opts.Runtime
