@@ -396,10 +396,15 @@ func (s *shim) deleteExec(p *proc) error {
 		return errdefs.Conflict("%s is running", p.name())
 	}
 	if st == StatusCreated {
+		// Never started: end its pipes and anyone waiting for it.
+		p.startMu.Lock()
 		p.mu.Lock()
 		p.closeOutputs()
 		p.closeTheirs()
+		p.status, p.exit.ExitCode, p.exit.FinishedAt = StatusStopped, -1, time.Now()
 		p.mu.Unlock()
+		p.startMu.Unlock()
+		p.finish()
 	}
 	s.mu.Lock()
 	delete(s.execs, p.exec)

@@ -572,6 +572,23 @@ func TestExecAndKill(t *testing.T) {
 			if err := c.DeleteExec(ctx(t), "e1"); err != nil {
 				t.Fatal(err)
 			}
+			// An exec deleted before its start ends its waiters.
+			if err := c.Exec(ctx(t), "never", proc, true); err != nil {
+				t.Fatal(err)
+			}
+			type waitResult struct {
+				ex  *shim.Exit
+				err error
+			}
+			waited := make(chan waitResult, 1)
+			go func() { ex, err := c.Wait(ctx(t), "never"); waited <- waitResult{ex, err} }()
+			time.Sleep(50 * time.Millisecond) // the wait is asked first (a late one finds it gone)
+			if err := c.DeleteExec(ctx(t), "never"); err != nil {
+				t.Fatal(err)
+			}
+			if w := <-waited; !errdefs.Is(w.err, errdefs.KindNotFound) && (w.ex == nil || w.ex.ExitCode != -1) {
+				t.Errorf("wait on a deleted exec: %+v %v", w.ex, w.err)
+			}
 			if _, err := c.State(ctx(t), "e1"); !errdefs.Is(err, errdefs.KindNotFound) {
 				t.Errorf("state of a deleted exec: %v", err)
 			}
