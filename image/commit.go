@@ -87,6 +87,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts NewImageOptions) (
 		comment = "Imported from -"
 	}
 	cfg.History = []ocispec.History{{Created: &now, Comment: comment}}
+	cfg.Comment = opts.Message // docker inspect's .Comment, as dockerd sets it
 	if err := ApplyChanges(&cfg.Config, opts.Changes); err != nil {
 		return "", err
 	}

@@ -349,7 +349,7 @@ func TestImportCommitExport(t *testing.T) {
 			t.Fatal(img, err)
 		}
 		c := img.Config.Config
-		if !slices.Equal(c.Cmd, []string{"echo", "imported"}) || !slices.Equal(c.Env, []string{"A=1", "B=2"}) || c.WorkingDir != "/tmp" || len(c.ExposedPorts) != 1 || img.Config.History[0].Comment != "from a tarball" {
+		if !slices.Equal(c.Cmd, []string{"echo", "imported"}) || !slices.Equal(c.Env, []string{"A=1", "B=2"}) || c.WorkingDir != "/tmp" || len(c.ExposedPorts) != 1 || img.Config.History[0].Comment != "from a tarball" || img.Config.Comment != "from a tarball" {
 			t.Fatalf("import config: %+v history %+v", c, img.Config.History)
 		}
 		if out := runImage(t, s, "imported:v1"); out != "imported\n" {
