@@ -198,6 +198,7 @@ func (c *Container) destroy() error {
 			return fmt.Errorf("remove cgroup of %s (retry delete): %w", c.Saved.ID, err)
 		}
 	}
+	trace("destroy: cgroups removed")
 	if err := c.unmountShared(); err != nil {
 		errs = append(errs, err)
 	}
@@ -235,10 +236,16 @@ func destroyCgroup(m cgroups.Manager, ownPidNS bool) error {
 	}
 }
 
+// killCgroup kills what is left in m, never us: the thread that forked an
+// init into its cgroups (spawn) is listed under our pid until it has fully
+// exited, and a failed create cleans up right then.
 func killCgroup(m cgroups.Manager) {
 	pids, _ := m.Pids()
+	self := os.Getpid()
 	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGKILL)
+		if pid != self {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 
