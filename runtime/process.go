@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/moby/sys/capability"
@@ -69,14 +70,14 @@ func hasCap(c capability.Cap) bool {
 	return caps.Get(capability.EFFECTIVE, c)
 }
 
-var capByName map[string]capability.Cap
-
-func init() {
-	capByName = make(map[string]capability.Cap)
+// capByName is built on first use, not at every process start.
+var capByName = sync.OnceValue(func() map[string]capability.Cap {
+	m := make(map[string]capability.Cap)
 	for _, c := range capability.ListKnown() {
-		capByName["CAP_"+strings.ToUpper(c.String())] = c
+		m["CAP_"+strings.ToUpper(c.String())] = c
 	}
-}
+	return m
+})
 
 // parseCaps maps capability names to values. Names this kernel does not know
 // are dropped (they cannot be granted); names nobody knows are an error.
@@ -87,7 +88,7 @@ func parseCaps(names []string) ([]capability.Cap, error) {
 	}
 	var out []capability.Cap
 	for _, n := range names {
-		c, ok := capByName[strings.ToUpper(n)]
+		c, ok := capByName()[strings.ToUpper(n)]
 		if !ok {
 			return nil, fmt.Errorf("unknown capability %q", n)
 		}
