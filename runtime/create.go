@@ -180,10 +180,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return
 		}
 		cg = m
+		trace("cgroups resolved (goroutine)")
 		if err := m.Apply(-1); err != nil {
 			cgc <- fmt.Errorf("create cgroup: %w", err)
 			return
 		}
+		trace("cgroups made (goroutine)")
 		cgc <- nil
 	}()
 	waitCgroup := func() error {
@@ -210,17 +212,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		c.unmountShared()
 		os.RemoveAll(dir)
 	}()
-	cfgJSON, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, configFile), cfgJSON, 0o600); err != nil {
-		return nil, err
-	}
-	if err := c.save(); err != nil {
-		return nil, err
-	}
-	trace("state written")
+	// Only what the init needs at its birth comes before it: the exec fifo,
+	// the binary, its files (and on v2 its cgroup). The rest of create (the
+	// state files, seccomp) runs while it boots the Go runtime.
 	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
@@ -231,21 +225,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return nil, fmt.Errorf("chown exec fifo: %w", err)
 		}
 	}
-
-	limits := specs.LinuxResources{}
-	if spec.Linux.Resources != nil {
-		limits = *spec.Linux.Resources
-	}
-	if limits.Devices == nil {
-		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
-	}
-
-	filter, err := r.seccompFilter(spec)
-	if err != nil {
-		return nil, err
-	}
-
-	trace("seccomp compiled")
 	exe, err := r.initBinary()
 	if err != nil {
 		return nil, fmt.Errorf("protect init binary: %w", err)
@@ -257,8 +236,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	defer fifo.Close()
 	cfg := &initConfig{
-		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
+		ID: id, Spec: toInitSpec(spec), Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
+		NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
 	}
 	// On a v2 host the init is cloned straight into its cgroup, which must
 	// exist first. On v1 the init starts at once and boots while the cgroups
@@ -299,6 +278,28 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("init started")
+	pid := cmd.Process.Pid
+	files.started()
+	c.Saved.Pid = pid
+	c.Saved.StartTime, _, _ = procStartTime(pid)
+	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
+	for _, ns := range spec.Linux.Namespaces {
+		c.Saved.Namespaces = append(c.Saved.Namespaces, specs.LinuxNamespace{
+			Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procNsName[ns.Type]),
+		})
+	}
+	if cfg.Seccomp, err = r.seccompFilter(spec); err != nil {
+		return nil, err
+	}
+	trace("seccomp compiled")
+	cfgJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, configFile), cfgJSON, 0o600); err != nil {
+		return nil, err
+	}
+	trace("config written")
 	if early {
 		if err := waitCgroup(); err != nil {
 			return nil, err
@@ -317,17 +318,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
 	}
-	pid := cmd.Process.Pid
-	files.started()
-	trace("init joined cgroups")
-	c.Saved.Pid = pid
-	c.Saved.StartTime, _, _ = procStartTime(pid)
-	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
-	for _, ns := range spec.Linux.Namespaces {
-		c.Saved.Namespaces = append(c.Saved.Namespaces, specs.LinuxNamespace{
-			Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procNsName[ns.Type]),
-		})
-	}
 	cfg.HostPid = pid
 	cfg.State = c.State()
 	cfg.State.Pid = pid
@@ -339,6 +329,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	trace("config sent")
 	if err := c.save(); err != nil {
 		return nil, err
+	}
+	trace("state written")
+	limits := specs.LinuxResources{}
+	if spec.Linux.Resources != nil {
+		limits = *spec.Linux.Resources
+	}
+	if limits.Devices == nil {
+		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
 	for {
 		m, err := readSync(files.sync)
@@ -407,6 +405,7 @@ func (c *Container) hooksPhase(cg cgroups.Manager, limits *specs.LinuxResources,
 	if err := cg.Set(limits); err != nil {
 		return fmt.Errorf("set cgroup limits: %w", err)
 	}
+	trace("limits set")
 	cgState := cg.State()
 	c.Saved.Cgroup = &cgState
 	if spec.Hooks == nil {

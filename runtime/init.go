@@ -23,6 +23,7 @@ import (
 // as the container's first process (or the exec'd process) inside its
 // namespaces. It never returns: it execs the user's process or exits 1.
 func Init() {
+	trace("init: main")
 	goruntime.GOMAXPROCS(1)
 	goruntime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(envInitPipe))
@@ -40,7 +41,7 @@ func Init() {
 	pipe.Close()
 	trace("init: config read")
 	sync := os.NewFile(uintptr(cfg.Fds.Sync), "sync")
-	in := &initProc{cfg: &cfg, sync: sync}
+	in := &initProc{cfg: &cfg, spec: cfg.Spec.spec(cfg.Process), sync: sync}
 	if cfg.Exec {
 		err = in.execInit()
 	} else {
@@ -57,13 +58,14 @@ func Init() {
 
 type initProc struct {
 	cfg  *initConfig
+	spec *specs.Spec // the spec as far as the init uses it (initSpec)
 	sync *os.File
 	fifo *os.File // exec.fifo opened for writing, once start has opened it
 }
 
 // containerInit sets up a new container and waits for start.
 func (in *initProc) containerInit() error {
-	spec := in.cfg.Spec
+	spec := in.spec
 	if spec == nil || spec.Linux == nil {
 		return errors.New("init: no linux spec")
 	}
@@ -71,6 +73,7 @@ func (in *initProc) containerInit() error {
 	if err := in.joinCgroups(); err != nil {
 		return err
 	}
+	trace("init: cgroups joined")
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -317,7 +320,7 @@ func (in *initProc) loadSeccomp(f *seccomp.Filter) error {
 	}
 	if fd >= 0 {
 		defer unix.Close(fd)
-		sp := in.cfg.Spec
+		sp := in.spec
 		if sp == nil || sp.Linux == nil || sp.Linux.Seccomp == nil || sp.Linux.Seccomp.ListenerPath == "" {
 			return errors.New("seccomp notify action requires listenerPath")
 		}

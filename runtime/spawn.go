@@ -23,7 +23,7 @@ import (
 // initConfig is what the parent sends the init over its config pipe.
 type initConfig struct {
 	ID      string         `json:"id"`
-	Spec    *specs.Spec    `json:"spec,omitempty"` // create: the whole spec, root made absolute
+	Spec    *initSpec      `json:"spec,omitempty"` // what the init uses of the spec, root made absolute
 	Process *specs.Process `json:"process"`
 	Exec    bool           `json:"exec,omitempty"` // an exec into a running container
 	NoPivot bool           `json:"no_pivot,omitempty"`
@@ -150,7 +150,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.Args = s.args
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
 	cmd.ExtraFiles = s.extra
-	cmd.Env = []string{"GOMAXPROCS=2", "GOGC=off"}
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	if tracing {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	}
