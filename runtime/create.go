@@ -32,26 +32,13 @@ type CreateOpts struct {
 	NoNewKeyring bool
 	PreserveFds  int // fds 3..3+n-1 go to the container's process
 	// Spec, when set, is bundle/config.json already read by the caller.
-	Spec   *specs.Spec
+	Spec *specs.Spec
+	// File, when Spec is not set, is bundle/config.json already read by
+	// the caller (ReadSpec).
+	File   *SpecFile
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-}
-
-// LoadSpec reads and checks bundle/config.json.
-func LoadSpec(bundle string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, errdefs.NotFound("no config.json in bundle %s", bundle)
-		}
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, errdefs.Invalid("bad config.json in %s: %v", bundle, err)
-	}
-	return &s, nil
 }
 
 // validate checks what must hold before anything is created.
@@ -77,8 +64,23 @@ func validate(s *specs.Spec) error {
 			return errdefs.Invalid("config.json: %v", err)
 		}
 	}
+	if err := validateEarly(earlyOf(s)); err != nil {
+		return err
+	}
+	if (s.Hostname != "" || s.Domainname != "") && !hasNS(s, specs.UTSNamespace) {
+		return errdefs.Invalid("config.json: hostname and domainname need a uts namespace")
+	}
+	return nil
+}
+
+// validateEarly checks what forking the init relies on.
+func validateEarly(e earlySpec) error {
+	if e.Linux == nil {
+		return errdefs.Invalid("config.json: linux section is required on linux")
+	}
+	l := e.linux()
 	seen := map[specs.LinuxNamespaceType]bool{}
-	for _, ns := range s.Linux.Namespaces {
+	for _, ns := range l.Namespaces {
 		if _, ok := nsFlag[ns.Type]; !ok {
 			return errdefs.Invalid("config.json: unknown namespace type %q", ns.Type)
 		}
@@ -87,11 +89,8 @@ func validate(s *specs.Spec) error {
 		}
 		seen[ns.Type] = true
 	}
-	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
+	if (len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0) && !seen[specs.UserNamespace] {
 		return errdefs.Invalid("config.json: uid/gid mappings need a user namespace")
-	}
-	if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
-		return errdefs.Invalid("config.json: hostname and domainname need a uts namespace")
 	}
 	return nil
 }
@@ -123,6 +122,10 @@ type Created struct {
 
 // Create makes container id from the bundle and leaves its init waiting for
 // start, as the spec's create operation.
+//
+// The init is forked as soon as what its birth needs is known (earlySpec):
+// the spec is decoded and checked, the state written and the seccomp filter
+// made while it boots the Go runtime; a spec found invalid then kills it.
 func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -132,38 +135,30 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := o.Spec
-	if spec == nil {
-		if spec, err = LoadSpec(bundle); err != nil {
-			return nil, err
+	spec, file := o.Spec, o.File
+	var early earlySpec
+	if spec != nil {
+		early = earlyOf(spec)
+	} else {
+		if file == nil {
+			if file, err = ReadSpec(bundle); err != nil {
+				return nil, err
+			}
 		}
+		early = file.early
 	}
-	trace("spec loaded")
-	if err := validate(spec); err != nil {
+	trace("spec read")
+	if err := validateEarly(early); err != nil {
 		return nil, err
 	}
-	if !filepath.IsAbs(spec.Root.Path) {
-		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
-	}
-	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
-		return nil, errdefs.Invalid("root.path %s is not a directory", spec.Root.Path)
-	}
+	el := early.linux()
+	newUser := early.newNS(specs.UserNamespace)
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, errdefs.Conflict("container %q already exists", id)
 		}
 		return nil, fmt.Errorf("create state directory: %w", err)
-	}
-	c := &Container{rt: r, Saved: Saved{
-		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
-		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
-		HostMountNS: !hasNS(spec, specs.MountNamespace),
-	}, spec: spec}
-	if c.Saved.HostMountNS {
-		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
-			return nil, err
-		}
 	}
 	// The cgroups are made while the rest of create goes on: they are needed
 	// only when the init is forked.
@@ -174,7 +169,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	cgc := make(chan error, 1)
 	go func() {
 		allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
-		m, err := cgroups.New(spec.Linux.CgroupsPath, id, allowAll)
+		m, err := cgroups.New(el.CgroupsPath, id, allowAll)
 		if err != nil {
 			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
 			return
@@ -196,7 +191,29 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		cgc = nil
 		return err
 	}
+	// In a new user namespace the network namespace must be the user
+	// namespace's own: there the init's clone makes both.
+	var netns *os.File
+	var netnsc <-chan nsResult
+	if early.newNS(specs.NetworkNamespace) && !newUser {
+		netnsc = newNetNS()
+	}
+	waitNetNS := func() error {
+		if netnsc == nil {
+			return nil
+		}
+		r := <-netnsc
+		netnsc, netns = nil, r.f
+		return r.err
+	}
+	defer func() {
+		waitNetNS()
+		if netns != nil {
+			netns.Close()
+		}
+	}()
 	var cmd *exec.Cmd
+	var c *Container
 	defer func() {
 		if retErr == nil {
 			return
@@ -207,20 +224,21 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			cmd.Wait()
 		}
 		if cg != nil {
-			destroyCgroup(cg, hasNewNS(spec, specs.PIDNamespace))
+			destroyCgroup(cg, early.newNS(specs.PIDNamespace))
 		}
-		c.unmountShared()
+		if c != nil {
+			c.unmountShared()
+		}
 		os.RemoveAll(dir)
 	}()
 	// Only what the init needs at its birth comes before it: the exec fifo,
-	// the binary, its files (and on v2 its cgroup). The rest of create (the
-	// state files, seccomp) runs while it boots the Go runtime.
+	// the binary, its files (and on v2 its cgroup).
 	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 	// The init opens it as the container's root, which a user namespace may map elsewhere.
-	if hasNewNS(spec, specs.UserNamespace) {
-		uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
+	if newUser {
+		uid, gid := hostID(el.UIDMappings, 0), hostID(el.GIDMappings, 0)
 		if err := os.Chown(filepath.Join(dir, execFifo), int(uid), int(gid)); err != nil {
 			return nil, fmt.Errorf("chown exec fifo: %w", err)
 		}
@@ -235,23 +253,18 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	defer fifo.Close()
-	cfg := &initConfig{
-		ID: id, Spec: toInitSpec(spec), Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
-	}
+	cfg := &initConfig{ID: id, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, NewUser: newUser}
 	// On a v2 host the init is cloned straight into its cgroup, which must
 	// exist first. On v1 the init starts at once and boots while the cgroups
 	// are made, then moves its own main thread in (initConfig.CgroupTasks).
 	// In a new user namespace it could not: the host's cgroup files are not
 	// its to write.
-	early := cgroups.HostMode() != cgroups.ModeV2 && !hasNewNS(spec, specs.UserNamespace)
+	lateCgroups := cgroups.HostMode() != cgroups.ModeV2 && !newUser
 	cgfd, cgTasks := -1, []string(nil)
-	if !early {
+	if !lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
 		}
-		cgState := cg.State()
-		c.Saved.Cgroup = &cgState
 		trace("cgroup created")
 		if cgfd, cgTasks, err = cgroupPlacement(cg); err != nil {
 			return nil, err
@@ -260,17 +273,18 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			defer unix.Close(cgfd)
 		}
 	}
-	terminal := spec.Process != nil && spec.Process.Terminal
-	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, fifo, terminal, o.ConsoleSocket, o.ConsoleConn)
+	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, fifo, early.Process != nil && early.Process.Terminal, o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
 		return nil, err
 	}
 	defer files.close()
-
+	if err := waitNetNS(); err != nil {
+		return nil, err
+	}
 	sp := &spawn{
-		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
-		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: early, extra: files.extra,
+		exe: exe, args: r.initArgs(), ns: el.Namespaces,
+		uidMap: el.UIDMappings, gidMap: el.GIDMappings,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, netns: netns, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
@@ -280,6 +294,36 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	trace("init started")
 	pid := cmd.Process.Pid
 	files.started()
+	if spec == nil {
+		if spec, err = file.Decode(); err != nil {
+			return nil, err
+		}
+	}
+	trace("spec decoded")
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(spec.Root.Path) {
+		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
+	}
+	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
+		return nil, errdefs.Invalid("root.path %s is not a directory", spec.Root.Path)
+	}
+	c = &Container{rt: r, Saved: Saved{
+		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
+		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
+		HostMountNS: !hasNS(spec, specs.MountNamespace),
+	}, spec: spec}
+	if c.Saved.HostMountNS {
+		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
+			return nil, err
+		}
+	}
+	if !lateCgroups {
+		cgState := cg.State()
+		c.Saved.Cgroup = &cgState
+	}
+	cfg.Spec, cfg.Process, cfg.NewUTS = toInitSpec(spec), spec.Process, hasNS(spec, specs.UTSNamespace)
 	c.Saved.Pid = pid
 	c.Saved.StartTime, _, _ = procStartTime(pid)
 	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
@@ -300,7 +344,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("config written")
-	if early {
+	if lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
 		}
