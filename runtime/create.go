@@ -191,27 +191,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		cgc = nil
 		return err
 	}
-	// In a new user namespace the network namespace must be the user
-	// namespace's own: there the init's clone makes both.
-	var netns *os.File
-	var netnsc <-chan nsResult
-	if early.newNS(specs.NetworkNamespace) && !newUser {
-		netnsc = newNetNS()
-	}
-	waitNetNS := func() error {
-		if netnsc == nil {
-			return nil
-		}
-		r := <-netnsc
-		netnsc, netns = nil, r.f
-		return r.err
-	}
-	defer func() {
-		waitNetNS()
-		if netns != nil {
-			netns.Close()
-		}
-	}()
 	var cmd *exec.Cmd
 	var c *Container
 	defer func() {
@@ -278,13 +257,10 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	defer files.close()
-	if err := waitNetNS(); err != nil {
-		return nil, err
-	}
 	sp := &spawn{
 		exe: exe, args: r.initArgs(), ns: el.Namespaces,
 		uidMap: el.UIDMappings, gidMap: el.GIDMappings,
-		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, netns: netns, extra: files.extra,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()

@@ -136,13 +136,10 @@ type spawn struct {
 	// lateCgroupNS leaves a new cgroup namespace to the init, which makes
 	// it once it has joined its cgroups (initConfig.UnshareCgroupNS).
 	lateCgroupNS bool
-	// netns, when set, is the new network namespace the spec asks for,
-	// made beforehand (newNetNS): joined instead of cloned.
-	netns  *os.File
-	extra  []*os.File
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+	extra        []*os.File
+	stdin        io.Reader
+	stdout       io.Writer
+	stderr       io.Writer
 }
 
 // start starts the init. Namespaces with a path that a multi-threaded process
@@ -166,7 +163,6 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		}
 		switch {
 		case ns.Path == "" && ns.Type == specs.CgroupNamespace && s.lateCgroupNS:
-		case ns.Path == "" && ns.Type == specs.NetworkNamespace && s.netns != nil:
 		case ns.Path == "":
 			attr.Cloneflags |= flag
 		case childJoined(ns.Type):
@@ -212,12 +208,6 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		// Never unlocked: after setns this thread must not run other goroutines,
 		// and a goroutine that exits locked takes its thread with it.
 		goruntime.LockOSThread()
-		if s.netns != nil {
-			if err := unix.Setns(int(s.netns.Fd()), unix.CLONE_NEWNET); err != nil {
-				errc <- fmt.Errorf("join new network namespace: %w", err)
-				return
-			}
-		}
 		for _, ns := range threadJoins {
 			if err := setnsPath(ns); err != nil {
 				errc <- err
