@@ -31,6 +31,10 @@ type CreateOpts struct {
 	NoPivot      bool
 	NoNewKeyring bool
 	PreserveFds  int // fds 3..3+n-1 go to the container's process
+	// DeferSave leaves the state file's last write (status created) to
+	// Start, which makes it while the init execs the user's process: for
+	// run, which starts at once. Until then the state file says creating.
+	DeferSave bool
 	// Spec, when set, is bundle/config.json already read by the caller.
 	Spec *specs.Spec
 	// File, when Spec is not set, is bundle/config.json already read by
@@ -390,7 +394,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	trace("init: ready")
 	c.Saved.Status = StatusCreated
-	if err := c.save(); err != nil {
+	if o.DeferSave {
+		c.savePending = true
+	} else if err := c.save(); err != nil {
 		return nil, err
 	}
 	if o.PidFile != "" {

@@ -336,10 +336,13 @@ func (in *initProc) loadSeccomp(f *seccomp.Filter) error {
 // closeExtraFds marks every fd from min up close-on-exec, so the user's
 // process gets only its stdio and the fds it was meant to keep.
 func closeExtraFds(min int) error {
+	// One syscall since Linux 5.11; /proc/self/fd before that.
+	if err := unix.CloseRange(uint(min), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		// No /proc in the container: fall back to close_range.
-		return unix.CloseRange(uint(min), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+		return err
 	}
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())

@@ -38,6 +38,14 @@ func (c *Container) Start() error {
 	fifo := os.NewFile(uintptr(fd), execFifo)
 	defer fifo.Close()
 	trace("start: fifo opened")
+	// Opening the fifo released the init: what is left of our work overlaps
+	// its exec of the user's process.
+	if c.savePending {
+		c.savePending = false
+		if err := c.save(); err != nil {
+			return fmt.Errorf("save state of %s: %w", c.Saved.ID, err)
+		}
+	}
 	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
 	if err != nil {
 		return fmt.Errorf("open init process: %w", err)

@@ -171,16 +171,16 @@ func setUserAndCaps(p *specs.Process) error {
 	for _, g := range u.AdditionalGids {
 		gids = append(gids, int(g))
 	}
-	if err := unix.Setgroups(gids); err != nil {
+	if err := setgroupsThread(gids); err != nil {
 		// setgroups is denied in user namespaces whose setgroups file says deny.
 		if !(errors.Is(err, unix.EPERM) && len(gids) == 0 && setgroupsDenied()) {
 			return fmt.Errorf("set additional gids %v: %w", gids, err)
 		}
 	}
-	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+	if err := setresgidThread(int(u.GID)); err != nil {
 		return fmt.Errorf("set gid %d: %w", u.GID, err)
 	}
-	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+	if err := setresuidThread(int(u.UID)); err != nil {
 		return fmt.Errorf("set uid %d: %w", u.UID, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {

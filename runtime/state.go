@@ -62,6 +62,9 @@ type Container struct {
 	rt    *Runtime
 	Saved Saved
 	spec  *specs.Spec // config.json as created, read once
+	// savePending: Create left the state file's last write to Start
+	// (CreateOpts.DeferSave).
+	savePending bool
 }
 
 // Load finds the container id.
