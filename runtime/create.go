@@ -31,10 +31,6 @@ type CreateOpts struct {
 	NoPivot      bool
 	NoNewKeyring bool
 	PreserveFds  int // fds 3..3+n-1 go to the container's process
-	// DeferSave leaves the state file's last write (status created) to
-	// Start, which makes it while the init execs the user's process: for
-	// run, which starts at once. Until then the state file says creating.
-	DeferSave bool
 	// Spec, when set, is bundle/config.json already read by the caller.
 	Spec *specs.Spec
 	// File, when Spec is not set, is bundle/config.json already read by
@@ -216,13 +212,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}()
 	// Only what the init needs at its birth comes before it: the exec fifo,
 	// the binary, its files (and on v2 its cgroup).
-	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
+	if err := unix.Mkfifo(filepath.Join(dir, execFifoCreating), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 	// The init opens it as the container's root, which a user namespace may map elsewhere.
 	if newUser {
 		uid, gid := hostID(el.UIDMappings, 0), hostID(el.GIDMappings, 0)
-		if err := os.Chown(filepath.Join(dir, execFifo), int(uid), int(gid)); err != nil {
+		if err := os.Chown(filepath.Join(dir, execFifoCreating), int(uid), int(gid)); err != nil {
 			return nil, fmt.Errorf("chown exec fifo: %w", err)
 		}
 	}
@@ -231,7 +227,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("protect init binary: %w", err)
 	}
 	trace("init binary checked")
-	fifo, err := os.OpenFile(filepath.Join(dir, execFifo), unix.O_PATH|unix.O_CLOEXEC, 0)
+	fifo, err := os.OpenFile(filepath.Join(dir, execFifoCreating), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -316,14 +312,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("seccomp compiled")
-	cfgJSON, err := json.Marshal(spec)
-	if err != nil {
+	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, configFile), cfgJSON, 0o600); err != nil {
-		return nil, err
-	}
-	trace("config written")
 	if lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
@@ -351,10 +342,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	trace("config sent")
-	if err := c.save(); err != nil {
-		return nil, err
-	}
-	trace("state written")
 	limits := specs.LinuxResources{}
 	if spec.Linux.Resources != nil {
 		limits = *spec.Linux.Resources
@@ -362,6 +349,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if limits.Devices == nil {
 		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
+	// The one write of the state file: it records the device policy the
+	// hooks phase installs (before any of the user's code runs, or create
+	// fails and removes it all), not the open one the cgroup has now.
+	c.Saved.Cgroup.Devices = limits.Devices
+	if err := c.save(); err != nil {
+		return nil, err
+	}
+	trace("state written")
 	for {
 		m, err := readSync(files.sync)
 		if err != nil {
@@ -393,12 +388,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		break
 	}
 	trace("init: ready")
-	c.Saved.Status = StatusCreated
-	if o.DeferSave {
-		c.savePending = true
-	} else if err := c.save(); err != nil {
-		return nil, err
+	// The state file was written once, when the init had its config; the
+	// fifo's name says created now.
+	if err := os.Rename(filepath.Join(dir, execFifoCreating), filepath.Join(dir, execFifo)); err != nil {
+		return nil, fmt.Errorf("mark created: %w", err)
 	}
+	c.Saved.Status = StatusCreated
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err

@@ -38,14 +38,6 @@ func (c *Container) Start() error {
 	fifo := os.NewFile(uintptr(fd), execFifo)
 	defer fifo.Close()
 	trace("start: fifo opened")
-	// Opening the fifo released the init: what is left of our work overlaps
-	// its exec of the user's process.
-	if c.savePending {
-		c.savePending = false
-		if err := c.save(); err != nil {
-			return fmt.Errorf("save state of %s: %w", c.Saved.ID, err)
-		}
-	}
 	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
 	if err != nil {
 		return fmt.Errorf("open init process: %w", err)
@@ -111,9 +103,12 @@ func (c *Container) Spec() (*specs.Spec, error) {
 	if c.spec != nil {
 		return c.spec, nil
 	}
-	b, err := os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile))
-	if err != nil {
-		return nil, err
+	b := []byte(c.Saved.Spec)
+	if len(b) == 0 {
+		var err error
+		if b, err = os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile)); err != nil {
+			return nil, err
+		}
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -218,10 +213,24 @@ func (c *Container) destroy() error {
 		}
 	}
 	trace("destroy: cgroups, hooks done")
-	if err := os.RemoveAll(c.rt.dir(c.Saved.ID)); err != nil {
+	if err := removeStateDir(c.rt.dir(c.Saved.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	trace("destroy: state removed")
 	return errors.Join(errs...)
+}
+
+// removeStateDir removes the files create makes by name, then the dir;
+// only what is left over (an older layout, a stray file) needs RemoveAll's
+// read of the directory.
+func removeStateDir(dir string) error {
+	for _, name := range []string{stateFile, execFifo, execFifoCreating, configFile} {
+		unix.Unlink(filepath.Join(dir, name))
+	}
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 // destroyCgroup removes a stopped container's cgroups. The init's death

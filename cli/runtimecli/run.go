@@ -65,8 +65,6 @@ func (g *globals) runCmd() *cobra.Command {
 				defer term.close()
 				o.ConsoleConn = term.theirs
 			}
-			// The state file's last write overlaps the init's exec (Start).
-			o.DeferSave = true
 			created, err := rt.Create(args[0], o)
 			if err != nil {
 				return err
