@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -163,13 +164,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	// The cgroups are made while the rest of create goes on: they are needed
 	// only when the init is forked.
 	// The init creates the spec's device nodes, which the spec's device
-	// rules may deny: limits are set once the rootfs is made, before any of
-	// the user's code runs (as runc does).
+	// rules may deny: then the cgroup starts open and limits are set once
+	// the rootfs is made, before any of the user's code runs (as runc
+	// does). Without such nodes (the default devices are always allowed)
+	// the final device policy goes in now, off the path of the start.
+	devicesEarly := len(el.Devices) == 0
+	policy := []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	if devicesEarly {
+		policy = el.devicePolicy()
+	}
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
 	go func() {
-		allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
-		m, err := cgroups.New(el.CgroupsPath, id, allowAll)
+		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
 		if err != nil {
 			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
 			return
@@ -353,6 +360,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	// hooks phase installs (before any of the user's code runs, or create
 	// fails and removes it all), not the open one the cgroup has now.
 	c.Saved.Cgroup.Devices = limits.Devices
+	if devicesEarly {
+		limits.Devices = nil // in place since the cgroup was made
+	}
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -423,8 +433,12 @@ func needsUnified(r *specs.LinuxResources) bool {
 // hooksPhase runs when the init has made the rootfs: set the cgroup limits,
 // then the prestart and createRuntime hooks, in the runtime's namespace.
 func (c *Container) hooksPhase(cg cgroups.Manager, limits *specs.LinuxResources, spec *specs.Spec, st specs.State) error {
-	if err := cg.Set(limits); err != nil {
-		return fmt.Errorf("set cgroup limits: %w", err)
+	// Nothing to set is common: no limits but the device policy, which
+	// went in with the cgroup.
+	if !reflect.ValueOf(*limits).IsZero() {
+		if err := cg.Set(limits); err != nil {
+			return fmt.Errorf("set cgroup limits: %w", err)
+		}
 	}
 	trace("limits set")
 	cgState := cg.State()

@@ -22,7 +22,7 @@ type SpecFile struct {
 }
 
 // earlySpec is what forking the init needs: its namespaces, id mappings,
-// terminal and cgroup.
+// terminal and cgroup (with its device policy, see Create).
 type earlySpec struct {
 	Process *earlyProcess `json:"process,omitempty"`
 	Linux   *earlyLinux   `json:"linux,omitempty"`
@@ -37,6 +37,21 @@ type earlyLinux struct {
 	UIDMappings []specs.LinuxIDMapping `json:"uidMappings,omitempty"`
 	GIDMappings []specs.LinuxIDMapping `json:"gidMappings,omitempty"`
 	CgroupsPath string                 `json:"cgroupsPath,omitempty"`
+	Devices     []specs.LinuxDevice    `json:"devices,omitempty"`
+	Resources   *earlyResources        `json:"resources,omitempty"`
+}
+
+type earlyResources struct {
+	Devices []specs.LinuxDeviceCgroup `json:"devices,omitempty"`
+}
+
+// devicePolicy is the device cgroup rules the spec asks for; an empty list
+// (deny all but the defaults) when it gives none.
+func (l earlyLinux) devicePolicy() []specs.LinuxDeviceCgroup {
+	if l.Resources == nil || l.Resources.Devices == nil {
+		return []specs.LinuxDeviceCgroup{}
+	}
+	return l.Resources.Devices
 }
 
 // ReadSpec reads bundle/config.json (see SpecFile).
@@ -83,7 +98,10 @@ func earlyOf(s *specs.Spec) earlySpec {
 		e.Process = &earlyProcess{Terminal: s.Process.Terminal}
 	}
 	if l := s.Linux; l != nil {
-		e.Linux = &earlyLinux{Namespaces: l.Namespaces, UIDMappings: l.UIDMappings, GIDMappings: l.GIDMappings, CgroupsPath: l.CgroupsPath}
+		e.Linux = &earlyLinux{Namespaces: l.Namespaces, UIDMappings: l.UIDMappings, GIDMappings: l.GIDMappings, CgroupsPath: l.CgroupsPath, Devices: l.Devices}
+		if l.Resources != nil {
+			e.Linux.Resources = &earlyResources{Devices: l.Resources.Devices}
+		}
 	}
 	return e
 }

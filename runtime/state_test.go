@@ -49,3 +49,33 @@ func TestStateFiles(t *testing.T) {
 		t.Fatalf("state dir left after delete: %v", err)
 	}
 }
+
+// TestDevicePolicyWithoutNodes covers a spec with no device nodes of its
+// own, whose device rules go in with the cgroup (not in the hooks phase):
+// they hold inside, in order, and the defaults stay usable.
+func TestDevicePolicyWithoutNodes(t *testing.T) {
+	e := newEnv(t)
+	script := `mknod /dev/f1 c 10 229 2>/dev/null && echo f1-made; mknod /dev/f2 c 10 230 2>/dev/null && echo f2-made; echo x > /dev/null && echo null-ok`
+	// CAP_MKNOD, or mknod fails whatever the cgroup says.
+	withMknod := func(s *specs.Spec) *specs.Spec {
+		c := s.Process.Capabilities
+		c.Bounding = append(c.Bounding, "CAP_MKNOD")
+		c.Effective = append(c.Effective, "CAP_MKNOD")
+		c.Permitted = append(c.Permitted, "CAP_MKNOD")
+		s.Linux.Devices = nil
+		return s
+	}
+	s := withMknod(sh(script))
+	s.Linux.Resources = &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: ptr(int64(10)), Minor: ptr(int64(229)), Access: "m"},
+	}}
+	if out := e.mustRun(s); out != "f1-made\nnull-ok\n" {
+		t.Fatalf("with c 10:229 m allowed: %q", out)
+	}
+	s = withMknod(sh(script))
+	s.Linux.Resources = nil // deny all but the defaults
+	if out := e.mustRun(s); out != "null-ok\n" {
+		t.Fatalf("with no rules: %q", out)
+	}
+}
