@@ -2,15 +2,16 @@
 # bench/runtime.sh: time `run` of one busybox bundle running `true` with
 # berth's runtime, runc and crun, in one hyperfine run, and print the ratios.
 #
-#   bench/runtime.sh [RUNS]        # as root; RUNS defaults to 100
+#   bench/runtime.sh [RUNS [ROUNDS]]   # as root; RUNS 100, ROUNDS 5 by default
 #
 # Every runtime gets the same bundle (runc's default spec, no terminal,
-# ociVersion 1.0.2 so crun 1.8 accepts it) and its own --root; the runs are
-# interleaved by hyperfine's order across commands, with warmups.
+# ociVersion 1.0.2 so crun 1.8 accepts it) and its own --root; hyperfine
+# runs them in rounds (below), with warmups.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 RUNS=${1:-100}
+ROUNDS=${2:-5}
 [ "$(id -u)" = 0 ] || { echo "bench/runtime.sh: run as root" >&2; exit 2; }
 for t in hyperfine runc crun busybox python3; do
 	command -v "$t" >/dev/null || { echo "bench/runtime.sh: needs $t (apt-get install hyperfine runc crun busybox-static)" >&2; exit 2; }
@@ -62,18 +63,34 @@ for c in "$berth" "$runc" "$crun"; do
 	$c || { echo "bench/runtime.sh: '$c' failed" >&2; exit 1; }
 done
 
-hyperfine -N --warmup 10 --runs "$RUNS" --export-json "$work/result.json" \
-	-n berth "$berth" -n runc "$runc" -n crun+nsenter "$crun" -n nsenter "$nsbase" >&2
+# The machine is shared: the runs go in ROUNDS rounds of RUNS/ROUNDS per
+# command, the command order rotating, so that a busy spell hits every
+# runtime alike; the figures are over all rounds' runs.
+names=(berth runc crun+nsenter nsenter)
+cmds=("$berth" "$runc" "$crun" "$nsbase")
+per=$(((RUNS + ROUNDS - 1) / ROUNDS))
+for ((round = 0; round < ROUNDS; round++)); do
+	args=()
+	for ((i = 0; i < 4; i++)); do
+		j=$(((i + round) % 4))
+		args+=(-n "${names[j]}" "${cmds[j]}")
+	done
+	hyperfine -N --warmup 5 --runs "$per" --export-json "$work/result-$round.json" "${args[@]}" >&2
+done
 
-python3 - "$work/result.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-print("runtime run of busybox true (ms, mean ± stddev, median):")
+python3 - "$work"/result-*.json <<'PY'
+import json, sys, statistics
+times = {}
+for f in sys.argv[1:]:
+    for x in json.load(open(f))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+med = {n: statistics.median(t) for n, t in times.items()}
+print(f"runtime run of busybox true ({len(times['berth'])} runs each; ms, mean ± stddev, median):")
 for n in ("berth", "runc", "crun+nsenter", "nsenter"):
-    x = r[n]
-    print(f"  {n:13s} {x['mean']*1e3:7.2f} ± {x['stddev']*1e3:5.2f}   median {x['median']*1e3:7.2f}")
-crun = r["crun+nsenter"]["median"] - r["nsenter"]["median"]
+    t = times[n]
+    print(f"  {n:13s} {statistics.mean(t)*1e3:7.2f} ± {statistics.stdev(t)*1e3:5.2f}   median {med[n]*1e3:7.2f}")
+crun = med["crun+nsenter"] - med["nsenter"]
 print(f"  crun (less nsenter) median {crun*1e3:.2f}")
-b = r["berth"]["median"]
-print(f"ratios (median): berth/crun = {b/crun:.2f}   berth/runc = {b/r['runc']['median']:.2f}   runc/crun = {r['runc']['median']/crun:.2f}")
+b = med["berth"]
+print(f"ratios (median): berth/crun = {b/crun:.2f}   berth/runc = {b/med['runc']:.2f}   runc/crun = {med['runc']/crun:.2f}")
 PY

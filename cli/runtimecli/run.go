@@ -49,6 +49,7 @@ func (g *globals) runCmd() *cobra.Command {
 			}
 			// Read, not decoded: create decodes it while the init boots.
 			file, err := runtime.ReadSpec(f.bundle)
+			runtime.Trace("cli: spec read")
 			if err != nil {
 				return err
 			}
