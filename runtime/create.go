@@ -161,6 +161,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
+	trace("state dir made")
 	// The cgroups are made while the rest of create goes on: they are needed
 	// only when the init is forked.
 	// The init creates the spec's device nodes, which the spec's device
@@ -222,6 +223,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := unix.Mkfifo(filepath.Join(dir, execFifoCreating), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	trace("fifo made")
 	// The init opens it as the container's root, which a user namespace may map elsewhere.
 	if newUser {
 		uid, gid := hostID(el.UIDMappings, 0), hostID(el.GIDMappings, 0)
