@@ -3,6 +3,8 @@
 # berth's runtime, runc and crun, in one hyperfine run, and print the ratios.
 #
 #   bench/runtime.sh [RUNS [ROUNDS]]   # as root; RUNS 100, ROUNDS 5 by default
+#   BERTH_BIN=/path/to/berth bench/runtime.sh   # time that binary, not a build of the tree
+#   BERTH_BASE=/path/to/berth bench/runtime.sh  # and that one too, in the same rounds
 #
 # Every runtime gets the same bundle (runc's default spec, no terminal,
 # ociVersion 1.0.2 so crun 1.8 accepts it) and its own --root; hyperfine
@@ -24,12 +26,17 @@ cleanup() {
 	# The holder's mount namespace holds copies of our mounts until it is gone.
 	[ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
 	"$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1
-	umount "$work"/root-berth/.berth-* 2>/dev/null
+	[ -x "$work/berth-base" ] && "$work/berth-base" runtime --root "$work/root-base" delete -f bench >/dev/null 2>&1
+	umount "$work"/root-berth/.berth-* "$work"/root-base/.berth-* 2>/dev/null
 	rmdir /sys/fs/cgroup/*/berth 2>/dev/null
 	rm -rf "$work"
 }
 trap cleanup EXIT
-go build -tags netgo,osusergo -o "$work/berth" ./cmd/berth
+if [ -n "${BERTH_BIN:-}" ]; then # a prebuilt berth, e.g. an older one to compare
+	cp "$BERTH_BIN" "$work/berth"
+else
+	go build -tags netgo,osusergo -o "$work/berth" ./cmd/berth
+fi
 
 # The bundle: busybox with one symlink per applet.
 b=$work/bundle
@@ -68,11 +75,18 @@ done
 # runtime alike; the figures are over all rounds' runs.
 names=(berth runc crun+nsenter nsenter)
 cmds=("$berth" "$runc" "$crun" "$nsbase")
+if [ -n "${BERTH_BASE:-}" ]; then # another berth in the same rounds, e.g. before a change
+	cp "$BERTH_BASE" "$work/berth-base"
+	names+=(berth-base)
+	cmds+=("$work/berth-base runtime --root $work/root-base run --bundle $b bench")
+	${cmds[4]} || { echo "bench/runtime.sh: '${cmds[4]}' failed" >&2; exit 1; }
+fi
+n=${#names[@]}
 per=$(((RUNS + ROUNDS - 1) / ROUNDS))
 for ((round = 0; round < ROUNDS; round++)); do
 	args=()
-	for ((i = 0; i < 4; i++)); do
-		j=$(((i + round) % 4))
+	for ((i = 0; i < n; i++)); do
+		j=$(((i + round) % n))
 		args+=(-n "${names[j]}" "${cmds[j]}")
 	done
 	hyperfine -N --warmup 5 --runs "$per" --export-json "$work/result-$round.json" "${args[@]}" >&2
@@ -86,11 +100,15 @@ for f in sys.argv[1:]:
         times.setdefault(x["command"], []).extend(x["times"])
 med = {n: statistics.median(t) for n, t in times.items()}
 print(f"runtime run of busybox true ({len(times['berth'])} runs each; ms, mean ± stddev, median):")
-for n in ("berth", "runc", "crun+nsenter", "nsenter"):
+for n in ("berth", "berth-base", "runc", "crun+nsenter", "nsenter"):
+    if n not in times:
+        continue
     t = times[n]
     print(f"  {n:13s} {statistics.mean(t)*1e3:7.2f} ± {statistics.stdev(t)*1e3:5.2f}   median {med[n]*1e3:7.2f}")
 crun = med["crun+nsenter"] - med["nsenter"]
 print(f"  crun (less nsenter) median {crun*1e3:.2f}")
 b = med["berth"]
 print(f"ratios (median): berth/crun = {b/crun:.2f}   berth/runc = {b/med['runc']:.2f}   runc/crun = {med['runc']/crun:.2f}")
+if "berth-base" in med:
+    print(f"  berth-base/crun = {med['berth-base']/crun:.2f}   berth/berth-base = {b/med['berth-base']:.2f}")
 PY
