@@ -321,9 +321,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("seccomp compiled")
-	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
-		return nil, err
-	}
 	if lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
@@ -358,9 +355,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if limits.Devices == nil {
 		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
 	}
-	// The one write of the state file: it records the device policy the
-	// hooks phase installs (before any of the user's code runs, or create
-	// fails and removes it all), not the open one the cgroup has now.
+	// The one write of the state file, after the config (the init may be
+	// waiting for it): it records the device policy the hooks phase
+	// installs (before any of the user's code runs, or create fails and
+	// removes it all), not the open one the cgroup may have now.
+	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
+		return nil, err
+	}
 	c.Saved.Cgroup.Devices = limits.Devices
 	if devicesEarly {
 		limits.Devices = nil // in place since the cgroup was made
