@@ -1,9 +1,9 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,7 +34,11 @@ func Init() {
 	os.Unsetenv(envInitPipe)
 	pipe := os.NewFile(uintptr(fd), "init-pipe")
 	var cfg initConfig
-	if err := json.NewDecoder(pipe).Decode(&cfg); err != nil {
+	b, err := io.ReadAll(pipe)
+	if err == nil {
+		err = unmarshalWire(b, &cfg)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: read config: %v\n", err)
 		os.Exit(1)
 	}

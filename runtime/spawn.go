@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,8 +69,11 @@ const (
 )
 
 func writeSync(f *os.File, m syncMsg) error {
-	b, _ := json.Marshal(m)
-	_, err := f.Write(b)
+	b, err := marshalWire(m)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
 	return err
 }
 
@@ -85,7 +87,7 @@ func readSync(f *os.File) (syncMsg, error) {
 		return syncMsg{}, io.EOF
 	}
 	var m syncMsg
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	if err := unmarshalWire(buf[:n], &m); err != nil {
 		return syncMsg{}, fmt.Errorf("bad sync message: %w", err)
 	}
 	return m, nil
@@ -390,7 +392,10 @@ func (f *initFiles) started() {
 
 // sendConfig writes the init's config and closes the pipe.
 func (f *initFiles) sendConfig(cfg *initConfig) error {
-	err := json.NewEncoder(f.config).Encode(cfg)
+	b, err := marshalWire(cfg)
+	if err == nil {
+		_, err = f.config.Write(b)
+	}
 	f.config.Close()
 	return err
 }
