@@ -339,6 +339,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
 	}
+	limits := specs.LinuxResources{}
+	if spec.Linux.Resources != nil {
+		limits = *spec.Linux.Resources
+	}
+	if limits.Devices == nil {
+		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
+	}
+	finalPolicy := limits.Devices
+	if devicesEarly {
+		limits.Devices = nil // in place since the cgroup was made
+	}
+	//lint:ignore SA1019 deprecated, but the spec still has runtimes run prestart hooks
+	cfg.NoHooksPhase = reflect.ValueOf(limits).IsZero() && (spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) == 0)
 	cfg.HostPid = pid
 	cfg.State = c.State()
 	cfg.State.Pid = pid
@@ -348,13 +361,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	trace("config sent")
-	limits := specs.LinuxResources{}
-	if spec.Linux.Resources != nil {
-		limits = *spec.Linux.Resources
-	}
-	if limits.Devices == nil {
-		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
-	}
 	// The one write of the state file, after the config (the init may be
 	// waiting for it): it records the device policy the hooks phase
 	// installs (before any of the user's code runs, or create fails and
@@ -362,10 +368,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
 		return nil, err
 	}
-	c.Saved.Cgroup.Devices = limits.Devices
-	if devicesEarly {
-		limits.Devices = nil // in place since the cgroup was made
-	}
+	c.Saved.Cgroup.Devices = finalPolicy
 	if err := c.save(); err != nil {
 		return nil, err
 	}

@@ -117,16 +117,19 @@ func (in *initProc) containerInit() error {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
 	trace("init: rootfs prepared")
-	// prestart and createRuntime hooks run in the runtime's namespace: the parent runs them.
-	if err := writeSync(in.sync, syncMsg{Type: "hooks"}); err != nil {
-		return err
-	}
-	m, err := readSync(in.sync)
-	if err != nil {
-		return fmt.Errorf("wait for hooks: %w", err)
-	}
-	if m.Type == "error" {
-		return errors.New(m.Error)
+	// prestart and createRuntime hooks run in the runtime's namespace: the
+	// parent runs them, and sets the limits, while we wait.
+	if !in.cfg.NoHooksPhase {
+		if err := writeSync(in.sync, syncMsg{Type: "hooks"}); err != nil {
+			return err
+		}
+		m, err := readSync(in.sync)
+		if err != nil {
+			return fmt.Errorf("wait for hooks: %w", err)
+		}
+		if m.Type == "error" {
+			return errors.New(m.Error)
+		}
 	}
 	if spec.Hooks != nil {
 		st := in.cfg.State
@@ -135,6 +138,7 @@ func (in *initProc) containerInit() error {
 			return err
 		}
 	}
+	var err error
 	if hasMntNS {
 		err = rootfs.Pivot(spec.Root.Path, in.cfg.NoPivot)
 	} else {

@@ -42,6 +42,10 @@ type initConfig struct {
 	CgroupTasks     []string `json:"cgroup_tasks,omitempty"`
 	CgroupProcs     []string `json:"cgroup_procs,omitempty"`
 	UnshareCgroupNS bool     `json:"unshare_cgroupns,omitempty"`
+	// NoHooksPhase: the parent has neither limits to set once the rootfs is
+	// made nor prestart/createRuntime hooks, so the init does not stop for
+	// them ("hooks" / "hooks-done").
+	NoHooksPhase bool `json:"no_hooks_phase,omitempty"`
 	// HostPid is the init's pid as the parent sees it, for hook state.
 	HostPid int         `json:"host_pid"`
 	State   specs.State `json:"state"`
