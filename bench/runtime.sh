@@ -20,16 +20,22 @@ for t in hyperfine runc crun busybox python3; do
 done
 
 work=$(mktemp -d /tmp/berth-bench.XXXXXX)
+# The runtimes' state roots go on tmpfs, as their defaults (/run/<name>) do
+# on most hosts. This host's /run and /tmp are ext4 without a journal, where
+# a new inode is found by skipping the ones deleted in the last seconds: with
+# other agents churning files, a state file's create cost up to 1 ms, noise
+# unrelated to the runtimes (STATE=/some/dir to choose).
+state=$(mktemp -d "${STATE:-/dev/shm}/berth-bench-state.XXXXXX")
 holder=
 cleanup() {
 	set +e # every step runs, whatever the one before returned
 	# The holder's mount namespace holds copies of our mounts until it is gone.
 	[ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
-	"$work/berth" runtime --root "$work/root-berth" delete -f bench >/dev/null 2>&1
-	[ -x "$work/berth-base" ] && "$work/berth-base" runtime --root "$work/root-base" delete -f bench >/dev/null 2>&1
-	umount "$work"/root-berth/.berth-* "$work"/root-base/.berth-* 2>/dev/null
+	"$work/berth" runtime --root "$state/root-berth" delete -f bench >/dev/null 2>&1
+	[ -x "$work/berth-base" ] && "$work/berth-base" runtime --root "$state/root-base" delete -f bench >/dev/null 2>&1
+	umount "$state"/root-berth/.berth-* "$state"/root-base/.berth-* 2>/dev/null
 	rmdir /sys/fs/cgroup/*/berth 2>/dev/null
-	rm -rf "$work"
+	rm -rf "$work" "$state"
 }
 trap cleanup EXIT
 if [ -n "${BERTH_BIN:-}" ]; then # a prebuilt berth, e.g. an older one to compare
@@ -54,8 +60,8 @@ c["process"]["args"] = ["true"]
 json.dump(c, open(p, "w"), indent=1)
 PY
 
-berth="$work/berth runtime --root $work/root-berth run --bundle $b bench"
-runc="runc --root $work/root-runc run --bundle $b bench"
+berth="$work/berth runtime --root $state/root-berth run --bundle $b bench"
+runc="runc --root $state/root-runc run --bundle $b bench"
 # crun 1.8 refuses a hybrid host whose cgroup2 half offers any controller,
 # and this host's offers hugetlb (not in v1). So crun runs in a mount
 # namespace without /sys/fs/cgroup/unified, entered with nsenter; the cost of
@@ -64,7 +70,7 @@ unshare --mount --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; e
 holder=$!
 for _ in $(seq 100); do grep -q ready "$work/ns.out" 2>/dev/null && break; sleep 0.05; done
 nsenter="nsenter --mount=/proc/$holder/ns/mnt"
-crun="$nsenter crun --root $work/root-crun run --bundle $b bench"
+crun="$nsenter crun --root $state/root-crun run --bundle $b bench"
 nsbase="$nsenter true"
 for c in "$berth" "$runc" "$crun"; do
 	$c || { echo "bench/runtime.sh: '$c' failed" >&2; exit 1; }
@@ -78,7 +84,7 @@ cmds=("$berth" "$runc" "$crun" "$nsbase")
 if [ -n "${BERTH_BASE:-}" ]; then # another berth in the same rounds, e.g. before a change
 	cp "$BERTH_BASE" "$work/berth-base"
 	names+=(berth-base)
-	cmds+=("$work/berth-base runtime --root $work/root-base run --bundle $b bench")
+	cmds+=("$work/berth-base runtime --root $state/root-base run --bundle $b bench")
 	${cmds[4]} || { echo "bench/runtime.sh: '${cmds[4]}' failed" >&2; exit 1; }
 fi
 n=${#names[@]}
