@@ -208,6 +208,16 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.SysProcAttr = attr
 	cmd.Env = append(cmd.Env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
 
+	// Nothing to change on the forking thread (the common case: new
+	// namespaces only, v1 cgroups joined by the init): fork from here,
+	// without a thread made for it and thrown away.
+	if len(threadJoins) == 0 && len(s.cgroupTasks) == 0 {
+		trace("forking")
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start container init: %w", err)
+		}
+		return cmd, nil
+	}
 	errc := make(chan error, 1)
 	var thread, movedAfter bool
 	go func() {
