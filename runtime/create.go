@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -32,26 +33,13 @@ type CreateOpts struct {
 	NoNewKeyring bool
 	PreserveFds  int // fds 3..3+n-1 go to the container's process
 	// Spec, when set, is bundle/config.json already read by the caller.
-	Spec   *specs.Spec
+	Spec *specs.Spec
+	// File, when Spec is not set, is bundle/config.json already read by
+	// the caller (ReadSpec).
+	File   *SpecFile
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
-}
-
-// LoadSpec reads and checks bundle/config.json.
-func LoadSpec(bundle string) (*specs.Spec, error) {
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, errdefs.NotFound("no config.json in bundle %s", bundle)
-		}
-		return nil, err
-	}
-	var s specs.Spec
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, errdefs.Invalid("bad config.json in %s: %v", bundle, err)
-	}
-	return &s, nil
 }
 
 // validate checks what must hold before anything is created.
@@ -77,8 +65,23 @@ func validate(s *specs.Spec) error {
 			return errdefs.Invalid("config.json: %v", err)
 		}
 	}
+	if err := validateEarly(earlyOf(s)); err != nil {
+		return err
+	}
+	if (s.Hostname != "" || s.Domainname != "") && !hasNS(s, specs.UTSNamespace) {
+		return errdefs.Invalid("config.json: hostname and domainname need a uts namespace")
+	}
+	return nil
+}
+
+// validateEarly checks what forking the init relies on.
+func validateEarly(e earlySpec) error {
+	if e.Linux == nil {
+		return errdefs.Invalid("config.json: linux section is required on linux")
+	}
+	l := e.linux()
 	seen := map[specs.LinuxNamespaceType]bool{}
-	for _, ns := range s.Linux.Namespaces {
+	for _, ns := range l.Namespaces {
 		if _, ok := nsFlag[ns.Type]; !ok {
 			return errdefs.Invalid("config.json: unknown namespace type %q", ns.Type)
 		}
@@ -87,11 +90,8 @@ func validate(s *specs.Spec) error {
 		}
 		seen[ns.Type] = true
 	}
-	if (len(s.Linux.UIDMappings) > 0 || len(s.Linux.GIDMappings) > 0) && !seen[specs.UserNamespace] {
+	if (len(l.UIDMappings) > 0 || len(l.GIDMappings) > 0) && !seen[specs.UserNamespace] {
 		return errdefs.Invalid("config.json: uid/gid mappings need a user namespace")
-	}
-	if (s.Hostname != "" || s.Domainname != "") && !seen[specs.UTSNamespace] {
-		return errdefs.Invalid("config.json: hostname and domainname need a uts namespace")
 	}
 	return nil
 }
@@ -123,6 +123,10 @@ type Created struct {
 
 // Create makes container id from the bundle and leaves its init waiting for
 // start, as the spec's create operation.
+//
+// The init is forked as soon as what its birth needs is known (earlySpec):
+// the spec is decoded and checked, the state written and the seccomp filter
+// made while it boots the Go runtime; a spec found invalid then kills it.
 func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err := checkID(id); err != nil {
 		return nil, err
@@ -132,22 +136,24 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	spec := o.Spec
-	if spec == nil {
-		if spec, err = LoadSpec(bundle); err != nil {
-			return nil, err
+	spec, file := o.Spec, o.File
+	var early earlySpec
+	if spec != nil {
+		early = earlyOf(spec)
+	} else {
+		if file == nil {
+			if file, err = ReadSpec(bundle); err != nil {
+				return nil, err
+			}
 		}
+		early = file.early
 	}
-	trace("spec loaded")
-	if err := validate(spec); err != nil {
+	trace("spec read")
+	if err := validateEarly(early); err != nil {
 		return nil, err
 	}
-	if !filepath.IsAbs(spec.Root.Path) {
-		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
-	}
-	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
-		return nil, errdefs.Invalid("root.path %s is not a directory", spec.Root.Path)
-	}
+	el := early.linux()
+	newUser := early.newNS(specs.UserNamespace)
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -155,35 +161,34 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		return nil, fmt.Errorf("create state directory: %w", err)
 	}
-	c := &Container{rt: r, Saved: Saved{
-		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
-		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
-		HostMountNS: !hasNS(spec, specs.MountNamespace),
-	}, spec: spec}
-	if c.Saved.HostMountNS {
-		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
-			return nil, err
-		}
-	}
+	trace("state dir made")
 	// The cgroups are made while the rest of create goes on: they are needed
 	// only when the init is forked.
 	// The init creates the spec's device nodes, which the spec's device
-	// rules may deny: limits are set once the rootfs is made, before any of
-	// the user's code runs (as runc does).
+	// rules may deny: then the cgroup starts open and limits are set once
+	// the rootfs is made, before any of the user's code runs (as runc
+	// does). Without such nodes (the default devices are always allowed)
+	// the final device policy goes in now, off the path of the start.
+	devicesEarly := len(el.Devices) == 0
+	policy := []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}
+	if devicesEarly {
+		policy = el.devicePolicy()
+	}
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
 	go func() {
-		allowAll := &specs.LinuxResources{Devices: []specs.LinuxDeviceCgroup{{Allow: true, Access: "rwm"}}}
-		m, err := cgroups.New(spec.Linux.CgroupsPath, id, allowAll)
+		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
 		if err != nil {
 			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
 			return
 		}
 		cg = m
+		trace("cgroups resolved (goroutine)")
 		if err := m.Apply(-1); err != nil {
 			cgc <- fmt.Errorf("create cgroup: %w", err)
 			return
 		}
+		trace("cgroups made (goroutine)")
 		cgc <- nil
 	}()
 	waitCgroup := func() error {
@@ -195,6 +200,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return err
 	}
 	var cmd *exec.Cmd
+	var c *Container
 	defer func() {
 		if retErr == nil {
 			return
@@ -205,74 +211,48 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			cmd.Wait()
 		}
 		if cg != nil {
-			destroyCgroup(cg, hasNewNS(spec, specs.PIDNamespace))
+			destroyCgroup(cg, early.newNS(specs.PIDNamespace))
 		}
-		c.unmountShared()
+		if c != nil {
+			c.unmountShared()
+		}
 		os.RemoveAll(dir)
 	}()
-	cfgJSON, err := json.Marshal(spec)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, configFile), cfgJSON, 0o600); err != nil {
-		return nil, err
-	}
-	if err := c.save(); err != nil {
-		return nil, err
-	}
-	trace("state written")
-	if err := unix.Mkfifo(filepath.Join(dir, execFifo), 0o600); err != nil {
+	// Only what the init needs at its birth comes before it: the exec fifo,
+	// the binary, its files (and on v2 its cgroup).
+	if err := unix.Mkfifo(filepath.Join(dir, execFifoCreating), 0o600); err != nil {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
+	trace("fifo made")
 	// The init opens it as the container's root, which a user namespace may map elsewhere.
-	if hasNewNS(spec, specs.UserNamespace) {
-		uid, gid := hostID(spec.Linux.UIDMappings, 0), hostID(spec.Linux.GIDMappings, 0)
-		if err := os.Chown(filepath.Join(dir, execFifo), int(uid), int(gid)); err != nil {
+	if newUser {
+		uid, gid := hostID(el.UIDMappings, 0), hostID(el.GIDMappings, 0)
+		if err := os.Chown(filepath.Join(dir, execFifoCreating), int(uid), int(gid)); err != nil {
 			return nil, fmt.Errorf("chown exec fifo: %w", err)
 		}
 	}
-
-	limits := specs.LinuxResources{}
-	if spec.Linux.Resources != nil {
-		limits = *spec.Linux.Resources
-	}
-	if limits.Devices == nil {
-		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
-	}
-
-	filter, err := r.seccompFilter(spec)
-	if err != nil {
-		return nil, err
-	}
-
-	trace("seccomp compiled")
 	exe, err := r.initBinary()
 	if err != nil {
 		return nil, fmt.Errorf("protect init binary: %w", err)
 	}
 	trace("init binary checked")
-	fifo, err := os.OpenFile(filepath.Join(dir, execFifo), unix.O_PATH|unix.O_CLOEXEC, 0)
+	fifo, err := os.OpenFile(filepath.Join(dir, execFifoCreating), unix.O_PATH|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer fifo.Close()
-	cfg := &initConfig{
-		ID: id, Spec: spec, Process: spec.Process, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring,
-		Seccomp: filter, NewUTS: hasNS(spec, specs.UTSNamespace), NewUser: hasNewNS(spec, specs.UserNamespace),
-	}
+	cfg := &initConfig{ID: id, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, NewUser: newUser}
 	// On a v2 host the init is cloned straight into its cgroup, which must
 	// exist first. On v1 the init starts at once and boots while the cgroups
 	// are made, then moves its own main thread in (initConfig.CgroupTasks).
 	// In a new user namespace it could not: the host's cgroup files are not
 	// its to write.
-	early := cgroups.HostMode() != cgroups.ModeV2 && !hasNewNS(spec, specs.UserNamespace)
+	lateCgroups := cgroups.HostMode() != cgroups.ModeV2 && !newUser
 	cgfd, cgTasks := -1, []string(nil)
-	if !early {
+	if !lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
 		}
-		cgState := cg.State()
-		c.Saved.Cgroup = &cgState
 		trace("cgroup created")
 		if cgfd, cgTasks, err = cgroupPlacement(cg); err != nil {
 			return nil, err
@@ -281,17 +261,15 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			defer unix.Close(cgfd)
 		}
 	}
-	terminal := spec.Process != nil && spec.Process.Terminal
-	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, fifo, terminal, o.ConsoleSocket, o.ConsoleConn)
+	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, fifo, early.Process != nil && early.Process.Terminal, o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
 		return nil, err
 	}
 	defer files.close()
-
 	sp := &spawn{
-		exe: exe, args: r.initArgs(), ns: spec.Linux.Namespaces,
-		uidMap: spec.Linux.UIDMappings, gidMap: spec.Linux.GIDMappings,
-		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: early, extra: files.extra,
+		exe: exe, args: r.initArgs(), ns: el.Namespaces,
+		uidMap: el.UIDMappings, gidMap: el.GIDMappings,
+		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 	}
 	cmd, err = sp.start()
@@ -299,7 +277,51 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("init started")
-	if early {
+	pid := cmd.Process.Pid
+	files.started()
+	if spec == nil {
+		if spec, err = file.Decode(); err != nil {
+			return nil, err
+		}
+	}
+	trace("spec decoded")
+	if err := validate(spec); err != nil {
+		return nil, err
+	}
+	if !filepath.IsAbs(spec.Root.Path) {
+		spec.Root.Path = filepath.Join(bundle, spec.Root.Path)
+	}
+	if fi, err := os.Stat(spec.Root.Path); err != nil || !fi.IsDir() {
+		return nil, errdefs.Invalid("root.path %s is not a directory", spec.Root.Path)
+	}
+	c = &Container{rt: r, Saved: Saved{
+		ID: id, Bundle: bundle, Rootfs: spec.Root.Path, Created: time.Now().UTC(),
+		Owner: currentUser(), Annotations: spec.Annotations, Status: StatusCreating,
+		HostMountNS: !hasNS(spec, specs.MountNamespace),
+	}, spec: spec}
+	if c.Saved.HostMountNS {
+		if c.Saved.RootMountsBefore, err = mountsAt(spec.Root.Path); err != nil {
+			return nil, err
+		}
+	}
+	if !lateCgroups {
+		cgState := cg.State()
+		c.Saved.Cgroup = &cgState
+	}
+	cfg.Spec, cfg.Process, cfg.NewUTS = toInitSpec(spec), spec.Process, hasNS(spec, specs.UTSNamespace)
+	c.Saved.Pid = pid
+	c.Saved.StartTime, _, _ = procStartTime(pid)
+	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
+	for _, ns := range spec.Linux.Namespaces {
+		c.Saved.Namespaces = append(c.Saved.Namespaces, specs.LinuxNamespace{
+			Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procNsName[ns.Type]),
+		})
+	}
+	if cfg.Seccomp, err = r.seccompFilter(spec); err != nil {
+		return nil, err
+	}
+	trace("seccomp compiled")
+	if lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
 		}
@@ -317,17 +339,19 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
 	}
-	pid := cmd.Process.Pid
-	files.started()
-	trace("init joined cgroups")
-	c.Saved.Pid = pid
-	c.Saved.StartTime, _, _ = procStartTime(pid)
-	c.Saved.Namespaces = make([]specs.LinuxNamespace, 0, len(spec.Linux.Namespaces))
-	for _, ns := range spec.Linux.Namespaces {
-		c.Saved.Namespaces = append(c.Saved.Namespaces, specs.LinuxNamespace{
-			Type: ns.Type, Path: fmt.Sprintf("/proc/%d/ns/%s", pid, procNsName[ns.Type]),
-		})
+	limits := specs.LinuxResources{}
+	if spec.Linux.Resources != nil {
+		limits = *spec.Linux.Resources
 	}
+	if limits.Devices == nil {
+		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
+	}
+	finalPolicy := limits.Devices
+	if devicesEarly {
+		limits.Devices = nil // in place since the cgroup was made
+	}
+	//lint:ignore SA1019 deprecated, but the spec still has runtimes run prestart hooks
+	cfg.NoHooksPhase = reflect.ValueOf(limits).IsZero() && (spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) == 0)
 	cfg.HostPid = pid
 	cfg.State = c.State()
 	cfg.State.Pid = pid
@@ -337,9 +361,18 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	trace("config sent")
+	// The one write of the state file, after the config (the init may be
+	// waiting for it): it records the device policy the hooks phase
+	// installs (before any of the user's code runs, or create fails and
+	// removes it all), not the open one the cgroup may have now.
+	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
+		return nil, err
+	}
+	c.Saved.Cgroup.Devices = finalPolicy
 	if err := c.save(); err != nil {
 		return nil, err
 	}
+	trace("state written")
 	for {
 		m, err := readSync(files.sync)
 		if err != nil {
@@ -371,10 +404,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		break
 	}
 	trace("init: ready")
-	c.Saved.Status = StatusCreated
-	if err := c.save(); err != nil {
-		return nil, err
+	// The state file was written once, when the init had its config; the
+	// fifo's name says created now.
+	if err := os.Rename(filepath.Join(dir, execFifoCreating), filepath.Join(dir, execFifo)); err != nil {
+		return nil, fmt.Errorf("mark created: %w", err)
 	}
+	c.Saved.Status = StatusCreated
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
@@ -404,9 +439,14 @@ func needsUnified(r *specs.LinuxResources) bool {
 // hooksPhase runs when the init has made the rootfs: set the cgroup limits,
 // then the prestart and createRuntime hooks, in the runtime's namespace.
 func (c *Container) hooksPhase(cg cgroups.Manager, limits *specs.LinuxResources, spec *specs.Spec, st specs.State) error {
-	if err := cg.Set(limits); err != nil {
-		return fmt.Errorf("set cgroup limits: %w", err)
+	// Nothing to set is common: no limits but the device policy, which
+	// went in with the cgroup.
+	if !reflect.ValueOf(*limits).IsZero() {
+		if err := cg.Set(limits); err != nil {
+			return fmt.Errorf("set cgroup limits: %w", err)
+		}
 	}
+	trace("limits set")
 	cgState := cg.State()
 	c.Saved.Cgroup = &cgState
 	if spec.Hooks == nil {

@@ -64,7 +64,7 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := &initConfig{ID: c.Saved.ID, Spec: spec, Process: p, Exec: true, Seccomp: filter}
+	cfg := &initConfig{ID: c.Saved.ID, Spec: toInitSpec(spec), Process: p, Exec: true, Seccomp: filter}
 	files, err := newInitFiles(&cfg.Fds, o.PreserveFds, nil, p.Terminal, o.ConsoleSocket, o.ConsoleConn)
 	if err != nil {
 		return nil, err

@@ -1,9 +1,9 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +23,7 @@ import (
 // as the container's first process (or the exec'd process) inside its
 // namespaces. It never returns: it execs the user's process or exits 1.
 func Init() {
+	trace("init: main")
 	goruntime.GOMAXPROCS(1)
 	goruntime.LockOSThread()
 	fd, err := strconv.Atoi(os.Getenv(envInitPipe))
@@ -33,14 +34,18 @@ func Init() {
 	os.Unsetenv(envInitPipe)
 	pipe := os.NewFile(uintptr(fd), "init-pipe")
 	var cfg initConfig
-	if err := json.NewDecoder(pipe).Decode(&cfg); err != nil {
+	b, err := io.ReadAll(pipe)
+	if err == nil {
+		err = unmarshalWire(b, &cfg)
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "berth init: read config: %v\n", err)
 		os.Exit(1)
 	}
 	pipe.Close()
 	trace("init: config read")
 	sync := os.NewFile(uintptr(cfg.Fds.Sync), "sync")
-	in := &initProc{cfg: &cfg, sync: sync}
+	in := &initProc{cfg: &cfg, spec: cfg.Spec.spec(cfg.Process), sync: sync}
 	if cfg.Exec {
 		err = in.execInit()
 	} else {
@@ -57,13 +62,14 @@ func Init() {
 
 type initProc struct {
 	cfg  *initConfig
+	spec *specs.Spec // the spec as far as the init uses it (initSpec)
 	sync *os.File
 	fifo *os.File // exec.fifo opened for writing, once start has opened it
 }
 
 // containerInit sets up a new container and waits for start.
 func (in *initProc) containerInit() error {
-	spec := in.cfg.Spec
+	spec := in.spec
 	if spec == nil || spec.Linux == nil {
 		return errors.New("init: no linux spec")
 	}
@@ -71,6 +77,7 @@ func (in *initProc) containerInit() error {
 	if err := in.joinCgroups(); err != nil {
 		return err
 	}
+	trace("init: cgroups joined")
 	if _, err := unix.Setsid(); err != nil && !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("setsid: %w", err)
 	}
@@ -110,16 +117,19 @@ func (in *initProc) containerInit() error {
 		return fmt.Errorf("prepare rootfs: %w", err)
 	}
 	trace("init: rootfs prepared")
-	// prestart and createRuntime hooks run in the runtime's namespace: the parent runs them.
-	if err := writeSync(in.sync, syncMsg{Type: "hooks"}); err != nil {
-		return err
-	}
-	m, err := readSync(in.sync)
-	if err != nil {
-		return fmt.Errorf("wait for hooks: %w", err)
-	}
-	if m.Type == "error" {
-		return errors.New(m.Error)
+	// prestart and createRuntime hooks run in the runtime's namespace: the
+	// parent runs them, and sets the limits, while we wait.
+	if !in.cfg.NoHooksPhase {
+		if err := writeSync(in.sync, syncMsg{Type: "hooks"}); err != nil {
+			return err
+		}
+		m, err := readSync(in.sync)
+		if err != nil {
+			return fmt.Errorf("wait for hooks: %w", err)
+		}
+		if m.Type == "error" {
+			return errors.New(m.Error)
+		}
 	}
 	if spec.Hooks != nil {
 		st := in.cfg.State
@@ -128,6 +138,7 @@ func (in *initProc) containerInit() error {
 			return err
 		}
 	}
+	var err error
 	if hasMntNS {
 		err = rootfs.Pivot(spec.Root.Path, in.cfg.NoPivot)
 	} else {
@@ -317,7 +328,7 @@ func (in *initProc) loadSeccomp(f *seccomp.Filter) error {
 	}
 	if fd >= 0 {
 		defer unix.Close(fd)
-		sp := in.cfg.Spec
+		sp := in.spec
 		if sp == nil || sp.Linux == nil || sp.Linux.Seccomp == nil || sp.Linux.Seccomp.ListenerPath == "" {
 			return errors.New("seccomp notify action requires listenerPath")
 		}
@@ -333,10 +344,13 @@ func (in *initProc) loadSeccomp(f *seccomp.Filter) error {
 // closeExtraFds marks every fd from min up close-on-exec, so the user's
 // process gets only its stdio and the fds it was meant to keep.
 func closeExtraFds(min int) error {
+	// One syscall since Linux 5.11; /proc/self/fd before that.
+	if err := unix.CloseRange(uint(min), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err == nil {
+		return nil
+	}
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
-		// No /proc in the container: fall back to close_range.
-		return unix.CloseRange(uint(min), ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+		return err
 	}
 	for _, e := range ents {
 		fd, err := strconv.Atoi(e.Name())

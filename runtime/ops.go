@@ -103,9 +103,12 @@ func (c *Container) Spec() (*specs.Spec, error) {
 	if c.spec != nil {
 		return c.spec, nil
 	}
-	b, err := os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile))
-	if err != nil {
-		return nil, err
+	b := []byte(c.Saved.Spec)
+	if len(b) == 0 {
+		var err error
+		if b, err = os.ReadFile(filepath.Join(c.rt.dir(c.Saved.ID), configFile)); err != nil {
+			return nil, err
+		}
 	}
 	var s specs.Spec
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -198,6 +201,7 @@ func (c *Container) destroy() error {
 			return fmt.Errorf("remove cgroup of %s (retry delete): %w", c.Saved.ID, err)
 		}
 	}
+	trace("destroy: cgroups removed")
 	if err := c.unmountShared(); err != nil {
 		errs = append(errs, err)
 	}
@@ -209,10 +213,24 @@ func (c *Container) destroy() error {
 		}
 	}
 	trace("destroy: cgroups, hooks done")
-	if err := os.RemoveAll(c.rt.dir(c.Saved.ID)); err != nil {
+	if err := removeStateDir(c.rt.dir(c.Saved.ID)); err != nil {
 		errs = append(errs, err)
 	}
+	trace("destroy: state removed")
 	return errors.Join(errs...)
+}
+
+// removeStateDir removes the files create makes by name, then the dir;
+// only what is left over (an older layout, a stray file) needs RemoveAll's
+// read of the directory.
+func removeStateDir(dir string) error {
+	for _, name := range []string{stateFile, execFifo, execFifoCreating, configFile} {
+		unix.Unlink(filepath.Join(dir, name))
+	}
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 // destroyCgroup removes a stopped container's cgroups. The init's death
@@ -235,10 +253,16 @@ func destroyCgroup(m cgroups.Manager, ownPidNS bool) error {
 	}
 }
 
+// killCgroup kills what is left in m, never us: the thread that forked an
+// init into its cgroups (spawn) is listed under our pid until it has fully
+// exited, and a failed create cleans up right then.
 func killCgroup(m cgroups.Manager) {
 	pids, _ := m.Pids()
+	self := os.Getpid()
 	for _, pid := range pids {
-		syscall.Kill(pid, syscall.SIGKILL)
+		if pid != self {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
 	}
 }
 

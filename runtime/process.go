@@ -6,6 +6,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/moby/sys/capability"
@@ -69,14 +70,14 @@ func hasCap(c capability.Cap) bool {
 	return caps.Get(capability.EFFECTIVE, c)
 }
 
-var capByName map[string]capability.Cap
-
-func init() {
-	capByName = make(map[string]capability.Cap)
+// capByName is built on first use, not at every process start.
+var capByName = sync.OnceValue(func() map[string]capability.Cap {
+	m := make(map[string]capability.Cap)
 	for _, c := range capability.ListKnown() {
-		capByName["CAP_"+strings.ToUpper(c.String())] = c
+		m["CAP_"+strings.ToUpper(c.String())] = c
 	}
-}
+	return m
+})
 
 // parseCaps maps capability names to values. Names this kernel does not know
 // are dropped (they cannot be granted); names nobody knows are an error.
@@ -87,7 +88,7 @@ func parseCaps(names []string) ([]capability.Cap, error) {
 	}
 	var out []capability.Cap
 	for _, n := range names {
-		c, ok := capByName[strings.ToUpper(n)]
+		c, ok := capByName()[strings.ToUpper(n)]
 		if !ok {
 			return nil, fmt.Errorf("unknown capability %q", n)
 		}
@@ -170,16 +171,16 @@ func setUserAndCaps(p *specs.Process) error {
 	for _, g := range u.AdditionalGids {
 		gids = append(gids, int(g))
 	}
-	if err := unix.Setgroups(gids); err != nil {
+	if err := setgroupsThread(gids); err != nil {
 		// setgroups is denied in user namespaces whose setgroups file says deny.
 		if !(errors.Is(err, unix.EPERM) && len(gids) == 0 && setgroupsDenied()) {
 			return fmt.Errorf("set additional gids %v: %w", gids, err)
 		}
 	}
-	if err := unix.Setresgid(int(u.GID), int(u.GID), int(u.GID)); err != nil {
+	if err := setresgidThread(int(u.GID)); err != nil {
 		return fmt.Errorf("set gid %d: %w", u.GID, err)
 	}
-	if err := unix.Setresuid(int(u.UID), int(u.UID), int(u.UID)); err != nil {
+	if err := setresuidThread(int(u.UID)); err != nil {
 		return fmt.Errorf("set uid %d: %w", u.UID, err)
 	}
 	if err := unix.Prctl(unix.PR_SET_KEEPCAPS, 0, 0, 0, 0); err != nil {

@@ -12,7 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
+	"strings"
 
 	"berth.dev/berth/errdefs"
 )
@@ -50,13 +50,24 @@ func New(root string, log *slog.Logger) (*Runtime, error) {
 	return &Runtime{Root: abs, Log: log}, nil
 }
 
-var validID = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.+-]*$`)
+// validID: letters, digits and _.+-, not starting with one of _.+-. A loop,
+// not a regexp: compiling one cost every berth process at start.
+func validID(id string) bool {
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || !strings.ContainsRune("_.+-", rune(c))) {
+			return false
+		}
+	}
+	return true
+}
 
 func checkID(id string) error {
 	if id == "" {
 		return errdefs.Invalid("container id cannot be empty")
 	}
-	if len(id) > 1024 || !validID.MatchString(id) {
+	if len(id) > 1024 || !validID(id) {
 		return errdefs.Invalid("invalid container id %q: use letters, digits and _.+- only", id)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +22,7 @@ import (
 // initConfig is what the parent sends the init over its config pipe.
 type initConfig struct {
 	ID      string         `json:"id"`
-	Spec    *specs.Spec    `json:"spec,omitempty"` // create: the whole spec, root made absolute
+	Spec    *initSpec      `json:"spec,omitempty"` // what the init uses of the spec, root made absolute
 	Process *specs.Process `json:"process"`
 	Exec    bool           `json:"exec,omitempty"` // an exec into a running container
 	NoPivot bool           `json:"no_pivot,omitempty"`
@@ -43,6 +42,10 @@ type initConfig struct {
 	CgroupTasks     []string `json:"cgroup_tasks,omitempty"`
 	CgroupProcs     []string `json:"cgroup_procs,omitempty"`
 	UnshareCgroupNS bool     `json:"unshare_cgroupns,omitempty"`
+	// NoHooksPhase: the parent has neither limits to set once the rootfs is
+	// made nor prestart/createRuntime hooks, so the init does not stop for
+	// them ("hooks" / "hooks-done").
+	NoHooksPhase bool `json:"no_hooks_phase,omitempty"`
 	// HostPid is the init's pid as the parent sees it, for hook state.
 	HostPid int         `json:"host_pid"`
 	State   specs.State `json:"state"`
@@ -70,8 +73,11 @@ const (
 )
 
 func writeSync(f *os.File, m syncMsg) error {
-	b, _ := json.Marshal(m)
-	_, err := f.Write(b)
+	b, err := marshalWire(m)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
 	return err
 }
 
@@ -85,7 +91,7 @@ func readSync(f *os.File) (syncMsg, error) {
 		return syncMsg{}, io.EOF
 	}
 	var m syncMsg
-	if err := json.Unmarshal(buf[:n], &m); err != nil {
+	if err := unmarshalWire(buf[:n], &m); err != nil {
 		return syncMsg{}, fmt.Errorf("bad sync message: %w", err)
 	}
 	return m, nil
@@ -150,7 +156,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.Args = s.args
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
 	cmd.ExtraFiles = s.extra
-	cmd.Env = []string{"GOMAXPROCS=2", "GOGC=off"}
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	if tracing {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	}
@@ -202,6 +208,16 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.SysProcAttr = attr
 	cmd.Env = append(cmd.Env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
 
+	// Nothing to change on the forking thread (the common case: new
+	// namespaces only, v1 cgroups joined by the init): fork from here,
+	// without a thread made for it and thrown away.
+	if len(threadJoins) == 0 && len(s.cgroupTasks) == 0 {
+		trace("forking")
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start container init: %w", err)
+		}
+		return cmd, nil
+	}
 	errc := make(chan error, 1)
 	var thread, movedAfter bool
 	go func() {
@@ -390,7 +406,10 @@ func (f *initFiles) started() {
 
 // sendConfig writes the init's config and closes the pipe.
 func (f *initFiles) sendConfig(cfg *initConfig) error {
-	err := json.NewEncoder(f.config).Encode(cfg)
+	b, err := marshalWire(cfg)
+	if err == nil {
+		_, err = f.config.Write(b)
+	}
 	f.config.Close()
 	return err
 }

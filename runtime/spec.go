@@ -11,7 +11,7 @@ import (
 func Features(seccompActions, seccompOps, seccompArchs, seccompFlags []string) *features.Features {
 	t, f := true, false
 	var caps []string
-	for name := range capByName {
+	for name := range capByName() {
 		caps = append(caps, name)
 	}
 	sort.Strings(caps)

@@ -20,9 +20,14 @@ import (
 
 // The files of a container's state directory.
 const (
-	stateFile  = "state.json"
-	execFifo   = "exec.fifo"
-	configFile = "config.json" // the spec as created, for exec and delete
+	stateFile = "state.json"
+	// The exec fifo is made under the first name and renamed to the
+	// second when the init is ready: the names say creating and created,
+	// without another write of the state file; start removes it.
+	execFifoCreating = "exec.fifo.creating"
+	execFifo         = "exec.fifo"
+	// configFile held the spec before Saved.Spec did; still read.
+	configFile = "config.json"
 )
 
 // Status values beyond the spec's four: paused is what runc reports too.
@@ -53,15 +58,19 @@ type Saved struct {
 	HostMountNS bool `json:"host_mount_ns,omitempty"`
 	// RootMountsBefore is how many mounts were on the root before ours.
 	RootMountsBefore int `json:"root_mounts_before,omitempty"`
-	// Status is the last status written; the live status is derived (Status).
+	// Status is the status when the file was written; the live status is
+	// derived (Status).
 	Status specs.ContainerState `json:"status"`
+	// Spec is the spec as created (root made absolute), for exec, delete
+	// and hooks; kept raw so that loading the state does not decode it.
+	Spec json.RawMessage `json:"spec,omitempty"`
 }
 
 // Container is a handle on one container's state.
 type Container struct {
 	rt    *Runtime
 	Saved Saved
-	spec  *specs.Spec // config.json as created, read once
+	spec  *specs.Spec // Saved.Spec decoded, once
 }
 
 // Load finds the container id.
@@ -134,17 +143,15 @@ func (c *Container) ID() string { return c.Saved.ID }
 // Status derives the live status from the init process, the exec fifo and the
 // freezer.
 func (c *Container) Status() specs.ContainerState {
-	if c.Saved.Status == StatusCreating {
-		if c.initAlive() {
-			return StatusCreating
-		}
-		return StatusStopped
-	}
 	if !c.initAlive() {
 		return StatusStopped
 	}
-	if _, err := os.Lstat(filepath.Join(c.rt.dir(c.Saved.ID), execFifo)); err == nil {
+	dir := c.rt.dir(c.Saved.ID)
+	if _, err := os.Lstat(filepath.Join(dir, execFifo)); err == nil {
 		return StatusCreated
+	}
+	if _, err := os.Lstat(filepath.Join(dir, execFifoCreating)); err == nil {
+		return StatusCreating
 	}
 	if m, err := c.cgroup(); err == nil && m != nil {
 		if frozen, _ := m.Frozen(); frozen {

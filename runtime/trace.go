@@ -3,21 +3,40 @@ package runtime
 import (
 	"fmt"
 	"os"
-	"time"
+
+	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/runtime/nsenter"
 )
 
 // BERTH_TRACE=1 prints how long each step of create/start/delete takes, for
-// finding what a container start spends its time on.
-var (
-	tracing = os.Getenv("BERTH_TRACE") != ""
-	traceT0 = time.Now()
-)
+// finding what a container start spends its time on. Times are on the
+// monotonic clock, so the lines of the CLI and of the init (which inherits
+// the variable) merge into one timeline when sorted; the first line of each
+// process is the moment its C constructor ran, before the Go runtime.
+var tracing = os.Getenv("BERTH_TRACE") != ""
+
+var traceStarted bool
 
 // Trace records a step for BERTH_TRACE (see trace).
 func Trace(step string) { trace(step) }
 
 func trace(step string) {
-	if tracing {
-		fmt.Fprintf(os.Stderr, "trace %d %8.3fms %s\n", os.Getpid(), float64(time.Since(traceT0).Microseconds())/1000, step)
+	if !tracing {
+		return
 	}
+	if !traceStarted {
+		traceStarted = true
+		traceLine(nsenter.StartNanos(), 0, "process start (C constructor)")
+	}
+	var ts, cpu unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &cpu)
+	traceLine(ts.Nano(), cpu.Nano(), step)
+}
+
+// traceLine prints the monotonic time, the pid, the CPU time the process
+// has used (which a busy machine does not inflate) and the step.
+func traceLine(ns, cpu int64, step string) {
+	fmt.Fprintf(os.Stderr, "trace %12.3fms %7d cpu %7.3fms %s\n", float64(ns)/1e6, os.Getpid(), float64(cpu)/1e6, step)
 }

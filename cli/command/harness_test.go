@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -162,5 +161,3 @@ var daemons = []struct {
 	name  string
 	start func(*testing.T) daemon
 }{{"dockerd", startDockerd}, {"berth", startBerthd}}
-
-func oneLine(s string) string { return strings.ReplaceAll(s, "\n", `\n`) }

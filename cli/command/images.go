@@ -399,11 +399,9 @@ func newTagCommand(c *CLI) *cobra.Command {
 			}
 			// Checked here for docker's wording; the client checks again.
 			if _, err := reference.ParseAnyReference(args[0]); err != nil {
-				//lint:ignore ST1005 docker's wording
 				return fmt.Errorf("Error parsing reference: %q is not a valid repository/tag: %w", args[0], err)
 			}
 			if _, err := reference.ParseNormalizedNamed(args[1]); err != nil {
-				//lint:ignore ST1005 docker's wording
 				return fmt.Errorf("Error parsing reference: %q is not a valid repository/tag: %w", args[1], err)
 			}
 			_, err = cl.ImageTag(cmd.Context(), client.ImageTagOptions{Source: args[0], Target: args[1]})

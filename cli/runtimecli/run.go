@@ -47,12 +47,14 @@ func (g *globals) runCmd() *cobra.Command {
 				// which costs about a millisecond, and the process ends anyway.
 				go signal.Notify(sigc, forwarded...)
 			}
-			spec, err := runtime.LoadSpec(f.bundle)
+			// Read, not decoded: create decodes it while the init boots.
+			file, err := runtime.ReadSpec(f.bundle)
+			runtime.Trace("cli: spec read")
 			if err != nil {
 				return err
 			}
-			o.Spec = spec
-			terminal := spec.Process != nil && spec.Process.Terminal
+			o.File = file
+			terminal := file.Terminal()
 			var term *ttyProxy
 			if terminal && f.consoleSocket == "" {
 				if detach {

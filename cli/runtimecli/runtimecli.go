@@ -41,6 +41,7 @@ func Command(name string) *cobra.Command {
 		Short:         "Run containers from OCI bundles (runc-compatible)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version(),
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return g.setup()
 		},
@@ -55,6 +56,7 @@ func Command(name string) *cobra.Command {
 	pf.BoolVar(&ignored, "systemd-cgroup", false, "not supported: cgroups are managed directly")
 	pf.StringVar(&ignoredS, "rootless", "auto", "ignored: berth detects rootless itself")
 	pf.StringVar(&ignoredS, "criu", "", "ignored: checkpoint/restore is not supported")
+	cmd.SetVersionTemplate(versionTemplate) // -v, --version
 	cmd.AddCommand(
 		g.createCmd(), g.startCmd(), g.runCmd(), g.stateCmd(), g.killCmd(), g.deleteCmd(),
 		g.listCmd(), g.psCmd(), g.execCmd(), g.pauseCmd(), g.resumeCmd(), g.specCmd(),

@@ -141,6 +141,8 @@ func New(cgroupsPath, id string, r *specs.LinuxResources) (Manager, error) {
 			return nil, fmt.Errorf("cgroups: resolve %q: %w", cgroupsPath, err)
 		}
 		st.Paths = map[string]string{"": m.Path("")}
+	} else if paths, ok := absoluteV1Paths(cgroupsPath, st.Mode); ok {
+		st.Paths = paths
 	} else {
 		// The library resolves v1 paths, including split cpu/cpuacct mounts
 		// and relative paths from our own cgroup in each hierarchy.

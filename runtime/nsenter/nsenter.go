@@ -12,10 +12,22 @@ package nsenter
 /*
 #cgo CFLAGS: -Wall -O2
 #cgo LDFLAGS: -static
+#include <time.h>
 extern void berth_nsenter(void);
-void __attribute__((constructor)) berth_nsenter_init(void) { berth_nsenter(); }
+static long long berth_start_ns;
+void __attribute__((constructor)) berth_nsenter_init(void) {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	berth_start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	berth_nsenter();
+}
+static long long berth_start(void) { return berth_start_ns; }
 */
 import "C"
+
+// StartNanos is the CLOCK_MONOTONIC time at which the C constructor ran,
+// before the Go runtime started: for tracing a process's boot.
+func StartNanos() int64 { return int64(C.berth_start()) }
 
 // EnvVar names the variable that holds the namespaces to join: a
 // comma-separated list of type=path (type one of mnt, user, time), joined in
