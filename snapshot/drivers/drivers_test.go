@@ -102,7 +102,7 @@ func TestRecognisesOldRoots(t *testing.T) {
 	}
 }
 
-func TestBtrfsDefaultOnBtrfs(t *testing.T) {
+func TestOverlayDefaultOnBtrfs(t *testing.T) {
 	testutil.RequireRoot(t)
 	mnt := btrfstest.Mount(t, 256<<20)
 	d, err := Open(filepath.Join(mnt, "data"), "")
@@ -110,16 +110,19 @@ func TestBtrfsDefaultOnBtrfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	if d.Name() != "btrfs" {
-		t.Errorf("default on btrfs is %s", d.Name())
+	if d.Name() != "overlay2" {
+		t.Errorf("default on btrfs is %s, want overlay2", d.Name())
 	}
-	// Asked for by name, overlay2 works on btrfs too.
-	o, err := Open(filepath.Join(mnt, "data2"), "overlay2")
-	if err != nil {
-		t.Fatalf("overlay2 on btrfs: %v", err)
-	}
-	defer o.Close()
-	if _, err := o.Prepare(context.Background(), "k", ""); err != nil {
+	if _, err := d.Prepare(context.Background(), "k", ""); err != nil {
 		t.Fatal(err)
+	}
+	// Asked for by name, btrfs works there.
+	b, err := Open(filepath.Join(mnt, "data2"), "btrfs")
+	if err != nil {
+		t.Fatalf("btrfs on btrfs: %v", err)
+	}
+	defer b.Close()
+	if b.Name() != "btrfs" {
+		t.Errorf("asked for btrfs, got %s", b.Name())
 	}
 }
