@@ -63,9 +63,19 @@ Client:{{if .Platform.Name}} {{.Platform.Name}}{{end}}
 Server:{{if ne .Platform.Name ""}} {{.Platform.Name}}{{end}}
  {{- range $component := .Components}}
  {{$component.Name}}:
+  {{- if eq $component.Name "Engine"}}
+  Version:	{{.Version}}
+  API version:	{{index .Details "ApiVersion"}} (minimum version {{index .Details "MinAPIVersion"}})
+  Go version:	{{index .Details "GoVersion"}}
+  Git commit:	{{index .Details "GitCommit"}}
+  Built:	{{index .Details "BuildTime"}}
+  OS/Arch:	{{index .Details "Os"}}/{{index .Details "Arch"}}
+  Experimental:	{{index .Details "Experimental"}}
+  {{- else}}
   Version:	{{$component.Version}}
   {{- range $key, $value := $component.Details}}
   {{$key}}:	{{$value}}
+  {{- end}}
   {{- end}}
  {{- end}}
 {{- end}}{{end}}
@@ -83,7 +93,7 @@ func newVersionCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			v := versionInfo{Client: clientVersion{Version: Version, APIVersion: client.MaxAPIVersion,
-				DefaultAPIVersion: client.MaxAPIVersion, GoVersion: goruntime.Version(), GitCommit: "unknown",
+				DefaultAPIVersion: client.MaxAPIVersion, GoVersion: goruntime.Version(), GitCommit: "unknown", BuildTime: "unknown",
 				Os: goruntime.GOOS, Arch: goruntime.GOARCH, Context: "default"}}
 			v.Client.Platform.Name = "berth"
 			sv, serr := cl.ServerVersion(cmd.Context(), client.ServerVersionOptions{})
