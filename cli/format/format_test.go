@@ -56,7 +56,7 @@ func TestTable(t *testing.T) {
 func TestRowTemplates(t *testing.T) {
 	r := row{"busy<box>", "1MB"}
 	for f, want := range map[string]string{
-		"{{.Name}}:{{.Size}}":             "busy<box>:1MB\n",
+		"{{.Name}}:{{.Size}}": "busy<box>:1MB\n",
 		// Rows marshal with encoding/json's HTML escaping, as docker's do.
 		"json":                            `{"Name":"busy\u003cbox\u003e","Size":"1MB"}` + "\n",
 		"{{json .}}":                      `{"Name":"busy\u003cbox\u003e","Size":"1MB"}` + "\n",
