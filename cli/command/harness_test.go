@@ -57,7 +57,10 @@ func run(t *testing.T, stdin []byte, bin, host string, args ...string) result {
 }
 
 // startBerthd runs `berth daemon` on fresh roots under a test directory.
-func startBerthd(t *testing.T) daemon {
+func startBerthd(t *testing.T) daemon { return startBerthdArgs(t) }
+
+// startBerthdArgs is startBerthd with more daemon arguments.
+func startBerthdArgs(t *testing.T, extra ...string) daemon {
 	t.Helper()
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "berth.sock")
@@ -68,6 +71,7 @@ func startBerthd(t *testing.T) daemon {
 	var log lockedBuffer
 	cmd := exec.Command(testutil.BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
+	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
