@@ -36,7 +36,20 @@ func TestSameAsDocker(t *testing.T) {
 			if r := run(t, nil, bin, d.host, "tag", "berthtest/one:v1", "berthtest/alias:x"); r.code != 0 || r.out != "" {
 				t.Fatalf("berth tag: %s", r)
 			}
+			// A dangling image (imported without a name) lists as <none>.
+			layer := filepath.Join(t.TempDir(), "layer.tar")
+			if err := testutil.LayerTar(testutil.BusyboxRootfs(t), layer); err != nil {
+				t.Fatal(err)
+			}
+			if r := run(t, nil, bin, d.host, "import", "-m", "dangling", layer); r.code != 0 {
+				t.Fatalf("berth import: %s", r)
+			}
 			cases := [][]string{
+				{"images", "--filter", "dangling=true"},
+				{"images", "--filter", "dangling=false"},
+				{"inspect", "berthtest/nosuch"},
+				{"inspect", "--type", "image", "berthtest/nosuch"},
+				{"image", "inspect", "berthtest/one:v1", "berthtest/nosuch"},
 				{"images"},
 				{"images", "-a"},
 				{"images", "-q"},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
@@ -212,6 +213,9 @@ func newImageInspectCommand(c *CLI) *cobra.Command {
 			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
 				var raw bytes.Buffer
 				res, err := cl.ImageInspect(cmd.Context(), ref, client.ImageInspectWithRawResponse(&raw))
+				if err != nil && anyType && cerrdefs.IsNotFound(err) {
+					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
+				}
 				return raw.Bytes(), res.InspectResponse, err
 			})
 		},
@@ -219,6 +223,10 @@ func newImageInspectCommand(c *CLI) *cobra.Command {
 	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	return cmd
 }
+
+// anyType is set by the top-level inspect without --type: what is not
+// found is then "No such object", as docker words it.
+var anyType bool
 
 // newInspectCommand is the top-level inspect; until containers exist it
 // knows images only (--type image, or any).
@@ -235,6 +243,7 @@ func newInspectCommand(c *CLI) *cobra.Command {
 		if typ != "" && typ != "image" {
 			return fmt.Errorf("%q is not a valid value for --type (berth knows images only so far)", typ)
 		}
+		anyType = typ == ""
 		return run(cmd, args)
 	}
 	return cmd

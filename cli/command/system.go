@@ -144,10 +144,21 @@ func serverVersion(sv client.ServerVersionResult) *system.VersionResponse {
 			continue
 		}
 		d := comp.Details
+		if bt, ok := d["BuildTime"]; ok {
+			d["BuildTime"] = reformatDate(bt)
+		}
 		v.GoVersion, v.GitCommit, v.KernelVersion, v.BuildTime = d["GoVersion"], d["GitCommit"], d["KernelVersion"], d["BuildTime"]
 		v.Experimental = d["Experimental"] == "true" //nolint:staticcheck // docker still shows it
 	}
 	return v
+}
+
+// reformatDate prints an RFC 3339 build time as docker version does.
+func reformatDate(s string) string {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.Format(time.ANSIC)
+	}
+	return s
 }
 
 // infoData is what `info --format` sees: the daemon's info with docker's
