@@ -162,8 +162,38 @@ func NewRoot(c *CLI) *cobra.Command {
 		newInspectCommand(c),
 	)
 	disableFlagsInUseLine(root)
+	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate("{{.UsageString}}")
 	return root
 }
+
+// usageTemplate lays help out as docker's does: usage line, description,
+// aliases, options, commands.
+const usageTemplate = `Usage:  {{if .HasAvailableSubCommands}}{{.CommandPath}} [OPTIONS] COMMAND{{else}}{{.UseLine}}{{end}}
+
+{{if .Long}}{{.Long | trimTrailingWhitespaces}}{{else}}{{.Short | trimTrailingWhitespaces}}{{end}}
+{{- if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}
+{{- end}}
+{{- if .HasAvailableSubCommands}}
+
+Commands:
+{{- range .Commands}}{{if .IsAvailableCommand}}
+  {{rpad .Name .NamePadding}} {{.Short}}
+{{- end}}{{end}}
+{{- end}}
+{{- if .HasAvailableLocalFlags}}
+
+{{if .HasParent}}Options{{else}}Global Options{{end}}:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}
+{{- end}}
+{{- if .HasAvailableSubCommands}}
+
+Run '{{.CommandPath}} COMMAND --help' for more information on a command.
+{{- end}}
+`
 
 // disableFlagsInUseLine keeps "[flags]" out of usage lines: ours spell
 // [OPTIONS] as docker's do.
