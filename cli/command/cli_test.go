@@ -108,6 +108,17 @@ func TestSameAsDocker(t *testing.T) {
 			if b.code != 0 || server(b.out) == "" || server(b.out) != server(k.out) {
 				t.Errorf("version: berth and docker differ\nberth: %s\ndocker: %s", b, k)
 			}
+			// The API version is negotiated down to the daemon's, or fixed
+			// by DOCKER_API_VERSION.
+			sv := run(t, nil, bin, d.host, "version", "--format", "{{.Server.APIVersion}}")
+			if r := run(t, nil, bin, d.host, "version", "--format", "{{.Client.APIVersion}}"); r.code != 0 || r.out != sv.out {
+				t.Errorf("negotiated API version %q, server's %q", r.out, sv.out)
+			}
+			t.Setenv("DOCKER_API_VERSION", "1.40")
+			if r := run(t, nil, bin, d.host, "version", "--format", "{{.Client.APIVersion}}"); r.code != 0 || r.out != "1.40\n" {
+				t.Errorf("DOCKER_API_VERSION=1.40: %s", r)
+			}
+			os.Unsetenv("DOCKER_API_VERSION")
 			// A non-table row's JSON is an object of strings.
 			var row map[string]string
 			r := run(t, nil, bin, d.host, "images", "--format", "json", "berthtest/one")
