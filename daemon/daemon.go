@@ -31,6 +31,7 @@ type Daemon struct {
 	cfg     *Config
 	id      string
 	images  *image.Store
+	ctrs    *containers
 	events  *events.Bus
 	log     *slog.Logger
 	started time.Time
@@ -71,6 +72,11 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("open image store in %s: %w", cfg.DataRoot, err)
+	}
+	if err := d.openContainers(); err != nil {
+		d.images.Close()
+		lock.Close()
+		return nil, err
 	}
 	return d, nil
 }
@@ -154,6 +160,7 @@ func (d *Daemon) Reload(c *Config) (needRestart []string) {
 // Close closes the event streams and the stores.
 func (d *Daemon) Close() error {
 	d.events.Close()
+	d.closeContainers()
 	err := d.images.Close()
 	d.lock.Close()
 	return err

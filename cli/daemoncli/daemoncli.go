@@ -23,6 +23,7 @@ import (
 
 	"berth.dev/berth/daemon"
 	"berth.dev/berth/daemon/server"
+	containerrouter "berth.dev/berth/daemon/server/router/container"
 	imagerouter "berth.dev/berth/daemon/server/router/image"
 	systemrouter "berth.dev/berth/daemon/server/router/system"
 	"berth.dev/berth/errdefs"
@@ -194,6 +195,7 @@ func run(ctx context.Context, flags *pflag.FlagSet, o *options) error {
 			log.Error("close stores", "error", err)
 		}
 	}()
+	d.RestoreContainers(ctx)
 
 	lo := server.ListenOptions{Group: cfg.Group, GroupRequired: cfg.Group != daemon.DefaultGroup, InsecureTCP: cfg.InsecureTCP, Log: log}
 	if cfg.TLSEnabled() {
@@ -219,7 +221,7 @@ func run(ctx context.Context, flags *pflag.FlagSet, o *options) error {
 	}
 
 	srv := server.New(server.Config{Version: daemon.Version, MinAPIVersion: daemon.MinAPIVersion, CurrentAPIVersion: daemon.CurrentAPIVersion},
-		log, systemrouter.New(d), imagerouter.New(d))
+		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ls) }()
 

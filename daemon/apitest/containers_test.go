@@ -1,0 +1,183 @@
+package apitest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// containerDaemon is a started daemon with busybox:latest loaded.
+func containerDaemon(t *testing.T) *daemon {
+	t.Helper()
+	d := newDaemon(t)
+	d.start()
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	d.mustDocker("load", "-i", archive)
+	return d
+}
+
+// rmAll removes every container the daemon has (the tests' cleanup), and
+// checks that no shim of this daemon is left.
+func (d *daemon) rmAll() {
+	d.t.Helper()
+	out, err := d.docker("ps", "-aq")
+	if err != nil {
+		d.t.Errorf("docker ps -aq: %v\n%s", err, out)
+		return
+	}
+	if ids := strings.Fields(out); len(ids) > 0 {
+		if out, err := d.docker(append([]string{"rm", "-f"}, ids...)...); err != nil {
+			d.t.Errorf("docker rm -f: %v\n%s", err, out)
+		}
+	}
+	if pids := d.shimPids(); len(pids) > 0 {
+		d.t.Errorf("shims left after rm: %v", pids)
+	}
+}
+
+// shimPids lists the live shim processes of this daemon's exec root.
+func (d *daemon) shimPids() []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if len(args) > 1 && args[1] == "shim" && strings.Contains(string(b), d.execRoot) {
+			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !strings.Contains(string(st), ") Z ") {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// exitCode runs docker and returns its output and exit status.
+func (d *daemon) exitCode(args ...string) (string, int) {
+	d.t.Helper()
+	out, err := d.docker(args...)
+	if err == nil {
+		return out, 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return out, ee.ExitCode()
+	}
+	d.t.Fatalf("docker %v: %v", args, err)
+	return "", -1
+}
+
+func TestContainerRunRm(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	out := d.mustDocker("run", "--rm", "busybox", "echo", "hi")
+	if out != "hi\n" {
+		t.Fatalf("docker run --rm busybox echo hi: %q", out)
+	}
+	if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Fatalf("--rm left a container: %q", out)
+	}
+	if out, code := d.exitCode("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"); code != 3 ||
+		!strings.Contains(out, "out\n") || !strings.Contains(out, "err\n") {
+		t.Fatalf("exit 3: code %d, %q", code, out)
+	}
+	out, code := d.exitCode("run", "--rm", "busybox", "no-such-command")
+	if code != 127 {
+		t.Fatalf("missing command: code %d, %q", code, out)
+	}
+	out, code = d.exitCode("run", "--rm", "busybox", "/etc/passwd")
+	if code != 126 {
+		t.Fatalf("not executable: code %d, %q", code, out)
+	}
+	if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Fatalf("--rm left a container after failed starts: %q", out)
+	}
+	// stdin piped with -i.
+	out, err := d.dockerIn([]byte("piped\ninput\n"), "run", "--rm", "-i", "busybox", "cat")
+	if err != nil || out != "piped\ninput\n" {
+		t.Fatalf("docker run -i cat: %v %q", err, out)
+	}
+}
+
+func TestContainerLifecycle(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	if out, code := d.exitCode("run", "--name", "three", "busybox", "sh", "-c", "exit 3"); code != 3 {
+		t.Fatalf("exit 3: %d %q", code, out)
+	}
+	if out := d.mustDocker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} {{.Name}}", "three"); out != "exited 3 /three\n" {
+		t.Fatalf("inspect three: %q", out)
+	}
+	id := strings.TrimSpace(d.mustDocker("run", "-d", "--name", "x1", "busybox", "sh", "-c", "echo started; exec sleep 100"))
+	if len(id) != 64 {
+		t.Fatalf("run -d: %q", id)
+	}
+	out := d.mustDocker("ps", "--format", "{{.Names}} {{.Status}}")
+	if !strings.HasPrefix(out, "x1 Up") || strings.Contains(out, "three") {
+		t.Fatalf("docker ps: %q", out)
+	}
+	waitFor(t, "logs", func() bool { return d.mustDocker("logs", "x1") == "started\n" })
+	if out := d.mustDocker("inspect", "-f", "{{.State.Running}} {{.State.Pid}}", "x1"); !strings.HasPrefix(out, "true ") || strings.HasSuffix(out, " 0\n") {
+		t.Fatalf("inspect x1: %q", out)
+	}
+	d.mustDocker("stop", "-t", "1", "x1")
+	code := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.State.ExitCode}}", "x1"))
+	if code != "137" && code != "143" {
+		t.Fatalf("exit code after stop: %q", code)
+	}
+	out = d.mustDocker("ps", "-a", "--format", "{{.Names}} {{.Status}}")
+	mustContain(t, "ps -a", out, "x1 Exited (", "three Exited (3)")
+	if out := d.mustDocker("ps", "-a", "--filter", "exited=3", "--format", "{{.Names}}"); out != "three\n" {
+		t.Fatalf("filter exited=3: %q", out)
+	}
+	if out := d.mustDocker("ps", "-a", "--filter", "name=thr", "-q"); len(strings.TrimSpace(out)) != 12 {
+		t.Fatalf("filter name: %q", out)
+	}
+	// Start again: a fresh shim, the same container.
+	d.mustDocker("start", "x1")
+	if out := d.mustDocker("inspect", "-f", "{{.State.Status}}", "x1"); out != "running\n" {
+		t.Fatalf("after start: %q", out)
+	}
+	waitFor(t, "second start's log", func() bool { return d.mustDocker("logs", "x1") == "started\nstarted\n" })
+	if out := d.mustDocker("logs", "--tail", "1", "-t", "x1"); !strings.HasSuffix(out, "Z started\n") {
+		t.Fatalf("logs --tail 1 -t: %q", out)
+	}
+	// wait returns the code of a kill.
+	waitOut := make(chan string, 1)
+	go func() { out, _ := d.docker("wait", "x1"); waitOut <- out }()
+	time.Sleep(200 * time.Millisecond)
+	d.mustDocker("kill", "-s", "KILL", "x1") // PID 1 ignores signals it has no handler for
+	select {
+	case out := <-waitOut:
+		if strings.TrimSpace(out) != "137" {
+			t.Fatalf("docker wait after SIGKILL: %q", out)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("docker wait did not return")
+	}
+	if out, err := d.docker("rm", "x1", "three"); err != nil {
+		t.Fatalf("rm: %v %q", err, out)
+	}
+	d.mustDocker("run", "-d", "--name", "y1", "busybox", "sleep", "100")
+	if out, err := d.docker("rm", "y1"); err == nil || !strings.Contains(out, "container is running") {
+		t.Fatalf("rm of a running container: %v %q", err, out)
+	}
+	d.mustDocker("rm", "-f", "y1")
+	if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
+		t.Fatalf("containers left: %q", out)
+	}
+	if pids := d.shimPids(); len(pids) > 0 {
+		t.Fatalf("shims left: %v", pids)
+	}
+}

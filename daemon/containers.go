@@ -1,0 +1,639 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"berth.dev/berth/daemon/container"
+	"berth.dev/berth/errdefs"
+	berthruntime "berth.dev/berth/runtime"
+	"berth.dev/berth/shim"
+	"berth.dev/berth/shim/logs"
+	"berth.dev/berth/snapshot"
+	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"golang.org/x/sys/unix"
+)
+
+// running is the daemon's side of a container whose shim lives.
+type running struct {
+	shim *shim.Client
+	done chan struct{} // closed once the exit is recorded and the shim is gone
+}
+
+// containers is the daemon's container state beside the store.
+type containers struct {
+	store   *container.Store
+	mu      sync.Mutex
+	running map[string]*running
+	ops     map[string]*sync.Mutex      // one lifecycle operation per container at a time
+	pending map[string][]*pendingAttach // attaches waiting for a start
+}
+
+func (d *Daemon) openContainers() error {
+	s, bad, err := container.Open(filepath.Join(d.cfg.DataRoot, "containers"))
+	if err != nil {
+		return err
+	}
+	for _, e := range bad {
+		d.log.Warn("container record skipped", "error", e)
+	}
+	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{}}
+	d.images.Running = func(id string) bool {
+		c, err := s.Get(id)
+		if err != nil {
+			return false
+		}
+		c.Lock()
+		defer c.Unlock()
+		return c.Running()
+	}
+	return nil
+}
+
+// opLock serialises start, stop, kill and remove of one container.
+func (d *Daemon) opLock(id string) func() {
+	d.ctrs.mu.Lock()
+	m := d.ctrs.ops[id]
+	if m == nil {
+		m = &sync.Mutex{}
+		d.ctrs.ops[id] = m
+	}
+	d.ctrs.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}
+
+func (d *Daemon) runningOf(id string) *running {
+	d.ctrs.mu.Lock()
+	defer d.ctrs.mu.Unlock()
+	return d.ctrs.running[id]
+}
+
+func (d *Daemon) shimDir(id string) string { return filepath.Join(d.cfg.ExecRoot, "containers", id) }
+
+func (d *Daemon) publishContainer(c *container.Container, action events.Action, extra map[string]string) {
+	c.Lock()
+	attrs := map[string]string{"name": strings.TrimPrefix(c.Name, "/"), "image": c.Config.Image}
+	for k, v := range c.Config.Labels {
+		attrs[k] = v
+	}
+	id := c.ID
+	c.Unlock()
+	for k, v := range extra {
+		attrs[k] = v
+	}
+	d.events.Publish(events.ContainerEventType, action, id, attrs)
+}
+
+// ContainerCreate is POST /containers/create.
+func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containertypes.Config, hc *containertypes.HostConfig) (*containertypes.CreateResponse, error) {
+	var out *containertypes.CreateResponse
+	err := d.job(ctx, "container.create", true, func(ctx context.Context) error {
+		if cfg == nil || cfg.Image == "" {
+			return errdefs.Invalid("no image specified")
+		}
+		if hc == nil {
+			hc = &containertypes.HostConfig{}
+		}
+		if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
+			return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
+		}
+		img, err := d.images.Get(ctx, cfg.Image)
+		if err != nil {
+			return err
+		}
+		ic := img.Config.Config
+		// The image's run configuration under the request's.
+		cfg.Env = container.MergeEnv(ic.Env, cfg.Env)
+		if len(cfg.Entrypoint) == 0 && cfg.Entrypoint == nil {
+			cfg.Entrypoint = ic.Entrypoint
+			if len(cfg.Cmd) == 0 {
+				cfg.Cmd = ic.Cmd
+			}
+		}
+		if cfg.WorkingDir == "" {
+			cfg.WorkingDir = ic.WorkingDir
+		}
+		if cfg.User == "" {
+			cfg.User = ic.User
+		}
+		if cfg.StopSignal == "" {
+			cfg.StopSignal = ic.StopSignal
+		}
+		labels := map[string]string{}
+		for k, v := range ic.Labels {
+			labels[k] = v
+		}
+		for k, v := range cfg.Labels {
+			labels[k] = v
+		}
+		cfg.Labels = labels
+		args := append(append([]string{}, cfg.Entrypoint...), cfg.Cmd...)
+		if len(args) == 0 {
+			return errdefs.Invalid("no command specified")
+		}
+		if cfg.StopSignal != "" {
+			if _, err := parseSignal(cfg.StopSignal); err != nil {
+				return err
+			}
+		}
+		for _, b := range hc.Binds {
+			if _, err := container.ParseBind(b); err != nil {
+				return err
+			}
+		}
+		if hc.NetworkMode == "" {
+			hc.NetworkMode = "default"
+		}
+		id := container.NewID()
+		c, err := d.ctrs.store.New(id, name)
+		if err != nil {
+			return err
+		}
+		c.Lock()
+		c.Created = time.Now().UTC()
+		c.Image = img.ID.String()
+		c.Config, c.HostConfig = cfg, hc
+		c.Path, c.Args = args[0], args[1:]
+		c.LogPath = filepath.Join(c.Dir(), id+"-json.log")
+		c.Driver = d.images.Driver().Name()
+		c.State = container.State{Status: container.StatusCreated}
+		err = c.Save()
+		c.Unlock()
+		if err == nil {
+			_, _, err = d.images.CreateContainer(ctx, id, img.ID.String())
+		}
+		if err != nil {
+			_ = d.ctrs.store.Delete(c)
+			return err
+		}
+		d.publishContainer(c, events.ActionCreate, nil)
+		out = &containertypes.CreateResponse{ID: id, Warnings: []string{}}
+		return nil
+	})
+	return out, err
+}
+
+// ContainerStart is POST /containers/{id}/start. Every start runs a fresh
+// shim (the runtime's create happens here, as in docker), so a stopped
+// container starts again the same way.
+func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
+	return d.job(ctx, "container.start", true, func(ctx context.Context) error {
+		c, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return err
+		}
+		unlock := d.opLock(c.ID)
+		defer unlock()
+		return d.start(context.WithoutCancel(ctx), c)
+	})
+}
+
+func (d *Daemon) start(ctx context.Context, c *container.Container) error {
+	c.Lock()
+	st := c.State.Status
+	c.Unlock()
+	switch st {
+	case container.StatusRunning, container.StatusPaused, container.StatusRestarting:
+		return nil // docker answers 304
+	case container.StatusRemoving, container.StatusDead:
+		return errdefs.Conflict("container %s is marked for removal and cannot be started", c.ID)
+	}
+	if _, err := d.startShim(ctx, c); err != nil {
+		code := 128
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file or directory"):
+			code = 127
+			err = errdefs.Mark(errdefs.KindInvalid, err)
+		case strings.Contains(msg, "permission denied") || strings.Contains(msg, "is a directory"):
+			code = 126
+			err = errdefs.Mark(errdefs.KindInvalid, err)
+		}
+		c.Lock()
+		c.SetExited(code, time.Now().UTC(), msg)
+		_ = c.Save()
+		auto := c.HostConfig.AutoRemove
+		c.Unlock()
+		d.failPending(c.ID, err)
+		if auto {
+			go d.autoRemove(c)
+		}
+		return err
+	}
+	return nil
+}
+
+// startShim mounts the root, writes the bundle, runs the shim (the
+// runtime's create), connects waiting attaches, starts the process and
+// begins monitoring it.
+func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.Client, error) {
+	mounts, err := d.images.ContainerMounts(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	rootfs := c.RootfsPath()
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+		return nil, fmt.Errorf("mount container %s: %w", c.ID, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = snapshot.UnmountAll(rootfs)
+		}
+	}()
+	c.Lock()
+	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary()})
+	hostNet := c.HostConfig.NetworkMode == "host"
+	tty, stdin := c.Config.Tty, c.Config.OpenStdin
+	var h, w uint16
+	if cs := c.HostConfig.ConsoleSize; cs[0] > 0 {
+		h, w = uint16(cs[0]), uint16(cs[1])
+	}
+	logPath := c.LogPath
+	c.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	resolv, _ := os.ReadFile("/etc/resolv.conf")
+	if err := container.WriteEtcFiles(c, spec.Hostname, hostNet, resolv); err != nil {
+		return nil, err
+	}
+	state := d.shimDir(c.ID)
+	if err := os.RemoveAll(state); err != nil {
+		return nil, err
+	}
+	bundle := filepath.Join(state, "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
+		return nil, err
+	}
+	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
+		Height: h, Width: w, Log: logs.Config{Path: logPath}})
+	if err != nil {
+		return nil, err
+	}
+	d.connectPending(ctx, c.ID, client)
+	if err := client.Start(ctx, ""); err != nil {
+		_ = client.Shutdown(ctx)
+		return nil, err
+	}
+	st, err := client.State(ctx, "")
+	if err != nil {
+		_ = client.Kill(ctx, "", syscall.SIGKILL, true)
+		_, _ = client.Wait(ctx, "")
+		_ = client.Shutdown(ctx)
+		return nil, err
+	}
+	ok = true
+	r := &running{shim: client, done: make(chan struct{})}
+	d.ctrs.mu.Lock()
+	d.ctrs.running[c.ID] = r
+	d.ctrs.mu.Unlock()
+	c.Lock()
+	c.SetRunning(st.Pid, st.StartedAt.UTC())
+	if err := c.Save(); err != nil {
+		d.log.Warn("save container", "id", c.ID, "error", err)
+	}
+	c.Unlock()
+	d.publishContainer(c, events.ActionStart, nil)
+	go d.monitor(c, r)
+	return client, nil
+}
+
+// initBinary is what --init bind-mounts: berth-shim beside the daemon's
+// binary (static, fit for any image), else the daemon's binary.
+func initBinary() string {
+	self, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if p := filepath.Join(filepath.Dir(self), "berth-shim"); fileExists(p) {
+		return p
+	}
+	return self
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
+}
+
+// monitor waits for the container's exit, ends its shim, unmounts its
+// root, records the exit and, for --rm, removes the container.
+func (d *Daemon) monitor(c *container.Container, r *running) {
+	ctx := context.Background()
+	exit, err := r.shim.Wait(ctx, "")
+	if err != nil {
+		// The shim is gone (killed); its exit.json may still tell.
+		exit, err = shim.ReadExit(d.shimDir(c.ID))
+	}
+	code, at, msg := 255, time.Now().UTC(), ""
+	if err != nil {
+		msg = "shim lost: " + err.Error()
+	} else {
+		code, at = exit.ExitCode, exit.FinishedAt.UTC()
+	}
+	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
+	}
+	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
+		d.log.Warn("unmount container root", "id", c.ID, "error", err)
+	}
+	c.Lock()
+	c.SetExited(code, at, msg)
+	if err := c.Save(); err != nil {
+		d.log.Warn("save container", "id", c.ID, "error", err)
+	}
+	auto := c.HostConfig.AutoRemove
+	c.Unlock()
+	d.ctrs.mu.Lock()
+	delete(d.ctrs.running, c.ID)
+	d.ctrs.mu.Unlock()
+	close(r.done)
+	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
+	if auto {
+		d.autoRemove(c)
+	}
+}
+
+func (d *Daemon) autoRemove(c *container.Container) {
+	if err := d.ContainerRemove(context.Background(), c.ID, true, false); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+		d.log.Warn("auto-remove", "id", c.ID, "error", err)
+	}
+}
+
+// parseSignal takes docker's forms: "SIGTERM", "TERM", "term", "15".
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, errdefs.Invalid("invalid signal: %s", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	sig := unix.SignalNum(name)
+	if sig == 0 {
+		return 0, errdefs.Invalid("invalid signal: %s", s)
+	}
+	return sig, nil
+}
+
+// ContainerKill is POST /containers/{id}/kill.
+func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
+	return d.job(ctx, "container.kill", true, func(ctx context.Context) error {
+		c, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return err
+		}
+		sig := syscall.SIGKILL
+		if signal != "" {
+			if sig, err = parseSignal(signal); err != nil {
+				return err
+			}
+		}
+		r := d.runningOf(c.ID)
+		if r == nil {
+			return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+		}
+		if err := r.shim.Kill(ctx, "", sig, false); err != nil {
+			return fmt.Errorf("cannot kill container: %s: %w", name, err)
+		}
+		d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+		return nil
+	})
+}
+
+// ContainerStop is POST /containers/{id}/stop: the stop signal, then
+// SIGKILL after the timeout.
+func (d *Daemon) ContainerStop(ctx context.Context, name string, o container.StopOptions) error {
+	return d.job(ctx, "container.stop", true, func(ctx context.Context) error {
+		c, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return err
+		}
+		unlock := d.opLock(c.ID)
+		defer unlock()
+		return d.stop(context.WithoutCancel(ctx), c, o)
+	})
+}
+
+func (d *Daemon) stop(ctx context.Context, c *container.Container, o container.StopOptions) error {
+	r := d.runningOf(c.ID)
+	if r == nil {
+		return nil // docker answers 304
+	}
+	c.Lock()
+	sigName := c.Config.StopSignal
+	timeout := 10
+	if c.Config.StopTimeout != nil {
+		timeout = *c.Config.StopTimeout
+	}
+	c.Unlock()
+	if o.Signal != "" {
+		sigName = o.Signal
+	}
+	if o.Timeout != nil {
+		timeout = *o.Timeout
+	}
+	sig := syscall.SIGTERM
+	if sigName != "" {
+		var err error
+		if sig, err = parseSignal(sigName); err != nil {
+			return err
+		}
+	}
+	if err := r.shim.Kill(ctx, "", sig, false); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+		d.log.Debug("stop signal", "id", c.ID, "error", err)
+	}
+	d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	var after <-chan time.Time
+	if timeout >= 0 {
+		after = time.After(time.Duration(timeout) * time.Second)
+	}
+	select {
+	case <-r.done:
+	case <-after:
+		if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+			d.log.Warn("stop: SIGKILL", "id", c.ID, "error", err)
+		}
+		d.publishContainer(c, events.ActionKill, map[string]string{"signal": "9"})
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			return fmt.Errorf("container %s did not exit 30s after SIGKILL", c.ID)
+		}
+	}
+	d.publishContainer(c, events.ActionStop, nil)
+	return nil
+}
+
+// ContainerRestart is POST /containers/{id}/restart.
+func (d *Daemon) ContainerRestart(ctx context.Context, name string, o container.StopOptions) error {
+	return d.job(ctx, "container.restart", true, func(ctx context.Context) error {
+		c, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return err
+		}
+		unlock := d.opLock(c.ID)
+		defer unlock()
+		ctx = context.WithoutCancel(ctx)
+		if err := d.stop(ctx, c, o); err != nil {
+			return err
+		}
+		if err := d.start(ctx, c); err != nil {
+			return err
+		}
+		d.publishContainer(c, events.ActionRestart, nil)
+		return nil
+	})
+}
+
+// ContainerRemove is DELETE /containers/{id}.
+func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volumes bool) error {
+	return d.job(ctx, "container.remove", true, func(ctx context.Context) error {
+		c, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return err
+		}
+		unlock := d.opLock(c.ID)
+		defer unlock()
+		ctx = context.WithoutCancel(ctx)
+		if r := d.runningOf(c.ID); r != nil {
+			if !force {
+				return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", strings.TrimPrefix(c.Name, "/"))
+			}
+			if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+				return fmt.Errorf("cannot remove container %s: kill: %w", c.ID, err)
+			}
+			select {
+			case <-r.done:
+			case <-time.After(30 * time.Second):
+				return fmt.Errorf("cannot remove container %s: it did not exit 30s after SIGKILL", c.ID)
+			}
+		}
+		c.Lock()
+		if c.State.Status == container.StatusRemoving {
+			c.Unlock()
+			return errdefs.Conflict("removal of container %s is already in progress", c.ID)
+		}
+		c.SetStatus(container.StatusRemoving)
+		c.Unlock()
+		if err := d.removeFiles(ctx, c); err != nil {
+			c.Lock()
+			c.SetStatus(container.StatusDead)
+			_ = c.Save()
+			c.Unlock()
+			return err
+		}
+		d.failPending(c.ID, errdefs.NotFound("container %s was removed", c.ID))
+		d.ctrs.mu.Lock()
+		delete(d.ctrs.ops, c.ID)
+		d.ctrs.mu.Unlock()
+		c.Lock()
+		c.SetRemoved()
+		c.Unlock()
+		d.publishContainer(c, events.ActionDestroy, nil)
+		return nil
+	})
+}
+
+func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error {
+	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
+		return fmt.Errorf("remove container %s: unmount: %w", c.ID, err)
+	}
+	if err := d.images.RemoveContainer(ctx, c.ID); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	if err := os.RemoveAll(d.shimDir(c.ID)); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	return d.ctrs.store.Delete(c)
+}
+
+// RestoreContainers reattaches to the shims of containers that ran when
+// the daemon stopped, and records the exits of those that ended meanwhile.
+func (d *Daemon) RestoreContainers(ctx context.Context) {
+	for _, c := range d.ctrs.store.List() {
+		c.Lock()
+		wasRunning := c.Running()
+		c.Unlock()
+		if !wasRunning {
+			continue
+		}
+		client, err := shim.Connect(d.shimDir(c.ID))
+		if err == nil {
+			r := &running{shim: client, done: make(chan struct{})}
+			d.ctrs.mu.Lock()
+			d.ctrs.running[c.ID] = r
+			d.ctrs.mu.Unlock()
+			go d.monitor(c, r)
+			d.log.Info("container restored", "id", c.ID)
+			continue
+		}
+		code, at, msg := 255, time.Now().UTC(), "the container's shim was gone at daemon start"
+		if e, rerr := shim.ReadExit(d.shimDir(c.ID)); rerr == nil {
+			code, at, msg = e.ExitCode, e.FinishedAt.UTC(), ""
+		}
+		_ = snapshot.UnmountAll(c.RootfsPath())
+		c.Lock()
+		c.SetExited(code, at, msg)
+		if err := c.Save(); err != nil {
+			d.log.Warn("save container", "id", c.ID, "error", err)
+		}
+		auto := c.HostConfig.AutoRemove
+		c.Unlock()
+		d.log.Info("container exited while the daemon was down", "id", c.ID, "exitCode", code)
+		if auto {
+			go d.autoRemove(c)
+		}
+	}
+}
+
+var errDetached = errors.New("detached")
+
+// closeContainers runs at daemon shutdown. Running containers go on (live
+// restore); when none runs, what the runtime keeps between starts goes:
+// the read-only view of the binary and the empty berth cgroup parents.
+func (d *Daemon) closeContainers() {
+	if d.ctrs == nil {
+		return
+	}
+	d.ctrs.mu.Lock()
+	n := len(d.ctrs.running)
+	d.ctrs.mu.Unlock()
+	if n > 0 {
+		return
+	}
+	rt := &berthruntime.Runtime{Root: filepath.Join(d.cfg.ExecRoot, "runtime")}
+	if err := rt.ReleaseInitBinary(); err != nil {
+		d.log.Warn("release the runtime's binary view", "error", err)
+	}
+	dirs, _ := filepath.Glob("/sys/fs/cgroup/*/berth")
+	for _, dir := range append(dirs, "/sys/fs/cgroup/berth") {
+		_ = os.Remove(dir) // only when empty: another daemon's containers stay
+	}
+}
