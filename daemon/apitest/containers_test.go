@@ -181,3 +181,93 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatalf("shims left: %v", pids)
 	}
 }
+
+func TestContainerConfig(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	out := d.mustDocker("run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "--memory", "64m", "--pids-limit", "50",
+		"--hostname", "box1", "busybox", "sh", "-c",
+		`id; pwd; echo A=$A; echo PATH=$PATH; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep box1 /etc/hosts; ls /sys/class/net`)
+	for _, want := range []string{"uid=1000(", "gid=1000(", "/tmp\n", "A=1\n", "PATH=/usr/local/sbin:", "box1\n", "67108864\n", "50\n", "127.0.0.1\tbox1", "lo\n"} {
+		mustContain(t, "config from inside", out, want)
+	}
+	if strings.Contains(out, "eth0") {
+		t.Fatalf("a network device besides lo: %q", out)
+	}
+	// User names resolve in the image's /etc/passwd; the hostname is the short ID.
+	out = d.mustDocker("run", "--rm", "-u", "nobody", "busybox", "sh", "-c", "id -u; hostname")
+	if f := strings.Fields(out); len(f) != 2 || f[0] != "65534" || len(f[1]) != 12 {
+		t.Fatalf("-u nobody: %q", out)
+	}
+	if out, code := d.exitCode("run", "--rm", "-u", "nosuchuser", "busybox", "true"); code != 125 || !strings.Contains(out, "unable to find user nosuchuser") {
+		t.Fatalf("unknown user: %d %q", code, out)
+	}
+
+	// Binds, read-only binds and a read-only root.
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "hello"), []byte("from host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = d.mustDocker("run", "--rm", "-v", host+":/data", "busybox", "sh", "-c", "cat /data/hello; echo back > /data/out")
+	if out != "from host\n" {
+		t.Fatalf("bind: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "out")); err != nil || string(b) != "back\n" {
+		t.Fatalf("bind write: %v %q", err, b)
+	}
+	if out, code := d.exitCode("run", "--rm", "-v", host+":/data:ro", "busybox", "touch", "/data/x"); code == 0 || !strings.Contains(out, "Read-only") {
+		t.Fatalf("ro bind: %d %q", code, out)
+	}
+	if out, code := d.exitCode("run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /scratch/ok && touch /x"); code == 0 || !strings.Contains(out, "Read-only") {
+		t.Fatalf("--read-only: %d %q", code, out)
+	}
+	out = d.mustDocker("run", "--rm", "--cap-drop", "ALL", "--cap-add", "NET_RAW", "busybox", "grep", "CapEff", "/proc/self/status")
+	if !strings.Contains(out, "0000000000002000") {
+		t.Fatalf("caps: %q", out)
+	}
+
+	// A terminal: under script(1), docker run -t gives the process a tty.
+	if _, err := exec.LookPath("script"); err == nil {
+		cmd := exec.Command("script", "-qec", dockerCLI+" run --rm -t busybox sh -c 'tty; stty size'", "/dev/null")
+		cmd.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+		b, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "/dev/pts/0") {
+			t.Fatalf("run -t: %v %q", err, b)
+		}
+	}
+}
+
+// TestContainerRestore kills the daemon while containers run: a new daemon
+// finds them running (stop works), and one that exited meanwhile shows its
+// exit code.
+func TestContainerRestore(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "long", "busybox", "sleep", "1000")
+	d.mustDocker("run", "-d", "--name", "short", "busybox", "sh", "-c", "read x < /dev/null; sleep 3; exit 7")
+	d.mustDocker("run", "-d", "--rm", "--name", "gone", "busybox", "sh", "-c", "sleep 3")
+	shims := d.shimPids()
+	if len(shims) != 3 {
+		t.Fatalf("want 3 shims, have %v", shims)
+	}
+	d.kill9()
+	time.Sleep(4 * time.Second) // short and gone exit while no daemon runs
+	d.start()
+	out := d.mustDocker("ps", "-a", "--format", "{{.Names}} {{.State}}")
+	mustContain(t, "ps after restart", out, "long running", "short exited")
+	if strings.Contains(out, "gone") {
+		t.Fatalf("--rm container that exited while the daemon was down is still listed: %q", out)
+	}
+	if code := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.State.ExitCode}}", "short")); code != "7" {
+		t.Fatalf("exit code of short: %q", code)
+	}
+	d.mustDocker("stop", "-t", "1", "long")
+	if out := d.mustDocker("inspect", "-f", "{{.State.Status}}", "long"); out != "exited\n" {
+		t.Fatalf("long after stop: %q", out)
+	}
+	d.mustDocker("rm", "long", "short")
+	if pids := d.shimPids(); len(pids) > 0 {
+		t.Fatalf("shims left: %v", pids)
+	}
+}
