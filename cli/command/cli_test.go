@@ -420,3 +420,42 @@ func TestCompletion(t *testing.T) {
 		t.Fatalf("__complete images --dig: %v %s", err, out)
 	}
 }
+
+// TestLoadOnTerminal: on a terminal load asks for progress and shows it
+// with docker's renderer, ending with the loaded name.
+func TestLoadOnTerminal(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	for _, dd := range daemons {
+		t.Run(dd.name, func(t *testing.T) {
+			d := dd.start(t)
+			pty, slave, err := console.NewPty()
+			if err != nil {
+				t.Skipf("no pty: %v", err)
+			}
+			defer pty.Close()
+			f, err := os.OpenFile(slave, os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var out lockedBuffer
+			copied := make(chan struct{})
+			go func() { _, _ = bufio.NewReader(pty).WriteTo(&out); close(copied) }()
+			cmd := exec.Command(bin, "-H", d.host, "load", "-i", one)
+			cmd.Stdout, cmd.Stderr = f, f
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("load on a terminal: %v: %s", err, out.String())
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for !strings.Contains(out.String(), "Loaded image: berthtest/one:v1") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !strings.Contains(out.String(), "Loaded image: berthtest/one:v1") {
+				t.Fatalf("load on a terminal printed %q", out.String())
+			}
+			t.Logf("%q", out.String())
+		})
+	}
+}
