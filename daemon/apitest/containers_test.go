@@ -227,6 +227,12 @@ func TestContainerConfig(t *testing.T) {
 		t.Fatalf("caps: %q", out)
 	}
 
+	// --init: the reaper is PID 1, the command its child, the exit code passed on.
+	out, code := d.exitCode("run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 5")
+	if code != 5 || !strings.HasPrefix(out, "/sbin/berth-init init-reaper -- sh -c") {
+		t.Fatalf("--init: %d %q", code, out)
+	}
+
 	// A terminal: under script(1), docker run -t gives the process a tty.
 	if _, err := exec.LookPath("script"); err == nil {
 		cmd := exec.Command("script", "-qec", dockerCLI+" run --rm -t busybox sh -c 'tty; stty size'", "/dev/null")
