@@ -71,7 +71,10 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, o container.A
 	if !o.Stream {
 		return nil // logs replay (logs=1) comes later
 	}
-	so := shim.AttachOptions{CloseStdin: stdinOnce}
+	// As dockerd: StdinOnce closes the container's input at the client's
+	// EOF only without a terminal; with one, the CLI half-closes when it
+	// sees the detach keys itself, and the container's input stays open.
+	so := shim.AttachOptions{CloseStdin: stdinOnce && !tty}
 	if o.Stdout && stdout != nil {
 		so.Stdout = stdout
 	}

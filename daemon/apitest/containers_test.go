@@ -277,3 +277,51 @@ func TestContainerRestore(t *testing.T) {
 		t.Fatalf("shims left: %v", pids)
 	}
 }
+
+// TestContainerInteractive runs `docker run -it` on a terminal (script(1))
+// and types into it; then detaches from a second one with ctrl-p ctrl-q.
+func TestContainerInteractive(t *testing.T) {
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("script(1) not installed")
+	}
+	d := containerDaemon(t)
+	defer d.rmAll()
+	run := func(input, cmdline string) string {
+		cmd := exec.Command("script", "-qec", cmdline, "/dev/null")
+		cmd.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Typed slowly, as a person would: after the shell is up.
+		time.Sleep(1500 * time.Millisecond)
+		for _, line := range strings.SplitAfter(input, "\n") {
+			stdin.Write([]byte(line))
+			time.Sleep(300 * time.Millisecond)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("%s did not end; output %q", cmdline, out.String())
+		}
+		stdin.Close()
+		return out.String()
+	}
+	out := run("echo typed-$((40+2))\nexit 4\n", dockerCLI+" run --rm -it busybox sh; echo code=$?")
+	mustContain(t, "run -it", out, "typed-42", "code=4")
+
+	out = run("\x10\x11", dockerCLI+" run -it --name det busybox sh; echo code=$?")
+	mustContain(t, "detach", out, "code=0")
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "det"); st != "running\n" {
+		t.Fatalf("after detach: %q (%q)", st, out)
+	}
+}
