@@ -155,6 +155,14 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if hc.NetworkMode == "" {
 			hc.NetworkMode = "default"
 		}
+		if hc.Runtime == "" {
+			d.mu.RLock()
+			hc.Runtime = d.cfg.DefaultRuntime
+			d.mu.RUnlock()
+		}
+		if _, ok := runtimes()[hc.Runtime]; !ok {
+			return errdefs.Invalid("unknown or invalid runtime name: %s", hc.Runtime)
+		}
 		id := container.NewID()
 		c, err := d.ctrs.store.New(id, name)
 		if err != nil {
@@ -265,6 +273,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		h, w = uint16(cs[0]), uint16(cs[1])
 	}
 	logPath := c.LogPath
+	rtName := c.HostConfig.Runtime
 	c.Unlock()
 	if err != nil {
 		return nil, err
@@ -288,8 +297,16 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o600); err != nil {
 		return nil, err
 	}
+	var rtCmd []string // nil: the shim's default, this binary's runtime
+	if rtName != "" && rtName != DefaultRuntime {
+		rt, ok := runtimes()[rtName]
+		if !ok {
+			return nil, errdefs.Invalid("unknown or invalid runtime name: %s", rtName)
+		}
+		rtCmd = append(append([]string{rt.Path}, rt.Args...), "--root", filepath.Join(d.cfg.ExecRoot, "runtime-"+rtName))
+	}
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
-		Height: h, Width: w, Log: logs.Config{Path: logPath}})
+		Height: h, Width: w, Log: logs.Config{Path: logPath}, Runtime: rtCmd})
 	if err != nil {
 		return nil, err
 	}
@@ -636,4 +653,22 @@ func (d *Daemon) closeContainers() {
 	for _, dir := range append(dirs, "/sys/fs/cgroup/berth") {
 		_ = os.Remove(dir) // only when empty: another daemon's containers stay
 	}
+}
+
+// containerCounts are /info's container numbers.
+func (d *Daemon) containerCounts() (all, running, paused, stopped int) {
+	for _, c := range d.ctrs.store.List() {
+		c.Lock()
+		switch c.State.Status {
+		case container.StatusRunning, container.StatusRestarting:
+			running++
+		case container.StatusPaused:
+			paused++
+		default:
+			stopped++
+		}
+		c.Unlock()
+		all++
+	}
+	return
 }

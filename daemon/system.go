@@ -73,6 +73,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (*system.Info, error) {
 		if out.Labels == nil {
 			out.Labels = []string{}
 		}
+		out.Containers, out.ContainersRunning, out.ContainersPaused, out.ContainersStopped = d.containerCounts()
 		return nil
 	})
 	return out, err

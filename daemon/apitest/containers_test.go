@@ -233,6 +233,13 @@ func TestContainerConfig(t *testing.T) {
 		t.Fatalf("--init: %d %q", code, out)
 	}
 
+	// Another OCI runtime by name (docker info lists runc when installed).
+	if _, err := exec.LookPath("runc"); err == nil {
+		if out := d.mustDocker("run", "--rm", "--runtime", "runc", "busybox", "echo", "via-runc"); out != "via-runc\n" {
+			t.Fatalf("--runtime runc: %q", out)
+		}
+	}
+
 	// A terminal: under script(1), docker run -t gives the process a tty.
 	if _, err := exec.LookPath("script"); err == nil {
 		cmd := exec.Command("script", "-qec", dockerCLI+" run --rm -t busybox sh -c 'tty; stty size'", "/dev/null")
@@ -323,5 +330,65 @@ func TestContainerInteractive(t *testing.T) {
 	mustContain(t, "detach", out, "code=0")
 	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "det"); st != "running\n" {
 		t.Fatalf("after detach: %q (%q)", st, out)
+	}
+}
+
+func TestContainerEventsAndAPI(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	ev := exec.Command(dockerCLI, "events", "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
+	ev.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+	var evOut lockedBuffer
+	ev.Stdout = &evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ev.Process.Kill(); _ = ev.Wait() })
+	waitFor(t, "events listener", func() bool {
+		return strings.TrimSpace(d.mustDocker("info", "--format", "{{.NEventsListener}}")) == "1"
+	})
+	if _, code := d.exitCode("run", "--rm", "--name", "ev1", "busybox", "sh", "-c", "exit 2"); code != 2 {
+		t.Fatalf("exit code %d", code)
+	}
+	waitFor(t, "destroy event", func() bool { return strings.Contains(evOut.String(), "destroy ev1") })
+	got := strings.Split(strings.TrimSpace(evOut.String()), "\n")
+	want := []string{"create ev1 <no value>", "attach ev1 <no value>", "start ev1 <no value>", "die ev1 2", "destroy ev1 <no value>"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events: %q, want %q", got, want)
+	}
+
+	// logs -f follows until the container exits.
+	d.mustDocker("run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo a; sleep 1; echo b >&2; sleep 1")
+	if out := d.mustDocker("logs", "-f", "talker"); out != "a\nb\n" {
+		t.Fatalf("logs -f: %q", out)
+	}
+	out, err := exec.Command(dockerCLI, "-H", "unix://"+d.sock, "logs", "talker").Output() // stdout only
+	if err != nil || string(out) != "a\n" {
+		t.Fatalf("logs stdout: %v %q", err, out)
+	}
+	d.mustDocker("restart", "-t", "0", "talker")
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "talker"); st != "running\n" {
+		t.Fatalf("after restart: %q", st)
+	}
+	if n := d.mustDocker("info", "--format", "{{.Containers}} {{.ContainersRunning}}"); n != "1 1\n" {
+		t.Fatalf("info counts: %q", n)
+	}
+
+	// Errors and their statuses.
+	mustContain(t, "inspect missing", d.curl("-i", "http://berth/containers/nosuch/json"), "HTTP/1.1 404", "No such container: nosuch")
+	mustContain(t, "wait bad condition", d.curl("-i", "-X", "POST", "http://berth/containers/talker/wait?condition=bogus"), "HTTP/1.1 400")
+	mustContain(t, "create missing image", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"nosuch:latest"}`, "http://berth/containers/create"), "HTTP/1.1 404")
+	mustContain(t, "name in use", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"busybox"}`, "http://berth/containers/create?name=talker"), "HTTP/1.1 409", "is already in use")
+	mustContain(t, "kill bad signal", d.curl("-i", "-X", "POST", "http://berth/containers/talker/kill?signal=NOPE"), "HTTP/1.1 400")
+	mustContain(t, "remove running", d.curl("-i", "-X", "DELETE", "http://berth/containers/talker"), "HTTP/1.1 409")
+	mustContain(t, "unknown runtime", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"busybox","HostConfig":{"Runtime":"nosuch"}}`, "http://berth/containers/create"), "HTTP/1.1 400")
+	// An image with a running container is not removed, even by force.
+	imgID := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.Image}}", "talker"))
+	if out, err := d.docker("rmi", "-f", imgID); err == nil || !strings.Contains(out, "running container") {
+		t.Fatalf("rmi -f of a running container's image: %v %q", err, out)
 	}
 }
