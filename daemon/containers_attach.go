@@ -238,6 +238,11 @@ func (d *detachReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if d.err != nil {
+			// Bytes typed before the sequence went out first.
+			if d.err == errDetached && d.onDetach != nil {
+				d.onDetach()
+				d.onDetach = nil
+			}
 			return 0, d.err
 		}
 		tmp := make([]byte, len(p))
@@ -247,8 +252,8 @@ func (d *detachReader) Read(p []byte) (int, error) {
 			if b == d.keys[d.matched] {
 				d.matched++
 				if d.matched == len(d.keys) {
-					d.onDetach()
-					return 0, errDetached
+					err = errDetached
+					break
 				}
 				continue
 			}
@@ -257,6 +262,10 @@ func (d *detachReader) Read(p []byte) (int, error) {
 				d.matched = 0
 			}
 			out = append(out, b)
+		}
+		if err != nil && err != errDetached && d.matched > 0 {
+			out = append(out, d.keys[:d.matched]...) // the input ended mid-sequence
+			d.matched = 0
 		}
 		d.buf, d.err = out, err
 	}
