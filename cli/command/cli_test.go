@@ -85,6 +85,12 @@ func TestSameAsDocker(t *testing.T) {
 				{"images", "--format", "{{.Nope}}"},
 				{"images", "--format", "{{.Repository"},
 				{"images", "--bogus"},
+				{"images", "--filter", "nokey"},
+				{"images", "--filter", "bogus=1"},
+				{"images", "--filter", "dangling=maybe"},
+				{"system", "df", "-v"},
+				{"system", "df", "--format", "json"},
+				{"image", "prune", "-f", "--filter", "bogus=1"},
 				{"images", "a", "b"},
 				{"tag", "a"},
 			}

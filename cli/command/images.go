@@ -129,13 +129,13 @@ func (r imageRow) SharedSize() string {
 	if r.i.SharedSize == -1 {
 		return "N/A"
 	}
-	return format.Size(r.i.SharedSize)
+	return format.SizeDF(r.i.SharedSize)
 }
 func (r imageRow) UniqueSize() string {
 	if r.i.Size == -1 || r.i.SharedSize == -1 {
 		return "N/A"
 	}
-	return format.Size(r.i.Size - r.i.SharedSize)
+	return format.SizeDF(r.i.Size - r.i.SharedSize)
 }
 func (r imageRow) MarshalJSON() ([]byte, error) { return format.MarshalRow(r) }
 

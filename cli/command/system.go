@@ -358,7 +358,13 @@ func printDFVerbose(out io.Writer, du client.DiskUsageResult) error {
 	fmt.Fprintln(out)
 	fmt.Fprintln(tw, "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE\tSHARED SIZE\tUNIQUE SIZE\tCONTAINERS")
 	for _, img := range du.Images.Items {
-		for _, r := range imageRows(img, true, false) {
+		// One line per image, under its first tag, as docker prints it.
+		one := img
+		one.RepoDigests = nil
+		if len(one.RepoTags) > 1 {
+			one.RepoTags = one.RepoTags[:1]
+		}
+		for _, r := range imageRows(one, true, false) {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Repository(), r.Tag(), r.ID(), r.CreatedSince(),
 				r.Size(), r.SharedSize(), r.UniqueSize(), r.Containers())
 		}
