@@ -299,11 +299,9 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	var rtCmd []string // nil: the shim's default, this binary's runtime
 	if rtName != "" && rtName != DefaultRuntime {
-		rt, ok := runtimes()[rtName]
-		if !ok {
-			return nil, errdefs.Invalid("unknown or invalid runtime name: %s", rtName)
+		if rtCmd, err = d.runtimeCmd(rtName); err != nil {
+			return nil, err
 		}
-		rtCmd = append(append([]string{rt.Path}, rt.Args...), "--root", filepath.Join(d.cfg.ExecRoot, "runtime-"+rtName))
 	}
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
 		Height: h, Width: w, Log: logs.Config{Path: logPath}, Runtime: rtCmd})
@@ -336,6 +334,21 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	d.publishContainer(c, events.ActionStart, nil)
 	go d.monitor(c, r)
 	return client, nil
+}
+
+// runtimeCmd is the OCI runtime command with its state root: berth's own
+// under <exec-root>/runtime (the shim's default), others under
+// <exec-root>/runtime-<name>.
+func (d *Daemon) runtimeCmd(name string) ([]string, error) {
+	rt, ok := runtimes()[name]
+	if !ok {
+		return nil, errdefs.Invalid("unknown or invalid runtime name: %s", name)
+	}
+	root := filepath.Join(d.cfg.ExecRoot, "runtime")
+	if name != DefaultRuntime {
+		root += "-" + name
+	}
+	return append(append([]string{rt.Path}, rt.Args...), "--root", root), nil
 }
 
 // initBinary is what --init bind-mounts: berth-shim beside the daemon's
@@ -487,6 +500,7 @@ func (d *Daemon) stop(ctx context.Context, c *container.Container, o container.S
 		d.log.Debug("stop signal", "id", c.ID, "error", err)
 	}
 	d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
+	d.thawIfPaused(ctx, c)
 	var after <-chan time.Time
 	if timeout >= 0 {
 		after = time.After(time.Duration(timeout) * time.Second)
@@ -546,6 +560,7 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 				return fmt.Errorf("cannot remove container %s: kill: %w", c.ID, err)
 			}
+			d.thawIfPaused(ctx, c)
 			select {
 			case <-r.done:
 			case <-time.After(30 * time.Second):

@@ -392,3 +392,37 @@ func TestContainerEventsAndAPI(t *testing.T) {
 		t.Fatalf("rmi -f of a running container's image: %v %q", err, out)
 	}
 }
+
+func TestContainerPauseRenamePrune(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "p1", "busybox", "sh", "-c", "while true; do date +%s%N > /tmp/t; usleep 50000; done")
+	d.mustDocker("pause", "p1")
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", "p1"); st != "paused true\n" {
+		t.Fatalf("after pause: %q", st)
+	}
+	mustContain(t, "ps paused", d.mustDocker("ps", "--format", "{{.Status}}"), "(Paused)")
+	if out, err := d.docker("pause", "p1"); err == nil {
+		t.Fatalf("pause twice: %q", out)
+	}
+	d.mustDocker("unpause", "p1")
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "p1"); st != "running\n" {
+		t.Fatalf("after unpause: %q", st)
+	}
+	d.mustDocker("pause", "p1")
+	d.mustDocker("stop", "-t", "1", "p1") // a paused container stops too
+	d.mustDocker("rename", "p1", "p2")
+	if out, err := d.docker("inspect", "p1"); err == nil {
+		t.Fatalf("old name still resolves: %q", out)
+	}
+	if n := d.mustDocker("inspect", "-f", "{{.Name}}", "p2"); n != "/p2\n" {
+		t.Fatalf("renamed: %q", n)
+	}
+	d.mustDocker("create", "--name", "keep", "--label", "keep=1", "busybox", "true")
+	d.mustDocker("run", "-d", "--name", "live", "busybox", "sleep", "100")
+	out := d.mustDocker("container", "prune", "-f", "--filter", "label!=keep")
+	mustContain(t, "prune", out, "Deleted Containers:")
+	if names := d.mustDocker("ps", "-a", "--format", "{{.Names}}"); strings.Contains(names, "p2") || !strings.Contains(names, "keep") || !strings.Contains(names, "live") {
+		t.Fatalf("after prune: %q", names)
+	}
+}

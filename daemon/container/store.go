@@ -171,3 +171,32 @@ func randomName(retry bool) string {
 	}
 	return n
 }
+
+// Rename gives c a new name (docker's rules), freeing the old one.
+func (s *Store) Rename(c *Container, name string) (old string, err error) {
+	if !validName.MatchString(name) {
+		return "", errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
+	}
+	if !strings.HasPrefix(name, "/") {
+		name = "/" + name
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.Lock()
+	defer c.Unlock()
+	old = c.Name
+	if name == old {
+		return "", errdefs.Invalid("Renaming a container with the same name as its current name")
+	}
+	if other, taken := s.names[name]; taken {
+		return "", errdefs.Conflict("Conflict. The container name %q is already in use by container %q. You have to remove (or rename) that container to be able to reuse that name.", name, other)
+	}
+	c.Name = name
+	if err := c.save(); err != nil {
+		c.Name = old
+		return "", err
+	}
+	delete(s.names, old)
+	s.names[name] = c.ID
+	return old, nil
+}

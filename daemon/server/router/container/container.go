@@ -35,6 +35,10 @@ type Backend interface {
 	ContainerLogs(ctx context.Context, name string, o ctr.LogsOptions) (bool, func(func(logs.Message) error) error, error)
 	ContainerAttach(ctx context.Context, name string, o ctr.AttachOptions) error
 	ContainerResize(ctx context.Context, name string, height, width int) error
+	ContainerPause(ctx context.Context, name string) error
+	ContainerUnpause(ctx context.Context, name string) error
+	ContainerRename(ctx context.Context, name, newName string) error
+	ContainersPrune(ctx context.Context, f filters.Args) (*containertypes.PruneReport, error)
 }
 
 // Router serves the container routes.
@@ -57,6 +61,10 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodGet, Path: "/containers/{name}/logs", Handler: r.logs},
 		{Method: http.MethodPost, Path: "/containers/{name}/attach", Handler: r.attach},
 		{Method: http.MethodPost, Path: "/containers/{name}/resize", Handler: r.resize},
+		{Method: http.MethodPost, Path: "/containers/prune", Handler: r.prune},
+		{Method: http.MethodPost, Path: "/containers/{name}/pause", Handler: r.pause},
+		{Method: http.MethodPost, Path: "/containers/{name}/unpause", Handler: r.unpause},
+		{Method: http.MethodPost, Path: "/containers/{name}/rename", Handler: r.rename},
 		{Method: http.MethodDelete, Path: "/containers/{name}", Handler: r.remove},
 	}
 }
@@ -352,4 +360,46 @@ func (r *Router) resize(ctx context.Context, w http.ResponseWriter, req *http.Re
 	}
 	w.WriteHeader(http.StatusOK)
 	return nil
+}
+
+func (r *Router) pause(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	if err := r.b.ContainerPause(ctx, vars["name"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (r *Router) unpause(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	if err := r.b.ContainerUnpause(ctx, vars["name"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (r *Router) rename(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	if err := r.b.ContainerRename(ctx, vars["name"], req.Form.Get("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	f, err := filters.Parse(req.Form.Get("filters"))
+	if err != nil {
+		return err
+	}
+	rep, err := r.b.ContainersPrune(ctx, f)
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, rep)
 }
