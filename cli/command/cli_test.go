@@ -469,3 +469,44 @@ func TestLoadOnTerminal(t *testing.T) {
 		})
 	}
 }
+
+// TestWithContainer: with a container made by the docker CLI, disk usage,
+// counts and removing an image in use print as docker prints them.
+func TestWithContainer(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	for _, dd := range daemons {
+		t.Run(dd.name, func(t *testing.T) {
+			d := dd.start(t)
+			if r := run(t, nil, bin, d.host, "load", "-q", "-i", one); r.code != 0 {
+				t.Fatalf("load: %s", r)
+			}
+			if r := run(t, nil, dockerCLI, d.host, "create", "--name", "c1", "--network", "none", "berthtest/one:v1", "true"); r.code != 0 {
+				t.Fatalf("docker create: %s", r)
+			}
+			defer run(t, nil, dockerCLI, d.host, "rm", "-f", "c1")
+			for _, args := range [][]string{
+				{"system", "df"},
+				{"system", "df", "-v"},
+				{"info", "--format", "{{.Containers}} {{.ContainersRunning}} {{.ContainersStopped}} {{.Images}}"},
+				{"rmi", "berthtest/one:v1"},
+				{"image", "prune", "-a", "-f"},
+			} {
+				b := run(t, nil, bin, d.host, args...)
+				k := run(t, nil, dockerCLI, d.host, args...)
+				if b.out != k.out || b.code != k.code || normalize(b.err) != normalize(k.err) {
+					t.Errorf("%s: berth and docker differ\nberth: %s\ndocker: %s", strings.Join(args, " "), b, k)
+				}
+			}
+			// -f removes an image a stopped container uses (both daemons).
+			r := run(t, nil, bin, d.host, "rmi", "-f", "berthtest/one:v1")
+			if r.code != 0 || !regexp.MustCompile(`^Untagged: berthtest/one:v1\nDeleted: sha256:[0-9a-f]{64}\n`).MatchString(r.out) {
+				t.Fatalf("rmi -f of an image in use: %s", r)
+			}
+			if r := run(t, nil, dockerCLI, d.host, "images", "-q"); r.out != "" {
+				t.Fatalf("images after rmi -f: %s", r)
+			}
+		})
+	}
+}
