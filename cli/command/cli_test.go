@@ -172,7 +172,17 @@ func TestImageLifecycle(t *testing.T) {
 				!strings.Contains(r.err, "invalid output path") {
 				t.Fatalf("save into a missing dir: %s", r)
 			}
-			r := berth(nil, "save", "berthtest/one:v1")
+			// a failed save leaves no file, and says what docker says
+			bad := filepath.Join(dir, d.name+"-bad.tar")
+			r := berth(nil, "save", "-o", bad, "berthtest/nosuch")
+			k := docker("save", "-o", bad, "berthtest/nosuch")
+			if r.code != 1 || r.code != k.code || r.err != k.err {
+				t.Fatalf("save of a missing image:\nberth: %s\ndocker: %s", r, k)
+			}
+			if _, err := os.Stat(bad); !os.IsNotExist(err) {
+				t.Fatalf("a failed save left %s: %v", bad, err)
+			}
+			r = berth(nil, "save", "berthtest/one:v1")
 			if r.code != 0 || len(r.out) < 1024 {
 				t.Fatalf("save to stdout: exit %d, %d bytes, %s", r.code, len(r.out), r.err)
 			}

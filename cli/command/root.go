@@ -143,7 +143,7 @@ func NewRoot(c *CLI) *cobra.Command {
 	// Global options go before the command, as docker's: on the root only
 	// (children may reuse their letters: history -H is --human).
 	f := root.Flags()
-	f.StringArrayVarP(&c.hosts, "host", "H", nil, "Daemon socket to connect to (env BERTH_HOST or DOCKER_HOST; default "+DefaultHost+")")
+	f.VarP((*listFlag)(&c.hosts), "host", "H", "Daemon socket to connect to (env BERTH_HOST or DOCKER_HOST; default "+DefaultHost+")")
 	f.BoolVar(&c.tls, "tls", false, "Use TLS; implied by --tlsverify")
 	f.BoolVar(&c.tlsVerify, "tlsverify", os.Getenv(client.EnvTLSVerify) != "", "Use TLS and verify the remote")
 	f.StringVar(&c.tlsCACert, "tlscacert", certFile("ca.pem"), "Trust certs signed only by this CA")
@@ -356,6 +356,13 @@ func plural(n int) string {
 	}
 	return "arguments"
 }
+
+// listFlag is a repeatable string option, shown as docker shows it.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Type() string       { return "list" }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 // filterFlag is docker's -f/--filter key=value, repeatable.
 type filterFlag struct{ f client.Filters }
