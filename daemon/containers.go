@@ -152,6 +152,11 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 				return err
 			}
 		}
+		for _, m := range hc.Mounts {
+			if _, err := container.FromMount(m); err != nil {
+				return err
+			}
+		}
 		if hc.NetworkMode == "" {
 			hc.NetworkMode = "default"
 		}

@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/shim/logs"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 )
 
@@ -89,8 +90,9 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string) (*containert
 		},
 		Image: c.Image, LogPath: c.LogPath, Name: c.Name, RestartCount: c.RestartCount, Driver: c.Driver,
 		Platform: "linux", ExecIDs: nil, HostConfig: c.HostConfig, Config: c.Config,
-		GraphDriver: &storage.DriverData{Name: c.Driver, Data: map[string]string{}},
-		Mounts:      mountPoints(c),
+		GraphDriver:     &storage.DriverData{Name: c.Driver, Data: map[string]string{}},
+		NetworkSettings: &containertypes.NetworkSettings{Networks: map[string]*network.EndpointSettings{}},
+		Mounts:          mountPoints(c),
 	}
 	if c.HasBeenStarted {
 		out.ResolvConfPath, out.HostnamePath, out.HostsPath = c.ResolvConfPath(), c.HostnamePath(), c.HostsPath()
@@ -120,6 +122,16 @@ func mountPoints(c *container.Container) []containertypes.MountPoint {
 		}
 		out = append(out, containertypes.MountPoint{Type: "bind", Source: m.Source, Destination: m.Destination,
 			Mode: mode, RW: rw, Propagation: mount.Propagation(prop)})
+	}
+	for _, m := range c.HostConfig.Mounts {
+		mp := containertypes.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
+		if m.Type == mount.TypeBind {
+			mp.Propagation = mount.PropagationRPrivate
+			if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+				mp.Propagation = m.BindOptions.Propagation
+			}
+		}
+		out = append(out, mp)
 	}
 	return out
 }

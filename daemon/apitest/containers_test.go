@@ -219,6 +219,9 @@ func TestContainerConfig(t *testing.T) {
 	if out, code := d.exitCode("run", "--rm", "-v", host+":/data:ro", "busybox", "touch", "/data/x"); code == 0 || !strings.Contains(out, "Read-only") {
 		t.Fatalf("ro bind: %d %q", code, out)
 	}
+	out = d.mustDocker("run", "--rm", "--mount", "type=bind,src="+host+",dst=/m,readonly", "--mount", "type=tmpfs,dst=/t,tmpfs-size=1m",
+		"busybox", "sh", "-c", "cat /m/hello; touch /m/no 2>&1; grep ' /t ' /proc/mounts")
+	mustContain(t, "--mount", out, "from host\n", "Read-only", "tmpfs /t tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k")
 	if out, code := d.exitCode("run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c", "touch /scratch/ok && touch /x"); code == 0 || !strings.Contains(out, "Read-only") {
 		t.Fatalf("--read-only: %d %q", code, out)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/runtime/spec"
+	"github.com/moby/moby/api/types/mount"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -150,6 +151,13 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		}
 		extra = append(extra, m)
 	}
+	for _, hm := range hc.Mounts {
+		m, err := FromMount(hm)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, m)
+	}
 	for dst, opts := range hc.Tmpfs {
 		if !filepath.IsAbs(dst) {
 			return nil, errdefs.Invalid("invalid tmpfs destination %q: not an absolute path", dst)
@@ -233,6 +241,52 @@ func ParseBind(b string) (specs.Mount, error) {
 		}
 	}
 	return specs.Mount{Destination: filepath.Clean(dst), Type: "bind", Source: filepath.Clean(src), Options: append(opts, prop)}, nil
+}
+
+// FromMount turns a --mount of type bind or tmpfs into an OCI mount
+// (volumes come with the volumes issue). A bind's source must exist, as
+// docker requires for --mount.
+func FromMount(m mount.Mount) (specs.Mount, error) {
+	if !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) == "/" {
+		return specs.Mount{}, errdefs.Invalid("invalid mount config: invalid mount path: '%s' mount path must be absolute", m.Target)
+	}
+	dst := filepath.Clean(m.Target)
+	switch m.Type {
+	case mount.TypeBind:
+		if !filepath.IsAbs(m.Source) {
+			return specs.Mount{}, errdefs.Invalid("invalid mount config for type \"bind\": invalid mount path: '%s' mount path must be absolute", m.Source)
+		}
+		if _, err := os.Stat(m.Source); err != nil {
+			return specs.Mount{}, errdefs.Invalid("invalid mount config for type \"bind\": bind source path does not exist: %s", m.Source)
+		}
+		opts := []string{"rbind"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		prop := "rprivate"
+		if m.BindOptions != nil && m.BindOptions.Propagation != "" {
+			prop = string(m.BindOptions.Propagation)
+		}
+		return specs.Mount{Destination: dst, Type: "bind", Source: filepath.Clean(m.Source), Options: append(opts, prop)}, nil
+	case mount.TypeTmpfs:
+		if m.Source != "" {
+			return specs.Mount{}, errdefs.Invalid("invalid mount config for type \"tmpfs\": source must not be specified")
+		}
+		opts := []string{"nosuid", "nodev", "noexec"}
+		if m.ReadOnly {
+			opts = append(opts, "ro")
+		}
+		if t := m.TmpfsOptions; t != nil {
+			if t.SizeBytes > 0 {
+				opts = append(opts, fmt.Sprintf("size=%d", t.SizeBytes))
+			}
+			if t.Mode != 0 {
+				opts = append(opts, fmt.Sprintf("mode=%o", t.Mode.Perm()))
+			}
+		}
+		return specs.Mount{Destination: dst, Type: "tmpfs", Source: "tmpfs", Options: opts}, nil
+	}
+	return specs.Mount{}, errdefs.NotImplemented("mounts of type %q are not supported yet", m.Type)
 }
 
 func resources(r *specs.LinuxResources, c *Container) {
