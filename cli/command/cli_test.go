@@ -319,7 +319,13 @@ func TestEventsStream(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+			killed := false
+			defer func() {
+				if !killed {
+					_ = cmd.Process.Kill()
+					_ = cmd.Wait()
+				}
+			}()
 			lines := make(chan string, 16)
 			go func() {
 				s := bufio.NewScanner(out)
@@ -338,6 +344,13 @@ func TestEventsStream(t *testing.T) {
 					// dockerd 20.10 names the image by ID, berth by reference
 					if !strings.HasPrefix(l, "image load ") {
 						t.Fatalf("event %q", l)
+					}
+					// ^C ends the stream with 130, as docker's.
+					killed = true
+					_ = cmd.Process.Signal(os.Interrupt)
+					err := cmd.Wait()
+					if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+						t.Fatalf("events after SIGINT: %v", err)
 					}
 					return
 				case <-time.After(time.Second):

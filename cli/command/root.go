@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/moby/moby/client"
@@ -69,10 +70,26 @@ func (e usageError) Error() string { return e.err.Error() }
 
 // Main runs `berth args...` with the process's streams and returns the exit
 // code.
+// SIGINT and SIGTERM cancel the command; the exit code is then 128 plus
+// the signal's number, as docker's.
 func Main(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return Run(ctx, &CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, args)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	var got atomic.Int32
+	go func() {
+		if s, ok := <-sigs; ok {
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		}
+	}()
+	code := Run(ctx, &CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, args)
+	if s := got.Load(); s != 0 {
+		return 128 + int(s)
+	}
+	return code
 }
 
 // Run runs the CLI on given streams.
