@@ -314,7 +314,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		return nil, err
 	}
 	d.connectPending(ctx, c.ID, client)
-	if err := client.Start(ctx, ""); err != nil {
+	if err := client.Start(ctx, ""); err != nil && !startRaced(err) {
 		_ = client.Shutdown(ctx)
 		return nil, err
 	}
@@ -354,6 +354,16 @@ func (d *Daemon) runtimeCmd(name string) ([]string, error) {
 		root += "-" + name
 	}
 	return append(append([]string{rt.Path}, rt.Args...), "--root", root), nil
+}
+
+// startRaced recognises a runtime start that lost a race with a process
+// that ran and exited at once: `runtime start` opens the init's pidfd
+// after releasing it through the exec fifo, so a quick process may be
+// reaped by then (ESRCH). The process did run and the shim has its exit;
+// the container is treated as started. (The runtime should open the pidfd
+// before the fifo; reported.)
+func startRaced(err error) bool {
+	return strings.Contains(err.Error(), "open init process: no such process")
 }
 
 // initBinary is what --init bind-mounts: berth-shim beside the daemon's

@@ -361,6 +361,20 @@ func TestContainerEventsAndAPI(t *testing.T) {
 		t.Fatalf("events: %q, want %q", got, want)
 	}
 
+	// docker attach to a running container; docker start -a of a created one.
+	d.mustDocker("run", "-d", "--name", "late", "busybox", "sh", "-c", "sleep 2; echo late; exit 6")
+	if out, code := d.exitCode("attach", "late"); code != 6 || out != "late\n" {
+		t.Fatalf("attach: %d %q", code, out)
+	}
+	d.mustDocker("create", "--name", "cr", "busybox", "sh", "-c", "echo from-start-a >&2; exit 9")
+	if out, code := d.exitCode("start", "-a", "cr"); code != 9 || out != "from-start-a\n" {
+		t.Fatalf("start -a: %d %q", code, out)
+	}
+	d.mustDocker("rm", "late", "cr")
+	evOut.mu.Lock()
+	evOut.b.Reset()
+	evOut.mu.Unlock()
+
 	// logs -f follows until the container exits.
 	d.mustDocker("run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo a; sleep 1; echo b >&2; sleep 1")
 	if out := d.mustDocker("logs", "-f", "talker"); out != "a\nb\n" {
