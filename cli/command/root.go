@@ -335,7 +335,11 @@ func noArgs(cmd *cobra.Command, args []string) error {
 		return nil
 	}
 	if cmd.HasSubCommands() {
-		return fmt.Errorf("unknown command: %s %s", cmd.CommandPath(), args[0])
+		err := fmt.Errorf("unknown command: %s %s", cmd.CommandPath(), args[0])
+		if cmd.HasParent() {
+			return usageError{cmd: cmd, code: ExitError, err: err}
+		}
+		return err
 	}
 	return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' accepts no arguments", cmd.CommandPath())}
 }
