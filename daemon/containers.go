@@ -626,8 +626,15 @@ func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error 
 func (d *Daemon) RestoreContainers(ctx context.Context) {
 	for _, c := range d.ctrs.store.List() {
 		c.Lock()
-		wasRunning := c.Running()
+		wasRunning, dead := c.Running(), c.State.Status == container.StatusDead
 		c.Unlock()
+		if dead {
+			// A removal that failed half-way: try again, as dockerd does.
+			if err := d.ContainerRemove(ctx, c.ID, true, false); err != nil {
+				d.log.Warn("remove dead container", "id", c.ID, "error", err)
+			}
+			continue
+		}
 		if !wasRunning {
 			continue
 		}
@@ -668,6 +675,29 @@ var errDetached = errors.New("detached")
 func (d *Daemon) closeContainers() {
 	if d.ctrs == nil {
 		return
+	}
+	d.mu.RLock()
+	live := d.cfg.LiveRestoreEnabled()
+	d.mu.RUnlock()
+	if !live {
+		// Without live restore the containers stop with the daemon, as
+		// dockerd's do (stop signal, 10 s, SIGKILL; in parallel).
+		var wg sync.WaitGroup
+		for _, c := range d.ctrs.store.List() {
+			if d.runningOf(c.ID) == nil {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				unlock := d.opLock(c.ID)
+				defer unlock()
+				if err := d.stop(context.Background(), c, container.StopOptions{}); err != nil {
+					d.log.Warn("stop at shutdown", "id", c.ID, "error", err)
+				}
+			}()
+		}
+		wg.Wait()
 	}
 	d.ctrs.mu.Lock()
 	n := len(d.ctrs.running)

@@ -286,6 +286,19 @@ func TestContainerRestore(t *testing.T) {
 	if pids := d.shimPids(); len(pids) > 0 {
 		t.Fatalf("shims left: %v", pids)
 	}
+
+	// Without live restore, a daemon's shutdown stops its containers.
+	d.stop()
+	d.start("--live-restore=false")
+	d.mustDocker("run", "-d", "--name", "stops", "--stop-timeout", "1", "busybox", "sleep", "1000")
+	d.stop()
+	if pids := d.shimPids(); len(pids) > 0 {
+		t.Fatalf("shims left after a shutdown without live restore: %v", pids)
+	}
+	d.start()
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "stops"); st != "exited 137\n" && st != "exited 143\n" {
+		t.Fatalf("after shutdown without live restore: %q", st)
+	}
 }
 
 // TestContainerInteractive runs `docker run -it` on a terminal (script(1))
