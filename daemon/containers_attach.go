@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/daemon/container"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/shim"
+	"berth.dev/berth/shim/logs"
 	"github.com/moby/moby/api/types/events"
 )
 
@@ -68,9 +69,6 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, o container.A
 	if err != nil {
 		return err
 	}
-	if !o.Stream {
-		return nil // logs replay (logs=1) comes later
-	}
 	// As dockerd: StdinOnce closes the container's input at the client's
 	// EOF only without a terminal; with one, the CLI half-closes when it
 	// sees the detach keys itself, and the container's input stays open.
@@ -91,6 +89,29 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, o container.A
 		if so.Stderr != nil {
 			so.Stderr = &stdWriter{w: stdout, stream: 2, mu: &mu}
 		}
+	}
+	if o.Logs {
+		// What the container wrote so far, then (with stream) what follows.
+		c.Lock()
+		path := c.LogPath
+		c.Unlock()
+		err := logs.Read(ctx, logs.Config{Path: path}, logs.ReadOptions{Tail: -1}, func(m logs.Message) error {
+			w := so.Stdout
+			if m.Stream == "stderr" {
+				w = so.Stderr
+			}
+			if w == nil {
+				return nil
+			}
+			_, err := w.Write(m.Line)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if !o.Stream {
+		return nil
 	}
 	detached := make(chan struct{})
 	var once sync.Once

@@ -347,6 +347,10 @@ func TestContainerInteractive(t *testing.T) {
 	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "det"); st != "running\n" {
 		t.Fatalf("after detach: %q (%q)", st, out)
 	}
+	// A terminal's log is raw: no stream frames.
+	if logs := d.mustDocker("logs", "det"); !strings.Contains(logs, "BusyBox") || logs[0] < ' ' && logs[0] != '\r' && logs[0] != '\n' {
+		t.Fatalf("tty logs: %q", logs)
+	}
 }
 
 func TestContainerEventsAndAPI(t *testing.T) {
@@ -382,6 +386,11 @@ func TestContainerEventsAndAPI(t *testing.T) {
 	d.mustDocker("create", "--name", "cr", "busybox", "sh", "-c", "echo from-start-a >&2; exit 9")
 	if out, code := d.exitCode("start", "-a", "cr"); code != 9 || out != "from-start-a\n" {
 		t.Fatalf("start -a: %d %q", code, out)
+	}
+	// attach?logs=1 replays the log (here without stream: the call ends).
+	raw := d.curl("-X", "POST", "http://berth/containers/cr/attach?logs=1&stdout=1&stderr=1")
+	if !strings.HasSuffix(raw, "from-start-a\n") || raw[0] != 2 {
+		t.Fatalf("attach logs=1: %q", raw)
 	}
 	d.mustDocker("rm", "late", "cr")
 	evOut.mu.Lock()
