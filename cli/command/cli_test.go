@@ -129,6 +129,21 @@ func TestSameAsDocker(t *testing.T) {
 			if b.code != 0 || server(b.out) == "" || server(b.out) != server(k.out) {
 				t.Errorf("version: berth and docker differ\nberth: %s\ndocker: %s", b, k)
 			}
+			// info: all of it but the client's version.
+			clientVersion := regexp.MustCompile(`(?m)\A(Client:\n Version: +).*$`)
+			b, k = run(t, nil, bin, d.host, "info"), run(t, nil, dockerCLI, d.host, "info")
+			// (docker lists runtimes in a Go map's order)
+			runtimes := regexp.MustCompile(`(?m)^ Runtimes: .*$`)
+			sortWords := func(s string) string {
+				return runtimes.ReplaceAllStringFunc(s, func(l string) string {
+					w := strings.Fields(strings.TrimPrefix(l, " Runtimes: "))
+					sort.Strings(w)
+					return " Runtimes: " + strings.Join(w, " ")
+				})
+			}
+			if bo, ko := sortWords(clientVersion.ReplaceAllString(b.out, "$1")), sortWords(clientVersion.ReplaceAllString(k.out, "$1")); b.code != 0 || bo != ko || b.err != k.err {
+				t.Errorf("info: berth and docker differ\nberth: %s\ndocker: %s", b, k)
+			}
 			// The API version is negotiated down to the daemon's, or fixed
 			// by DOCKER_API_VERSION.
 			sv := run(t, nil, bin, d.host, "version", "--format", "{{.Server.APIVersion}}")

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
-	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/system"
 	"github.com/moby/moby/client"
@@ -203,7 +202,7 @@ func newInfoCommand(c *CLI) *cobra.Command {
 				}
 				return format.Execute(c.Out, f, d)
 			}
-			printInfo(c.Out, d)
+			printInfo(c.Out, c.Err, d)
 			if d.Info == nil {
 				return statusError{code: ExitError, err: errors.New("errors pretty printing info")}
 			}
@@ -212,62 +211,6 @@ func newInfoCommand(c *CLI) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	return cmd
-}
-
-// printInfo prints info as docker does, the parts berth's daemon fills.
-func printInfo(w io.Writer, d infoData) {
-	fmt.Fprintf(w, "Client:\n Version:    %s\n Context:    %s\n Debug Mode: %v\n\nServer:\n", d.ClientInfo.Version, d.ClientInfo.Context, d.ClientInfo.Debug)
-	if d.Info == nil {
-		for _, e := range d.ServerErrors {
-			fmt.Fprintf(w, "ERROR: %s\n", e)
-		}
-		return
-	}
-	i := d.Info
-	p := func(k string, v any) { fmt.Fprintf(w, " %s: %v\n", k, v) }
-	p("Containers", i.Containers)
-	fmt.Fprintf(w, "  Running: %d\n  Paused: %d\n  Stopped: %d\n", i.ContainersRunning, i.ContainersPaused, i.ContainersStopped)
-	p("Images", i.Images)
-	p("Server Version", i.ServerVersion)
-	p("Storage Driver", i.Driver)
-	for _, kv := range i.DriverStatus {
-		fmt.Fprintf(w, "  %s: %s\n", kv[0], kv[1])
-	}
-	p("Logging Driver", i.LoggingDriver)
-	p("Cgroup Driver", i.CgroupDriver)
-	if i.CgroupVersion != "" {
-		p("Cgroup Version", i.CgroupVersion)
-	}
-	if len(i.Runtimes) > 0 {
-		names := make([]string, 0, len(i.Runtimes))
-		for n := range i.Runtimes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		p("Runtimes", strings.Join(names, " "))
-	}
-	p("Default Runtime", i.DefaultRuntime)
-	p("Kernel Version", i.KernelVersion)
-	p("Operating System", i.OperatingSystem)
-	p("OSType", i.OSType)
-	p("Architecture", i.Architecture)
-	p("CPUs", i.NCPU)
-	p("Total Memory", units.BytesSize(float64(i.MemTotal)))
-	p("Name", i.Name)
-	p("ID", i.ID)
-	p("Docker Root Dir", i.DockerRootDir)
-	p("Debug Mode", i.Debug)
-	if len(i.Labels) > 0 {
-		fmt.Fprintln(w, " Labels:")
-		for _, l := range i.Labels {
-			fmt.Fprintf(w, "  %s\n", l)
-		}
-	}
-	p("Experimental", i.ExperimentalBuild)
-	p("Live Restore Enabled", i.LiveRestoreEnabled)
-	for _, warn := range i.Warnings {
-		fmt.Fprintln(w, warn)
-	}
 }
 
 func newDFCommand(c *CLI) *cobra.Command {
