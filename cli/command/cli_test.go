@@ -49,7 +49,17 @@ func TestSameAsDocker(t *testing.T) {
 					t.Fatalf("berth load: %s", r)
 				}
 			}
+			garbage := filepath.Join(tmp, "garbage.tar")
+			if err := os.WriteFile(garbage, []byte("this is not a tar archive, not even close; it is just text\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			cases := [][]string{
+				{"load", "-i", garbage},
+				{"load", "-q", "-i", garbage},
+				{"image", "inspect", "-f", "{{.Container}}|{{.DockerVersion}}|{{.Size}}", "berthtest/one:v1"},
+				{"image", "inspect", "-f", "{{.NoSuchField}}", "berthtest/one:v1"},
+				{"image", "inspect", "-f", "{{.Id}}", "berthtest/nosuch", "berthtest/one:v1"},
+				{"inspect", "-f", "{{.Id}}", "berthtest/nosuch"},
 				{"images", "--filter", "dangling=true"},
 				{"images", "--filter", "dangling=false"},
 				{"inspect", "berthtest/nosuch"},

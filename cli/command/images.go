@@ -11,6 +11,7 @@ import (
 	"berth.dev/berth/cli/format"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -212,16 +213,35 @@ func newImageInspectCommand(c *CLI) *cobra.Command {
 			}
 			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
 				var raw bytes.Buffer
-				res, err := cl.ImageInspect(cmd.Context(), ref, client.ImageInspectWithRawResponse(&raw))
+				_, err := cl.ImageInspect(cmd.Context(), ref, client.ImageInspectWithRawResponse(&raw))
 				if err != nil && anyType && cerrdefs.IsNotFound(err) {
 					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
 				}
-				return raw.Bytes(), res.InspectResponse, err
+				if err != nil {
+					return nil, nil, err
+				}
+				var typed imageInspect
+				if err := json.Unmarshal(raw.Bytes(), &typed); err != nil {
+					return nil, nil, err
+				}
+				return raw.Bytes(), typed, nil
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	return cmd
+}
+
+// imageInspect is the image as templates see it: the API's, with the
+// fields docker's CLI still knows although newer API types dropped them
+// (templates naming them print empty values rather than fail).
+type imageInspect struct {
+	image.InspectResponse
+	Parent          string
+	Container       string            `json:",omitempty"`
+	ContainerConfig *container.Config `json:",omitempty"`
+	DockerVersion   string            `json:",omitempty"`
+	VirtualSize     int64             `json:"VirtualSize,omitempty"`
 }
 
 // anyType is set by the top-level inspect without --type: what is not
@@ -272,16 +292,29 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 			continue
 		}
 		if err := format.Execute(&out, t, typed); err != nil {
+			// As docker: the typed value first, then the raw JSON, where a
+			// missing key is an error.
 			var generic any
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber()
 			if dec.Decode(&generic) != nil {
 				return err
 			}
-			if err2 := format.Execute(&out, t, generic); err2 != nil {
-				return err2
+			tm, perr := format.Parse(t)
+			if perr != nil {
+				return perr
 			}
+			var b bytes.Buffer
+			if err := tm.Option("missingkey=error").Execute(&b, generic); err != nil {
+				errs = append(errs, fmt.Sprintf("template parsing error: %v", err))
+				continue
+			}
+			out.Write(b.Bytes())
+			out.WriteByte('\n')
 		}
+	}
+	if t != "" && out.Len() == 0 {
+		out.WriteByte('\n') // docker's template inspector prints an empty line
 	}
 	if t == "" {
 		if len(raws) == 0 {
