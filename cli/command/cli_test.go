@@ -402,7 +402,8 @@ func TestEventsStream(t *testing.T) {
 	}
 }
 
-// TestSaveRefusesTerminal: a tar is not written to a terminal.
+// TestSaveRefusesTerminal: a tar is not written to a terminal, nor read
+// from one.
 func TestSaveRefusesTerminal(t *testing.T) {
 	requireTools(t)
 	pty, slave, err := console.NewPty()
@@ -423,6 +424,14 @@ func TestSaveRefusesTerminal(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 ||
 		stderr.String() != "cowardly refusing to save to a terminal. Use the -o flag or redirect\n" {
 		t.Fatalf("save to a terminal: %v %q", err, stderr.String())
+	}
+	// Nor is a tar read from one.
+	cmd = exec.Command(testutil.BerthBinary(t), "-H", "unix:///nonexistent.sock", "load")
+	stderr.Reset()
+	cmd.Stdin, cmd.Stderr = f, &stderr
+	err = cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || stderr.String() != "requested load from stdin, but stdin is empty\n" {
+		t.Fatalf("load from a terminal: %v %q", err, stderr.String())
 	}
 }
 
