@@ -572,7 +572,9 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			if !force {
 				return errdefs.Conflict("cannot remove container %q: container is running: stop the container before removing or force remove", strings.TrimPrefix(c.Name, "/"))
 			}
-			if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+			// Not running (conflict) means it is exiting: the monitor
+			// records that.
+			if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) && !errdefs.Is(err, errdefs.KindConflict) {
 				return fmt.Errorf("cannot remove container %s: kill: %w", c.ID, err)
 			}
 			d.thawIfPaused(ctx, c)
@@ -644,6 +646,12 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 			d.ctrs.mu.Lock()
 			d.ctrs.running[c.ID] = r
 			d.ctrs.mu.Unlock()
+			// One that exited meanwhile is recorded before the API
+			// answers, so the first ps already shows it.
+			if st, err := client.State(ctx, ""); err == nil && st.Status == shim.StatusStopped {
+				d.monitor(c, r)
+				continue
+			}
 			go d.monitor(c, r)
 			d.log.Info("container restored", "id", c.ID)
 			continue
