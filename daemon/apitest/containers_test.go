@@ -236,6 +236,16 @@ func TestContainerConfig(t *testing.T) {
 		t.Fatalf("--init: %d %q", code, out)
 	}
 
+	// --privileged: every capability, the host's devices, /sys writable.
+	out = d.mustDocker("run", "--rm", "--privileged", "busybox", "sh", "-c", "grep CapEff /proc/self/status; ls /dev/loop-control; grep ' /sys ' /proc/mounts")
+	mustContain(t, "--privileged", out, "CapEff:\t"+hostCapBnd(t), "/dev/loop-control", "sysfs /sys sysfs rw")
+	// --network host shares the host's interfaces.
+	hostIfs, _ := os.ReadDir("/sys/class/net")
+	out = d.mustDocker("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net")
+	if len(strings.Fields(out)) != len(hostIfs) {
+		t.Fatalf("--network host: %q, host has %d", out, len(hostIfs))
+	}
+
 	// Another OCI runtime by name (docker info lists runc when installed).
 	if _, err := exec.LookPath("runc"); err == nil {
 		if out := d.mustDocker("run", "--rm", "--runtime", "runc", "busybox", "echo", "via-runc"); out != "via-runc\n" {
@@ -464,4 +474,19 @@ func TestContainerPauseRenamePrune(t *testing.T) {
 	if names := d.mustDocker("ps", "-a", "--format", "{{.Names}}"); strings.Contains(names, "p2") || !strings.Contains(names, "keep") || !strings.Contains(names, "live") {
 		t.Fatalf("after prune: %q", names)
 	}
+}
+
+// hostCapBnd is this process's bounding set as /proc shows it.
+func hostCapBnd(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatal("no CapBnd")
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
 	"berth.dev/berth/errdefs"
@@ -354,7 +355,7 @@ func capabilities(privileged bool, add, drop []string) ([]string, error) {
 			caps = nil
 			continue
 		}
-		if !slices.Contains(all, d) {
+		if !slices.Contains(capNames, d) {
 			return nil, errdefs.Invalid("unknown capability drop: %q", d)
 		}
 		caps = slices.DeleteFunc(caps, func(c string) bool { return c == d })
@@ -365,7 +366,7 @@ func capabilities(privileged bool, add, drop []string) ([]string, error) {
 			caps = all
 			continue
 		}
-		if !slices.Contains(all, a) {
+		if !slices.Contains(capNames, a) {
 			return nil, errdefs.Invalid("unknown capability: %q", a)
 		}
 		if !slices.Contains(caps, a) {
@@ -386,16 +387,27 @@ var capNames = []string{
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
-// allCaps is every capability this kernel has (cap_last_cap).
+// allCaps is every capability the daemon may hand on: those in its own
+// bounding set (a daemon in a restricted environment cannot grant more,
+// and the runtime refuses to try), as dockerd's privileged containers get.
 func allCaps() []string {
-	last := len(capNames) - 1
-	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
-		var n int
-		if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "%d", &n); err == nil && n < last {
-			last = n
+	var bnd uint64 = 1<<len(capNames) - 1
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "CapBnd:"); ok {
+				if n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64); err == nil {
+					bnd = n
+				}
+			}
 		}
 	}
-	return slices.Clone(capNames[:last+1])
+	var out []string
+	for i, name := range capNames {
+		if bnd&(1<<i) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 // hostDevices lists the host's /dev device nodes for --privileged.
