@@ -37,6 +37,7 @@ type containers struct {
 	running map[string]*running
 	ops     map[string]*sync.Mutex      // one lifecycle operation per container at a time
 	pending map[string][]*pendingAttach // attaches waiting for a start
+	execs   *execs
 }
 
 func (d *Daemon) openContainers() error {

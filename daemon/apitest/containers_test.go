@@ -490,3 +490,36 @@ func hostCapBnd(t *testing.T) string {
 	t.Fatal("no CapBnd")
 	return ""
 }
+
+func TestContainerExec(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "ex", "-e", "BASE=1", "busybox", "sleep", "1000")
+	out := d.mustDocker("exec", "-e", "EXTRA=2", "-w", "/tmp", "-u", "nobody", "ex", "sh", "-c", "echo $BASE$EXTRA; pwd; id -u; cat /proc/1/cmdline")
+	if out != "12\n/tmp\n65534\nsleep\x001000\x00" {
+		t.Fatalf("exec: %q", out)
+	}
+	if out, code := d.exitCode("exec", "ex", "sh", "-c", "echo err >&2; exit 4"); code != 4 || out != "err\n" {
+		t.Fatalf("exec exit: %d %q", code, out)
+	}
+	out, err := d.dockerIn([]byte("in\n"), "exec", "-i", "ex", "cat")
+	if err != nil || out != "in\n" {
+		t.Fatalf("exec -i: %v %q", err, out)
+	}
+	d.mustDocker("exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/bg")
+	waitFor(t, "detached exec", func() bool { out, _ := d.docker("exec", "ex", "cat", "/tmp/bg"); return out == "bg\n" })
+	if out, code := d.exitCode("exec", "ex", "no-such-command"); code != 127 || !strings.Contains(out, "executable file not found") {
+		t.Fatalf("exec of a missing command: %d %q", code, out)
+	}
+	if _, err := exec.LookPath("script"); err == nil {
+		cmd := exec.Command("script", "-qec", dockerCLI+" exec -t ex tty", "/dev/null")
+		cmd.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+		if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "/dev/pts/") {
+			t.Fatalf("exec -t: %v %q", err, b)
+		}
+	}
+	d.mustDocker("stop", "-t", "0", "ex")
+	if out, err := d.docker("exec", "ex", "true"); err == nil || !strings.Contains(out, "is not running") {
+		t.Fatalf("exec in a stopped container: %v %q", err, out)
+	}
+}

@@ -387,6 +387,9 @@ var capNames = []string{
 	"CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
 }
 
+// AllCaps is what --privileged grants (for execs too).
+func AllCaps() []string { return allCaps() }
+
 // allCaps is every capability the daemon may hand on: those in its own
 // bounding set (a daemon in a restricted environment cannot grant more,
 // and the runtime refuses to try), as dockerd's privileged containers get.

@@ -39,6 +39,10 @@ type Backend interface {
 	ContainerUnpause(ctx context.Context, name string) error
 	ContainerRename(ctx context.Context, name, newName string) error
 	ContainersPrune(ctx context.Context, f filters.Args) (*containertypes.PruneReport, error)
+	ContainerExecCreate(ctx context.Context, name string, req containertypes.ExecCreateRequest) (string, error)
+	ContainerExecStart(ctx context.Context, id string, detach bool, getStreams func(tty bool) (io.Reader, io.Writer, io.Writer, error)) error
+	ContainerExecInspect(ctx context.Context, id string) (*containertypes.ExecInspectResponse, error)
+	ContainerExecResize(ctx context.Context, id string, height, width int) error
 }
 
 // Router serves the container routes.
@@ -66,6 +70,10 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodPost, Path: "/containers/{name}/unpause", Handler: r.unpause},
 		{Method: http.MethodPost, Path: "/containers/{name}/rename", Handler: r.rename},
 		{Method: http.MethodDelete, Path: "/containers/{name}", Handler: r.remove},
+		{Method: http.MethodPost, Path: "/containers/{name}/exec", Handler: r.execCreate},
+		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
+		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
+		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},
 	}
 }
 
@@ -307,42 +315,110 @@ func (r *Router) attach(ctx context.Context, w http.ResponseWriter, req *http.Re
 		Stdin: httputils.BoolValue(req, "stdin"), Stdout: httputils.BoolValue(req, "stdout"), Stderr: httputils.BoolValue(req, "stderr"),
 		DetachKeys: req.Form.Get("detachKeys"),
 	}
-	var conn net.Conn
-	upgrade := strings.Contains(strings.ToLower(req.Header.Get("Connection")), "upgrade")
-	o.GetStreams = func(tty bool) (io.Reader, io.Writer, io.Writer, error) {
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("attach: hijack: %w", err)
-		}
-		conn = c
-		_ = c.SetDeadline(time.Time{})
-		ct := "application/vnd.docker.multiplexed-stream"
-		if tty {
-			ct = "application/vnd.docker.raw-stream"
-		}
-		if upgrade {
-			fmt.Fprintf(c, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ct)
-		} else {
-			fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ct)
-		}
-		var in io.Reader = c
-		if brw != nil && brw.Reader.Buffered() > 0 {
-			in = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), c)
-		}
-		return in, c, c, nil
+	h := &hijacker{w: w, req: req}
+	o.GetStreams = h.streams
+	return h.finish(r.b.ContainerAttach(ctx, vars["name"], o))
+}
+
+// hijacker takes over a request's connection as dockerd does for attach
+// and exec start: 101 UPGRADED when the client asked to upgrade, else 200,
+// then the raw stream both ways.
+type hijacker struct {
+	w    http.ResponseWriter
+	req  *http.Request
+	conn net.Conn
+}
+
+func (h *hijacker) streams(tty bool) (io.Reader, io.Writer, io.Writer, error) {
+	c, brw, err := http.NewResponseController(h.w).Hijack()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("hijack the connection: %w", err)
 	}
-	err := r.b.ContainerAttach(ctx, vars["name"], o)
-	if conn == nil {
-		return err // not hijacked: an ordinary error answer
+	h.conn = c
+	_ = c.SetDeadline(time.Time{})
+	ct := "application/vnd.docker.multiplexed-stream"
+	if tty {
+		ct = "application/vnd.docker.raw-stream"
+	}
+	if strings.Contains(strings.ToLower(h.req.Header.Get("Connection")), "upgrade") {
+		fmt.Fprintf(c, "HTTP/1.1 101 UPGRADED\r\nContent-Type: %s\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n", ct)
+	} else {
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n\r\n", ct)
+	}
+	var in io.Reader = c
+	if brw != nil && brw.Reader.Buffered() > 0 {
+		in = io.MultiReader(io.LimitReader(brw.Reader, int64(brw.Reader.Buffered())), c)
+	}
+	return in, c, c, nil
+}
+
+// finish ends a hijacked stream (an error goes into it: the status line
+// is out) or returns err for an ordinary answer.
+func (h *hijacker) finish(err error) error {
+	if h.conn == nil {
+		return err
 	}
 	if err != nil {
-		// The stream is raw now: docker writes the error into it.
-		fmt.Fprintf(conn, "Error attaching: %s\n", err)
+		fmt.Fprintf(h.conn, "Error: %s\n", err)
 	}
-	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+	if cw, ok := h.conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
-	conn.Close()
+	h.conn.Close()
+	return nil
+}
+
+func (r *Router) execCreate(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	var body containertypes.ExecCreateRequest
+	if err := httputils.DecodeJSON(req, &body); err != nil {
+		return err
+	}
+	id, err := r.b.ContainerExecCreate(ctx, vars["name"], body)
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusCreated, containertypes.ExecCreateResponse{ID: id})
+}
+
+func (r *Router) execStart(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	var body containertypes.ExecStartRequest
+	if req.ContentLength != 0 {
+		if err := httputils.DecodeJSON(req, &body); err != nil {
+			return err
+		}
+	}
+	if body.Detach {
+		if err := r.b.ContainerExecStart(ctx, vars["id"], true, nil); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+	h := &hijacker{w: w, req: req}
+	return h.finish(r.b.ContainerExecStart(ctx, vars["id"], false, h.streams))
+}
+
+func (r *Router) execInspect(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	out, err := r.b.ContainerExecInspect(ctx, vars["id"])
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, out)
+}
+
+func (r *Router) execResize(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	h, err1 := strconv.Atoi(req.Form.Get("h"))
+	wd, err2 := strconv.Atoi(req.Form.Get("w"))
+	if err1 != nil || err2 != nil || h < 0 || wd < 0 {
+		return errdefs.Invalid("invalid resize: h=%q w=%q", req.Form.Get("h"), req.Form.Get("w"))
+	}
+	if err := r.b.ContainerExecResize(ctx, vars["id"], h, wd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusOK)
 	return nil
 }
 
