@@ -309,6 +309,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 			return nil, err
 		}
 	}
+	d.forgetExecs(c.ID)
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
 		Height: h, Width: w, Log: logs.Config{Path: logPath}, Runtime: rtCmd})
 	if err != nil {
@@ -600,6 +601,7 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			return err
 		}
 		d.failPending(c.ID, errdefs.NotFound("container %s was removed", c.ID))
+		d.forgetExecs(c.ID)
 		d.ctrs.mu.Lock()
 		delete(d.ctrs.ops, c.ID)
 		d.ctrs.mu.Unlock()

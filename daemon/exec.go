@@ -312,3 +312,16 @@ func (d *Daemon) execWait(ctx context.Context, client *shim.Client, c *container
 	e.mu.Unlock()
 	d.publishContainer(c, events.ActionExecDie, map[string]string{"execID": e.ID, "exitCode": strconv.Itoa(code)})
 }
+
+// forgetExecs drops the exec records of a container (removed, or started
+// afresh: its execs ended with its previous run).
+func (d *Daemon) forgetExecs(containerID string) {
+	es := d.execStore()
+	es.mu.Lock()
+	defer es.mu.Unlock()
+	for id, e := range es.m {
+		if e.ContainerID == containerID {
+			delete(es.m, id)
+		}
+	}
+}
