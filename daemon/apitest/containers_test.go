@@ -518,6 +518,10 @@ func TestContainerExec(t *testing.T) {
 			t.Fatalf("exec -t: %v %q", err, b)
 		}
 	}
+	top := d.mustDocker("top", "ex")
+	if lines := strings.Split(strings.TrimSpace(top), "\n"); len(lines) != 2 || !strings.Contains(lines[0], "PID") || !strings.HasSuffix(lines[1], "sleep 1000") {
+		t.Fatalf("docker top: %q", top)
+	}
 	d.mustDocker("stop", "-t", "0", "ex")
 	if out, err := d.docker("exec", "ex", "true"); err == nil || !strings.Contains(out, "is not running") {
 		t.Fatalf("exec in a stopped container: %v %q", err, out)

@@ -43,6 +43,7 @@ type Backend interface {
 	ContainerExecStart(ctx context.Context, id string, detach bool, getStreams func(tty bool) (io.Reader, io.Writer, io.Writer, error)) error
 	ContainerExecInspect(ctx context.Context, id string) (*containertypes.ExecInspectResponse, error)
 	ContainerExecResize(ctx context.Context, id string, height, width int) error
+	ContainerTop(ctx context.Context, name, psArgs string) (*containertypes.TopResponse, error)
 }
 
 // Router serves the container routes.
@@ -71,6 +72,7 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodPost, Path: "/containers/{name}/rename", Handler: r.rename},
 		{Method: http.MethodDelete, Path: "/containers/{name}", Handler: r.remove},
 		{Method: http.MethodPost, Path: "/containers/{name}/exec", Handler: r.execCreate},
+		{Method: http.MethodGet, Path: "/containers/{name}/top", Handler: r.top},
 		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
 		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
 		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},
@@ -478,4 +480,15 @@ func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Req
 		return err
 	}
 	return httputils.WriteJSON(w, http.StatusOK, rep)
+}
+
+func (r *Router) top(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	out, err := r.b.ContainerTop(ctx, vars["name"], req.Form.Get("ps_args"))
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, out)
 }
