@@ -158,6 +158,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 				return err
 			}
 		}
+		if _, err := logConfig("", hc.LogConfig); err != nil {
+			return err
+		}
 		if hc.NetworkMode == "" {
 			hc.NetworkMode = "default"
 		}
@@ -278,9 +281,12 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if cs := c.HostConfig.ConsoleSize; cs[0] > 0 {
 		h, w = uint16(cs[0]), uint16(cs[1])
 	}
-	logPath := c.LogPath
+	logCfg, lerr := logConfig(c.LogPath, c.HostConfig.LogConfig)
 	rtName := c.HostConfig.Runtime
 	c.Unlock()
+	if err == nil {
+		err = lerr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +317,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	d.forgetExecs(c.ID)
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
-		Height: h, Width: w, Log: logs.Config{Path: logPath}, Runtime: rtCmd})
+		Height: h, Width: w, Log: logCfg, Runtime: rtCmd})
 	if err != nil {
 		return nil, err
 	}
@@ -641,6 +647,17 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 			continue
 		}
 		if !wasRunning {
+			// A daemon that died inside a start leaves a shim (and a
+			// mount) behind a container recorded as not running.
+			if client, err := shim.Connect(d.shimDir(c.ID)); err == nil {
+				_ = client.Kill(ctx, "", syscall.SIGKILL, true)
+				wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, _ = client.Wait(wctx, "")
+				cancel()
+				_ = client.Shutdown(ctx)
+				d.log.Warn("ended the shim of a container that was not running", "id", c.ID)
+			}
+			_ = snapshot.UnmountAll(c.RootfsPath())
 			continue
 		}
 		client, err := shim.Connect(d.shimDir(c.ID))
@@ -742,4 +759,60 @@ func (d *Daemon) containerCounts() (all, running, paused, stopped int) {
 		all++
 	}
 	return
+}
+
+// logConfig is the json-file log of a container: docker's log options
+// max-size ("10m"; -1 never rotates) and max-file. Only json-file exists.
+func logConfig(path string, lc containertypes.LogConfig) (logs.Config, error) {
+	cfg := logs.Config{Path: path}
+	if lc.Type != "" && lc.Type != "json-file" {
+		return cfg, errdefs.NotImplemented("log driver %q is not supported (json-file only)", lc.Type)
+	}
+	for k, v := range lc.Config {
+		switch k {
+		case "max-size":
+			n, err := parseSize(v)
+			if err != nil {
+				return cfg, errdefs.Invalid("invalid log option max-size=%s: %v", v, err)
+			}
+			cfg.MaxSize = n
+		case "max-file":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return cfg, errdefs.Invalid("invalid log option max-file=%s", v)
+			}
+			cfg.MaxFiles = n
+		default:
+			return cfg, errdefs.Invalid("unknown log opt '%s' for json-file log driver", k)
+		}
+	}
+	if cfg.MaxFiles > 1 && cfg.MaxSize == 0 {
+		return cfg, errdefs.Invalid("max-file cannot be set without max-size")
+	}
+	if cfg.MaxSize == 0 {
+		cfg.MaxSize = -1 // docker's default: no rotation
+	}
+	return cfg, nil
+}
+
+// parseSize reads "100", "10k", "10m", "1g" (docker's RAMInBytes units).
+func parseSize(s string) (int64, error) {
+	if s == "-1" {
+		return -1, nil
+	}
+	mult := int64(1)
+	t := strings.ToLower(strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "b"), "i"))
+	switch {
+	case strings.HasSuffix(t, "k"):
+		mult, t = 1<<10, t[:len(t)-1]
+	case strings.HasSuffix(t, "m"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "g"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
 }

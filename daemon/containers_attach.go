@@ -93,9 +93,12 @@ func (d *Daemon) ContainerAttach(ctx context.Context, name string, o container.A
 	if o.Logs {
 		// What the container wrote so far, then (with stream) what follows.
 		c.Lock()
-		path := c.LogPath
+		lc, _ := logConfig(c.LogPath, c.HostConfig.LogConfig)
 		c.Unlock()
-		err := logs.Read(ctx, logs.Config{Path: path}, logs.ReadOptions{Tail: -1}, func(m logs.Message) error {
+		if lc.MaxFiles == 0 {
+			lc.MaxFiles = logs.DefaultMaxFiles
+		}
+		err := logs.Read(ctx, lc, logs.ReadOptions{Tail: -1}, func(m logs.Message) error {
 			w := so.Stdout
 			if m.Stream == "stderr" {
 				w = so.Stderr

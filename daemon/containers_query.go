@@ -344,8 +344,12 @@ func (d *Daemon) ContainerLogs(ctx context.Context, name string, o container.Log
 		return false, nil, errdefs.Invalid("you must choose at least one stream")
 	}
 	c.Lock()
-	tty, path := c.Config.Tty, c.LogPath
+	tty = c.Config.Tty
+	lc, _ := logConfig(c.LogPath, c.HostConfig.LogConfig)
 	c.Unlock()
+	if lc.MaxFiles == 0 {
+		lc.MaxFiles = logs.DefaultMaxFiles
+	}
 	stop := make(chan struct{})
 	if r := d.runningOf(c.ID); r != nil {
 		stop = r.done
@@ -354,7 +358,7 @@ func (d *Daemon) ContainerLogs(ctx context.Context, name string, o container.Log
 	}
 	ro := logs.ReadOptions{Since: o.Since, Until: o.Until, Tail: o.Tail, Follow: o.Follow, Stop: stop}
 	return tty, func(fn func(logs.Message) error) error {
-		return logs.Read(ctx, logs.Config{Path: path}, ro, func(m logs.Message) error {
+		return logs.Read(ctx, lc, ro, func(m logs.Message) error {
 			if (m.Stream == "stdout" && !o.Stdout) || (m.Stream == "stderr" && !o.Stderr) {
 				return nil
 			}

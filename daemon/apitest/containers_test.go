@@ -407,6 +407,23 @@ func TestContainerEventsAndAPI(t *testing.T) {
 	evOut.b.Reset()
 	evOut.mu.Unlock()
 
+	// Log rotation by docker's log options; logs reads across the files.
+	d.mustDocker("run", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "busybox",
+		"sh", "-c", "i=0; while [ $i -lt 60 ]; do echo line-$i-padding-padding; i=$((i+1)); done")
+	logsOut := d.mustDocker("logs", "rot")
+	if lines := strings.Split(strings.TrimSpace(logsOut), "\n"); len(lines) >= 60 || lines[len(lines)-1] != "line-59-padding-padding" {
+		t.Fatalf("rotated logs: %d lines, last %q", len(lines), lines[len(lines)-1])
+	}
+	var cid string
+	cid = strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.Id}}", "rot"))
+	if _, err := os.Stat(filepath.Join(d.dataRoot, "containers", cid, cid+"-json.log.1")); err != nil {
+		t.Fatalf("no rotated file: %v", err)
+	}
+	if out, err := d.docker("run", "--rm", "--log-opt", "bogus=1", "busybox", "true"); err == nil || !strings.Contains(out, "unknown log opt") {
+		t.Fatalf("bad log opt: %v %q", err, out)
+	}
+	d.mustDocker("rm", "rot")
+
 	// logs -f follows until the container exits.
 	d.mustDocker("run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo a; sleep 1; echo b >&2; sleep 1")
 	if out := d.mustDocker("logs", "-f", "talker"); out != "a\nb\n" {
