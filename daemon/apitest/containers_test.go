@@ -414,8 +414,7 @@ func TestContainerEventsAndAPI(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(logsOut), "\n"); len(lines) >= 60 || lines[len(lines)-1] != "line-59-padding-padding" {
 		t.Fatalf("rotated logs: %d lines, last %q", len(lines), lines[len(lines)-1])
 	}
-	var cid string
-	cid = strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.Id}}", "rot"))
+	cid := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.Id}}", "rot"))
 	if _, err := os.Stat(filepath.Join(d.dataRoot, "containers", cid, cid+"-json.log.1")); err != nil {
 		t.Fatalf("no rotated file: %v", err)
 	}
