@@ -106,6 +106,18 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if hc == nil {
 			hc = &containertypes.HostConfig{}
 		}
+		switch hc.RestartPolicy.Name {
+		case "", "no", "always", "unless-stopped":
+			if hc.RestartPolicy.MaximumRetryCount != 0 {
+				return errdefs.Invalid("invalid restart policy: maximum retry count can only be used with 'on-failure'")
+			}
+		case "on-failure":
+			if hc.RestartPolicy.MaximumRetryCount < 0 {
+				return errdefs.Invalid("invalid restart policy: maximum retry count cannot be negative")
+			}
+		default:
+			return errdefs.Invalid("invalid restart policy: unknown policy '%s'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'", hc.RestartPolicy.Name)
+		}
 		if hc.AutoRemove && hc.RestartPolicy.Name != "" && hc.RestartPolicy.Name != "no" {
 			return errdefs.Invalid("can't create 'AutoRemove' container with restart policy")
 		}
@@ -212,6 +224,9 @@ func (d *Daemon) ContainerStart(ctx context.Context, name string) error {
 		}
 		unlock := d.opLock(c.ID)
 		defer unlock()
+		c.Lock()
+		c.ManuallyStopped = false
+		c.Unlock()
 		return d.start(context.WithoutCancel(ctx), c)
 	})
 }
@@ -220,6 +235,9 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) error {
 	c.Lock()
 	st := c.State.Status
 	c.Unlock()
+	if st == container.StatusRestarting && d.runningOf(c.ID) == nil {
+		st = container.StatusExited // waiting for its policy's restart
+	}
 	switch st {
 	case container.StatusRunning, container.StatusPaused, container.StatusRestarting:
 		return nil // docker answers 304
@@ -419,15 +437,50 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
 	auto := c.HostConfig.AutoRemove
+	restart := !d.shuttingDown.Load() && c.ShouldRestart()
+	if restart {
+		c.SetStatus(container.StatusRestarting)
+	}
 	c.Unlock()
 	d.ctrs.mu.Lock()
 	delete(d.ctrs.running, c.ID)
 	d.ctrs.mu.Unlock()
 	close(r.done)
 	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
+	if restart {
+		d.restartLater(c)
+		return
+	}
 	if auto {
 		d.autoRemove(c)
 	}
+}
+
+// restartLater starts c again after a backoff that doubles from 100 ms
+// (up to a minute) with each restart, as dockerd's; a stop, kill or rm
+// meanwhile cancels it.
+func (d *Daemon) restartLater(c *container.Container) {
+	c.Lock()
+	n := min(c.RestartCount, 10)
+	c.Unlock()
+	delay := min(100*time.Millisecond<<n, time.Minute)
+	time.AfterFunc(delay, func() {
+		unlock := d.opLock(c.ID)
+		defer unlock()
+		c.Lock()
+		ok := c.State.Status == container.StatusRestarting && !c.Removed() && !c.ManuallyStopped && !d.shuttingDown.Load()
+		if ok {
+			c.RestartCount++
+			_ = c.Save()
+		}
+		c.Unlock()
+		if !ok {
+			return
+		}
+		if err := d.start(context.Background(), c); err != nil {
+			d.log.Warn("restart by policy", "id", c.ID, "error", err)
+		}
+	})
 }
 
 func (d *Daemon) autoRemove(c *container.Container) {
@@ -472,6 +525,10 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		if r == nil {
 			return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
 		}
+		c.Lock()
+		c.ManuallyStopped = true
+		_ = c.Save()
+		c.Unlock()
 		if err := r.shim.Kill(ctx, "", sig, false); err != nil {
 			return fmt.Errorf("cannot kill container: %s: %w", name, err)
 		}
@@ -495,6 +552,15 @@ func (d *Daemon) ContainerStop(ctx context.Context, name string, o container.Sto
 }
 
 func (d *Daemon) stop(ctx context.Context, c *container.Container, o container.StopOptions) error {
+	c.Lock()
+	if !d.shuttingDown.Load() {
+		c.ManuallyStopped = true
+	}
+	if c.State.Status == container.StatusRestarting && d.runningOf(c.ID) == nil {
+		c.SetStatus(container.StatusExited) // its pending restart is off
+	}
+	_ = c.Save()
+	c.Unlock()
 	r := d.runningOf(c.ID)
 	if r == nil {
 		return nil // docker answers 304
@@ -633,8 +699,28 @@ func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error 
 }
 
 // RestoreContainers reattaches to the shims of containers that ran when
-// the daemon stopped, and records the exits of those that ended meanwhile.
+// the daemon stopped, records the exits of those that ended meanwhile, and
+// starts again (in the background) those whose restart policy says so.
 func (d *Daemon) RestoreContainers(ctx context.Context) {
+	defer func() {
+		for _, c := range d.ctrs.store.List() {
+			c.Lock()
+			if c.State.Status == container.StatusRestarting && d.runningOf(c.ID) == nil {
+				c.State.Status = container.StatusExited
+			}
+			again := !c.Running() && c.HasBeenStarted && c.ShouldRestart()
+			c.Unlock()
+			if again {
+				go func() {
+					unlock := d.opLock(c.ID)
+					defer unlock()
+					if err := d.start(context.Background(), c); err != nil {
+						d.log.Warn("start by restart policy", "id", c.ID, "error", err)
+					}
+				}()
+			}
+		}
+	}()
 	for _, c := range d.ctrs.store.List() {
 		c.Lock()
 		wasRunning, dead := c.Running(), c.State.Status == container.StatusDead
@@ -704,6 +790,7 @@ func (d *Daemon) closeContainers() {
 	if d.ctrs == nil {
 		return
 	}
+	d.shuttingDown.Store(true)
 	d.mu.RLock()
 	live := d.cfg.LiveRestoreEnabled()
 	d.mu.RUnlock()

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"berth.dev/berth/daemon/events"
@@ -28,15 +29,18 @@ var Version = "0.1.0-dev"
 
 // Daemon is the engine.
 type Daemon struct {
-	cfg     *Config
-	id      string
-	images  *image.Store
-	ctrs    *containers
-	events  *events.Bus
-	log     *slog.Logger
-	started time.Time
-	lock    *os.File     // flock on <data-root>/berth.lock: one daemon per data root
-	mu      sync.RWMutex // guards what Reload changes in cfg
+	cfg    *Config
+	id     string
+	images *image.Store
+	ctrs   *containers
+	// shuttingDown keeps restart policies from acting on exits the
+	// shutdown causes.
+	shuttingDown atomic.Bool
+	events       *events.Bus
+	log          *slog.Logger
+	started      time.Time
+	lock         *os.File     // flock on <data-root>/berth.lock: one daemon per data root
+	mu           sync.RWMutex // guards what Reload changes in cfg
 }
 
 // New opens the data root and the stores under it. A data root another

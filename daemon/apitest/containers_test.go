@@ -543,3 +543,38 @@ func TestContainerExec(t *testing.T) {
 		t.Fatalf("exec in a stopped container: %v %q", err, out)
 	}
 }
+
+func TestContainerRestartPolicy(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "onf", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 3")
+	waitFor(t, "on-failure retries", func() bool {
+		return d.mustDocker("inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "onf") == "exited 2 3\n"
+	})
+	d.mustDocker("run", "-d", "--name", "alw", "--restart", "always", "busybox", "sh", "-c", "sleep 0.2; exit 0")
+	waitFor(t, "always restarts", func() bool {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.RestartCount}}", "alw")))
+		return n >= 2
+	})
+	d.mustDocker("stop", "-t", "1", "alw")
+	time.Sleep(1 * time.Second)
+	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "alw"); st != "exited\n" {
+		t.Fatalf("stopped always-container: %q", st)
+	}
+	// rm -f cancels a pending restart.
+	d.mustDocker("run", "-d", "--name", "flap", "--restart", "always", "busybox", "false")
+	waitFor(t, "flapping", func() bool {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.RestartCount}}", "flap")))
+		return n >= 3
+	})
+	d.mustDocker("rm", "-f", "flap")
+	time.Sleep(2 * time.Second) // a restart that was pending would have fired
+	if out := d.mustDocker("ps", "-a", "--format", "{{.Names}}"); strings.Contains(out, "flap") {
+		t.Fatalf("flap came back: %q", out)
+	}
+	if out, err := d.docker("run", "--restart", "sometimes", "busybox", "true"); err == nil || !strings.Contains(out, "restart policy") {
+		t.Fatalf("bad policy: %v %q", err, out)
+	}
+	mustContain(t, "bad policy (API)", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, "http://berth/containers/create"), "HTTP/1.1 400", "unknown policy")
+}

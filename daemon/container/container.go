@@ -63,6 +63,9 @@ type Container struct {
 	RestartCount int
 	// HasBeenStarted tells a never-started container from a stopped one.
 	HasBeenStarted bool
+	// ManuallyStopped (stop, kill) keeps the restart policy from acting
+	// until the next start through the API.
+	ManuallyStopped bool
 
 	dir     string        // <data-root>/containers/<id>
 	changed chan struct{} // closed and replaced on every state change
@@ -139,6 +142,25 @@ func (c *Container) notify() {
 	}
 	c.changed = make(chan struct{})
 }
+
+// ShouldRestart applies the restart policy to the exit just recorded.
+// Callers hold the lock.
+func (c *Container) ShouldRestart() bool {
+	if c.ManuallyStopped || c.removed || c.HostConfig == nil {
+		return false
+	}
+	rp := c.HostConfig.RestartPolicy
+	switch rp.Name {
+	case "always", "unless-stopped":
+		return true
+	case "on-failure":
+		return c.State.ExitCode != 0 && (rp.MaximumRetryCount == 0 || c.RestartCount < rp.MaximumRetryCount)
+	}
+	return false
+}
+
+// Removed says whether the record is gone. Callers hold the lock.
+func (c *Container) Removed() bool { return c.removed }
 
 // Watch returns a channel closed at the next state change, the number of
 // exits so far and whether the record is removed. Callers hold the lock.
