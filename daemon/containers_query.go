@@ -201,6 +201,9 @@ func (d *Daemon) Containers(ctx context.Context, o container.ListOptions) ([]con
 			c.Lock()
 			s, ok := d.summaryLocked(c, o, f, all, exited, ancestors, before, since)
 			c.Unlock()
+			if ok && o.Size {
+				s.SizeRw, s.SizeRootFs = d.containerSize(ctx, c.ID, s.ImageID)
+			}
 			if ok {
 				out = append(out, s)
 			}
@@ -389,4 +392,17 @@ func matchRegexp(exprs []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// containerSize is what the container's writable layer holds and that
+// plus its image (docker ps -s).
+func (d *Daemon) containerSize(ctx context.Context, id, imageID string) (rw, rootfs int64) {
+	if u, err := d.images.Driver().Usage(ctx, id); err == nil {
+		rw = u.Size
+	}
+	rootfs = rw
+	if img, err := d.images.Get(ctx, imageID); err == nil {
+		rootfs += img.Size
+	}
+	return rw, rootfs
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -473,6 +474,10 @@ func TestContainerPauseRenamePrune(t *testing.T) {
 	d.mustDocker("unpause", "p1")
 	if st := d.mustDocker("inspect", "-f", "{{.State.Status}}", "p1"); st != "running\n" {
 		t.Fatalf("after unpause: %q", st)
+	}
+	d.mustDocker("exec", "p1", "dd", "if=/dev/zero", "of=/big", "bs=1k", "count=300")
+	if sz := d.mustDocker("ps", "-s", "--format", "{{.Size}}"); !regexp.MustCompile(`^3[0-3][0-9]kB \(virtual [0-9.]+MB\)`).MatchString(sz) {
+		t.Fatalf("ps -s: %q", sz)
 	}
 	d.mustDocker("pause", "p1")
 	d.mustDocker("stop", "-t", "1", "p1") // a paused container stops too
