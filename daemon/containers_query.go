@@ -406,3 +406,27 @@ func (d *Daemon) containerSize(ctx context.Context, id, imageID string) (rw, roo
 	}
 	return rw, rootfs
 }
+
+// containersDiskUsage is /system/df's containers: each with its sizes, and
+// the totals (what stopped containers hold is reclaimable).
+func (d *Daemon) containersDiskUsage(ctx context.Context) ([]containertypes.Summary, *containertypes.DiskUsage) {
+	du := &containertypes.DiskUsage{}
+	var list []containertypes.Summary
+	for _, c := range d.ctrs.store.List() {
+		c.Lock()
+		s, _ := d.summaryLocked(c, container.ListOptions{}, filters.Args{}, true, nil, nil, time.Time{}, time.Time{})
+		running := c.Running()
+		c.Unlock()
+		s.SizeRw, s.SizeRootFs = d.containerSize(ctx, s.ID, s.ImageID)
+		list = append(list, s)
+		du.TotalCount++
+		du.TotalSize += s.SizeRw
+		if running {
+			du.ActiveCount++
+		} else {
+			du.Reclaimable += s.SizeRw
+		}
+	}
+	du.Items = list
+	return list, du
+}

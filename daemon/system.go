@@ -118,6 +118,7 @@ func (d *Daemon) SystemDiskUsage(ctx context.Context) (*backend.DiskUsage, error
 		iu.TotalSize = out.LayersSize
 		iu.Items = out.Images
 		out.ImageUsage = iu
+		out.Containers, out.Container = d.containersDiskUsage(ctx)
 		return nil
 	})
 	return out, err

@@ -479,6 +479,9 @@ func TestContainerPauseRenamePrune(t *testing.T) {
 	if sz := d.mustDocker("ps", "-s", "--format", "{{.Size}}"); !regexp.MustCompile(`^3[0-3][0-9]kB \(virtual [0-9.]+MB\)`).MatchString(sz) {
 		t.Fatalf("ps -s: %q", sz)
 	}
+	if df := d.mustDocker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}}"); !strings.Contains(df, "Containers 1 1") {
+		t.Fatalf("system df: %q", df)
+	}
 	d.mustDocker("pause", "p1")
 	d.mustDocker("stop", "-t", "1", "p1") // a paused container stops too
 	d.mustDocker("rename", "p1", "p2")
