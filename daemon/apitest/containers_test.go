@@ -586,3 +586,24 @@ func TestContainerRestartPolicy(t *testing.T) {
 	mustContain(t, "bad policy (API)", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
 		"-d", `{"Image":"busybox","HostConfig":{"RestartPolicy":{"Name":"sometimes"}}}`, "http://berth/containers/create"), "HTTP/1.1 400", "unknown policy")
 }
+
+func TestContainerCommitExport(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "--name", "cm", "busybox", "sh", "-c", "echo committed > /greeting")
+	out := d.mustDocker("commit", "-c", "CMD [\"cat\", \"/greeting\"]", "-m", "a message", "cm", "greeter:v1")
+	if !strings.HasPrefix(out, "sha256:") {
+		t.Fatalf("commit: %q", out)
+	}
+	if out := d.mustDocker("run", "--rm", "greeter:v1"); out != "committed\n" {
+		t.Fatalf("run the committed image: %q", out)
+	}
+	tarPath := filepath.Join(t.TempDir(), "cm.tar")
+	d.mustDocker("export", "-o", tarPath, "cm")
+	list, err := exec.Command("tar", "-tf", tarPath).Output()
+	if err != nil || !strings.Contains(string(list), "greeting") || !strings.Contains(string(list), "bin/busybox") {
+		t.Fatalf("export: %v %d bytes", err, len(list))
+	}
+	d.mustDocker("rm", "cm")
+	d.mustDocker("rmi", "greeter:v1")
+}

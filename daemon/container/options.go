@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"berth.dev/berth/daemon/filters"
+	containertypes "github.com/moby/moby/api/types/container"
 )
 
 // ListOptions is GET /containers/json.
@@ -37,4 +38,12 @@ type AttachOptions struct {
 type StopOptions struct {
 	Signal  string
 	Timeout *int // seconds; nil: the container's StopTimeout or 10; -1 waits forever
+}
+
+// CommitOptions is POST /commit.
+type CommitOptions struct {
+	Container, Repo, Tag, Comment, Author string
+	Changes                               []string
+	// Config, when set, is laid over the container's run configuration.
+	Config *containertypes.Config
 }

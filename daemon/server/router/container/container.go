@@ -44,6 +44,8 @@ type Backend interface {
 	ContainerExecInspect(ctx context.Context, id string) (*containertypes.ExecInspectResponse, error)
 	ContainerExecResize(ctx context.Context, id string, height, width int) error
 	ContainerTop(ctx context.Context, name, psArgs string) (*containertypes.TopResponse, error)
+	ContainerCommit(ctx context.Context, o ctr.CommitOptions) (string, error)
+	ContainerExport(ctx context.Context, name string, w io.Writer) error
 }
 
 // Router serves the container routes.
@@ -73,6 +75,8 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodDelete, Path: "/containers/{name}", Handler: r.remove},
 		{Method: http.MethodPost, Path: "/containers/{name}/exec", Handler: r.execCreate},
 		{Method: http.MethodGet, Path: "/containers/{name}/top", Handler: r.top},
+		{Method: http.MethodGet, Path: "/containers/{name}/export", Handler: r.export},
+		{Method: http.MethodPost, Path: "/commit", Handler: r.commit},
 		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
 		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
 		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},
@@ -491,4 +495,32 @@ func (r *Router) top(ctx context.Context, w http.ResponseWriter, req *http.Reque
 		return err
 	}
 	return httputils.WriteJSON(w, http.StatusOK, out)
+}
+
+func (r *Router) export(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	lw := &httputils.LazyWriter{W: w, ContentType: "application/x-tar"}
+	err := r.b.ContainerExport(ctx, vars["name"], lw)
+	if err != nil && lw.Started {
+		return nil // the status is out: the stream just ends
+	}
+	return err
+}
+
+func (r *Router) commit(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	o := ctr.CommitOptions{Container: req.Form.Get("container"), Repo: req.Form.Get("repo"), Tag: req.Form.Get("tag"),
+		Comment: req.Form.Get("comment"), Author: req.Form.Get("author"), Changes: req.Form["changes"]}
+	if req.ContentLength > 0 {
+		o.Config = &containertypes.Config{}
+		if err := httputils.DecodeJSON(req, o.Config); err != nil {
+			return err
+		}
+	}
+	id, err := r.b.ContainerCommit(ctx, o)
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusCreated, containertypes.CommitResponse{ID: id})
 }
