@@ -1,4 +1,5 @@
 // Package daemon is berth's engine: the configuration, the image service,
+// containers (run through their shims; store and spec in daemon/container),
 // the event bus and the jobs every API operation runs as. The HTTP side
 // (daemon/server) calls it through small Backend interfaces that each
 // router package defines; nothing here knows about HTTP.

@@ -3,7 +3,9 @@
 // the pid file. SIGHUP reloads log-level, debug, labels, default-runtime and
 // live-restore; other changed keys are logged as needing a restart.
 // SIGTERM/SIGINT stop accepting, end event streams, let in-flight requests
-// finish for a few seconds and close the stores. See docs/api.md.
+// finish for a few seconds and close the stores. At start the daemon's
+// containers are restored (live shims reattached) before the API serves.
+// See docs/api.md.
 package daemoncli
 
 import (
