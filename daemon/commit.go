@@ -2,11 +2,16 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"strings"
 
+	"berth.dev/berth/archive"
 	"berth.dev/berth/daemon/container"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
+	"berth.dev/berth/snapshot"
+	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 )
 
@@ -86,4 +91,39 @@ func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) 
 		d.publishContainer(c, events.ActionExport, nil)
 		return nil
 	})
+}
+
+// ContainerChanges is GET /containers/{id}/changes: what the container's
+// writable layer adds, changes and deletes (docker diff).
+func (d *Daemon) ContainerChanges(ctx context.Context, name string) ([]containertypes.FilesystemChange, error) {
+	c, err := d.ctrs.store.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	ch, ok := d.images.Driver().(snapshot.Changer)
+	if !ok {
+		return nil, errdefs.NotImplemented("the %s driver cannot list changes", d.images.Driver().Name())
+	}
+	changes, err := ch.Changes(ctx, c.ID)
+	if err != nil {
+		return nil, fmt.Errorf("changes of container %s: %w", c.ID, err)
+	}
+	// The mount points of the /etc files the daemon binds in are not the
+	// user's changes (docker keeps them in an init layer below).
+	etcFiles := map[string]bool{"/etc/hosts": true, "/etc/hostname": true, "/etc/resolv.conf": true}
+	etcOther := false
+	for _, x := range changes {
+		if strings.HasPrefix(x.Path, "/etc/") && !etcFiles[x.Path] {
+			etcOther = true
+		}
+	}
+	out := []containertypes.FilesystemChange{}
+	for _, x := range changes {
+		if (x.Kind == archive.ChangeAdd && etcFiles[x.Path]) || (x.Path == "/etc" && x.Kind == archive.ChangeModify && !etcOther) {
+			continue
+		}
+		// archive's kinds are docker's: modify 0, add 1, delete 2.
+		out = append(out, containertypes.FilesystemChange{Kind: containertypes.ChangeType(x.Kind), Path: x.Path})
+	}
+	return out, nil
 }

@@ -591,6 +591,9 @@ func TestContainerCommitExport(t *testing.T) {
 	d := containerDaemon(t)
 	defer d.rmAll()
 	d.mustDocker("run", "--name", "cm", "busybox", "sh", "-c", "echo committed > /greeting")
+	if diff := d.mustDocker("diff", "cm"); diff != "A /greeting\n" {
+		t.Fatalf("docker diff: %q", diff)
+	}
 	out := d.mustDocker("commit", "-c", "CMD [\"cat\", \"/greeting\"]", "-m", "a message", "cm", "greeter:v1")
 	if !strings.HasPrefix(out, "sha256:") {
 		t.Fatalf("commit: %q", out)

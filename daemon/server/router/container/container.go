@@ -46,6 +46,7 @@ type Backend interface {
 	ContainerTop(ctx context.Context, name, psArgs string) (*containertypes.TopResponse, error)
 	ContainerCommit(ctx context.Context, o ctr.CommitOptions) (string, error)
 	ContainerExport(ctx context.Context, name string, w io.Writer) error
+	ContainerChanges(ctx context.Context, name string) ([]containertypes.FilesystemChange, error)
 }
 
 // Router serves the container routes.
@@ -77,6 +78,7 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodGet, Path: "/containers/{name}/top", Handler: r.top},
 		{Method: http.MethodGet, Path: "/containers/{name}/export", Handler: r.export},
 		{Method: http.MethodPost, Path: "/commit", Handler: r.commit},
+		{Method: http.MethodGet, Path: "/containers/{name}/changes", Handler: r.changes},
 		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
 		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
 		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},
@@ -523,4 +525,12 @@ func (r *Router) commit(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	return httputils.WriteJSON(w, http.StatusCreated, containertypes.CommitResponse{ID: id})
+}
+
+func (r *Router) changes(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
+	out, err := r.b.ContainerChanges(ctx, vars["name"])
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, out)
 }
