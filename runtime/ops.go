@@ -30,6 +30,14 @@ func (c *Container) Start() error {
 	trace("start: status checked")
 	dir := c.rt.dir(c.Saved.ID)
 	fifoPath := filepath.Join(dir, execFifo)
+	// The pidfd first: once the fifo is open the init execs the user's
+	// process, which may exit and be reaped (by a subreaper such as a shim)
+	// before a pidfd could be had.
+	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
+	if err != nil {
+		return fmt.Errorf("open init process: %w", err)
+	}
+	defer unix.Close(pidfd)
 	// Non-blocking open: a blocking one would hang forever if the init died.
 	fd, err := unix.Open(fifoPath, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -38,11 +46,6 @@ func (c *Container) Start() error {
 	fifo := os.NewFile(uintptr(fd), execFifo)
 	defer fifo.Close()
 	trace("start: fifo opened")
-	pidfd, err := unix.PidfdOpen(c.Saved.Pid, 0)
-	if err != nil {
-		return fmt.Errorf("open init process: %w", err)
-	}
-	defer unix.Close(pidfd)
 	// Wait until the init opened its end and then closed it (exec, CLOEXEC)
 	// or wrote an error, or the init died.
 	var msg []byte
