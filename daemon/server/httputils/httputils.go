@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"berth.dev/berth/daemon/filters"
 	"berth.dev/berth/errdefs"
 	"github.com/moby/moby/api/types/common"
 )
@@ -128,6 +129,14 @@ func ParseForm(r *http.Request) error {
 		return errdefs.Invalid("parse request: %v", err)
 	}
 	return nil
+}
+
+// FormFilters parses the request's form and its "filters" parameter.
+func FormFilters(r *http.Request) (filters.Args, error) {
+	if err := ParseForm(r); err != nil {
+		return nil, err
+	}
+	return filters.Parse(r.Form.Get("filters"))
 }
 
 // DecodeJSON reads a JSON body into v; a malformed or wrong-typed body is

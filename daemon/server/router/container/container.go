@@ -104,10 +104,7 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 }
 
 func (r *Router) list(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
-	}
-	f, err := filters.Parse(req.Form.Get("filters"))
+	f, err := httputils.FormFilters(req)
 	if err != nil {
 		return err
 	}
@@ -474,10 +471,7 @@ func (r *Router) rename(ctx context.Context, w http.ResponseWriter, req *http.Re
 }
 
 func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
-	}
-	f, err := filters.Parse(req.Form.Get("filters"))
+	f, err := httputils.FormFilters(req)
 	if err != nil {
 		return err
 	}

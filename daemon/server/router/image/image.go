@@ -54,10 +54,7 @@ func (r *Router) Routes() []httputils.Route {
 }
 
 func (r *Router) list(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
-	}
-	f, err := filters.Parse(req.Form.Get("filters"))
+	f, err := httputils.FormFilters(req)
 	if err != nil {
 		return err
 	}
@@ -114,10 +111,7 @@ func (r *Router) remove(ctx context.Context, w http.ResponseWriter, req *http.Re
 }
 
 func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
-	}
-	f, err := filters.Parse(req.Form.Get("filters"))
+	f, err := httputils.FormFilters(req)
 	if err != nil {
 		return err
 	}
