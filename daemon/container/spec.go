@@ -86,6 +86,9 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		return nil, err
 	}
 	p.Capabilities = &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	if s.Linux.Seccomp, err = seccompFor(hc.SecurityOpt, hc.Privileged, caps); err != nil {
+		return nil, err
+	}
 
 	// /dev/shm is 64 MiB as docker's default.
 	for i := range s.Mounts {
