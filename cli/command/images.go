@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -212,24 +213,24 @@ func newImageInspectCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
-				var raw bytes.Buffer
-				_, err := cl.ImageInspect(cmd.Context(), ref, client.ImageInspectWithRawResponse(&raw))
-				if err != nil && anyType && cerrdefs.IsNotFound(err) {
-					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
-				}
-				if err != nil {
-					return nil, nil, err
-				}
-				var typed imageInspect
-				if err := json.Unmarshal(raw.Bytes(), &typed); err != nil {
-					return nil, nil, err
-				}
-				return raw.Bytes(), typed, nil
+				return inspectImage(cmd.Context(), cl, ref)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	return cmd
+}
+
+func inspectImage(ctx context.Context, cl *client.Client, ref string) ([]byte, any, error) {
+	var raw bytes.Buffer
+	if _, err := cl.ImageInspect(ctx, ref, client.ImageInspectWithRawResponse(&raw)); err != nil {
+		return nil, nil, err
+	}
+	var typed imageInspect
+	if err := json.Unmarshal(raw.Bytes(), &typed); err != nil {
+		return nil, nil, err
+	}
+	return raw.Bytes(), typed, nil
 }
 
 // imageInspect is the image as templates see it: the API's, with the
@@ -244,28 +245,46 @@ type imageInspect struct {
 	VirtualSize     int64             `json:"VirtualSize,omitempty"`
 }
 
-// anyType is set by the top-level inspect without --type: what is not
-// found is then "No such object", as docker words it.
-var anyType bool
-
-// newInspectCommand is the top-level inspect; until containers exist it
-// knows images only (--type image, or any).
+// newInspectCommand is the top-level inspect: a container, else an image
+// (or only the --type given), as docker looks them up.
 func newInspectCommand(c *CLI) *cobra.Command {
-	cmd := newImageInspectCommand(c)
-	cmd.Short = "Return low-level information on berth objects"
-	cmd.Use = "inspect [OPTIONS] NAME|ID [NAME|ID...]"
-	var typ string
+	var f, typ string
 	var size bool
+	cmd := &cobra.Command{
+		Use:   "inspect [OPTIONS] NAME|ID [NAME|ID...]",
+		Short: "Return low-level information on berth objects",
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if typ != "" && typ != "image" && typ != "container" {
+				return fmt.Errorf("%q is not a valid value for --type", typ)
+			}
+			cl, err := c.Client()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
+				switch typ {
+				case "container":
+					return inspectContainer(ctx, cl, ref, size)
+				case "image":
+					return inspectImage(ctx, cl, ref)
+				}
+				raw, v, err := inspectContainer(ctx, cl, ref, size)
+				if err == nil || !cerrdefs.IsNotFound(err) {
+					return raw, v, err
+				}
+				raw, v, err = inspectImage(ctx, cl, ref)
+				if err != nil && cerrdefs.IsNotFound(err) {
+					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
+				}
+				return raw, v, err
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	cmd.Flags().StringVar(&typ, "type", "", "Only inspect objects of the given type")
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes if the type is container")
-	run := cmd.RunE
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if typ != "" && typ != "image" {
-			return fmt.Errorf("%q is not a valid value for --type (berth knows images only so far)", typ)
-		}
-		anyType = typ == ""
-		return run(cmd, args)
-	}
 	return cmd
 }
 

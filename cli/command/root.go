@@ -64,6 +64,7 @@ type usageError struct {
 	cmd  *cobra.Command
 	err  error
 	code int
+	see  bool // docker words some hints "See '... --help'"
 }
 
 func (e usageError) Error() string { return e.err.Error() }
@@ -112,7 +113,11 @@ func Run(ctx context.Context, c *CLI, args []string) int {
 		if ue.code == ExitUsage {
 			prefix = "" // docker prints flag errors bare
 		}
-		fmt.Fprintf(c.Err, "%s%s\n\nUsage:  %s\n\nRun '%s --help' for more information\n", prefix, ue.err, ue.cmd.UseLine(), ue.cmd.CommandPath())
+		hint := "Run"
+		if ue.see {
+			hint = "See"
+		}
+		fmt.Fprintf(c.Err, "%s%s\n\nUsage:  %s\n\n%s '%s --help' for more information\n", prefix, ue.err, ue.cmd.UseLine(), hint, ue.cmd.CommandPath())
 		return ue.code
 	}
 	if strings.HasPrefix(err.Error(), "unknown command") {
@@ -176,7 +181,10 @@ func NewRoot(c *CLI) *cobra.Command {
 		newVersionCommand(c), newInfoCommand(c), newSystemCommand(c), newEventsCommand(c),
 		newImageCommand(c), newImagesCommand(c), newHistoryCommand(c), newTagCommand(c),
 		newRmiCommand(c), newLoadCommand(c), newSaveCommand(c), newImportCommand(c),
-		newInspectCommand(c),
+		newInspectCommand(c), newContainerCommand(c), newPsCommand(c), newLogsCommand(c),
+		newStartCommand(c), newStopCommand(c), newRestartCommand(c), newKillCommand(c),
+		newRmCommand(c, "rm"), newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c),
+		newRenameCommand(c), newTopCommand(c),
 	)
 	disableFlagsInUseLine(root)
 	root.SetUsageTemplate(usageTemplate)
@@ -358,7 +366,8 @@ func minArgs(n int) cobra.PositionalArgs {
 		if len(args) >= n {
 			return nil
 		}
-		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires at least %d %s", cmd.CommandPath(), n, plural(n))}
+		// docker's own inconsistency: "See", where exact counts say "Run"
+		return usageError{cmd: cmd, code: ExitError, see: true, err: fmt.Errorf("'%s' requires at least %d %s", cmd.CommandPath(), n, plural(n))}
 	}
 }
 

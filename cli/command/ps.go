@@ -1,0 +1,271 @@
+package command
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"berth.dev/berth/cli/format"
+	"github.com/distribution/reference"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+	"github.com/spf13/cobra"
+)
+
+func newContainerCommand(c *CLI) *cobra.Command {
+	cmd := &cobra.Command{Use: "container", Short: "Manage containers", Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
+	ls := newPsCommand(c)
+	ls.Use, ls.Aliases = "ls [OPTIONS]", []string{"list", "ps"}
+	cmd.AddCommand(ls, newContainerInspectCommand(c), newLogsCommand(c), newStartCommand(c),
+		newStopCommand(c), newRestartCommand(c), newKillCommand(c), newRmCommand(c, "rm", "remove"),
+		newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c), newRenameCommand(c),
+		newTopCommand(c), newContainerPruneCommand(c))
+	return cmd
+}
+
+type psOptions struct {
+	all, quiet, size, noTrunc, latest bool
+	last                              int
+	format                            string
+	filter                            filterFlag
+}
+
+func newPsCommand(c *CLI) *cobra.Command {
+	o := &psOptions{}
+	cmd := &cobra.Command{
+		Use:   "ps [OPTIONS]",
+		Short: "List containers",
+		Args:  noArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return runPs(cmd, c, o) },
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&o.all, "all", "a", false, "Show all containers (default shows just running)")
+	f.VarP(&o.filter, "filter", "f", "Filter output based on conditions provided")
+	f.StringVar(&o.format, "format", "", formatHelp)
+	f.IntVarP(&o.last, "last", "n", -1, "Show n last created containers (includes all states)")
+	f.BoolVarP(&o.latest, "latest", "l", false, "Show the latest created container (includes all states)")
+	f.BoolVar(&o.noTrunc, "no-trunc", false, "Don't truncate output")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "Only display container IDs")
+	f.BoolVarP(&o.size, "size", "s", false, "Display total file sizes")
+	return cmd
+}
+
+func runPs(cmd *cobra.Command, c *CLI, o *psOptions) error {
+	cl, err := c.Client()
+	if err != nil {
+		return err
+	}
+	f := o.format
+	switch {
+	case o.quiet && (f == "" || f == format.TableKey):
+		f = "{{.ID}}"
+	case f == "" || f == format.TableKey:
+		f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+		if o.size {
+			f += "\t{{.Size}}"
+		}
+	}
+	opts := client.ContainerListOptions{All: o.all, Limit: o.last, Filters: o.filter.f,
+		// docker asks for sizes only when they are shown: they are costly.
+		Size: o.size || strings.Contains(f, ".Size") || wholeJSON.MatchString(f)}
+	if o.latest && o.last == -1 {
+		opts.Limit = 1
+	}
+	res, err := cl.ContainerList(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	w, err := format.NewWriter(c.Out, f, psRow{}.Headers())
+	if err != nil {
+		return err
+	}
+	for _, s := range res.Items {
+		if err := w.Write(psRow{c: s, trunc: !o.noTrunc}); err != nil {
+			if inner := errors.Unwrap(err); inner != nil {
+				err = fmt.Errorf("failed to execute template: %w", inner) // ps's words
+			}
+			return err
+		}
+	}
+	return w.Flush()
+}
+
+// psRow is one line of `ps`, with docker's columns.
+type psRow struct {
+	c     container.Summary
+	trunc bool
+}
+
+func (psRow) Headers() map[string]string {
+	return map[string]string{"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+		"RunningFor": "CREATED", "CreatedAt": "CREATED AT", "Status": "STATUS",
+		"Ports": "PORTS", "Names": "NAMES", "Size": "SIZE", "Labels": "LABELS", "Mounts": "MOUNTS",
+		"Networks": "NETWORKS", "LocalVolumes": "LOCAL VOLUMES", "State": "STATE"}
+}
+
+func (r psRow) ID() string {
+	if r.trunc {
+		return format.TruncateID(r.c.ID)
+	}
+	return r.c.ID
+}
+
+// Names drops the leading slash, and, truncated, the names links give.
+func (r psRow) Names() string {
+	var names []string
+	for _, n := range r.c.Names {
+		n = strings.TrimPrefix(n, "/")
+		if r.trunc && strings.Contains(n, "/") {
+			continue
+		}
+		names = append(names, n)
+	}
+	return strings.Join(names, ",")
+}
+
+// Image is the name the container was made from, without a digest unless
+// --no-trunc, or a short ID when that is all there is.
+func (r psRow) Image() string {
+	img := r.c.Image
+	if r.trunc {
+		if t := format.TruncateID(r.c.ImageID); t == format.TruncateID(img) {
+			img = t
+		}
+		if ref, err := reference.ParseNormalizedNamed(img); err == nil {
+			if nt, ok := ref.(reference.NamedTagged); ok {
+				if tagged, err := reference.WithTag(reference.TrimNamed(nt), nt.Tag()); err == nil {
+					img = reference.FamiliarString(tagged)
+				}
+			} else {
+				img = reference.FamiliarString(reference.TrimNamed(ref))
+			}
+		}
+	}
+	if img == "" {
+		return "<no image>"
+	}
+	return img
+}
+
+func (r psRow) Command() string {
+	cmd := r.c.Command
+	if r.trunc {
+		cmd = format.Ellipsis(cmd, 20)
+	}
+	return strconv.Quote(cmd)
+}
+
+func (r psRow) CreatedAt() string  { return time.Unix(r.c.Created, 0).String() }
+func (r psRow) RunningFor() string { return format.Since(r.c.Created) }
+func (r psRow) Status() string     { return r.c.Status }
+func (r psRow) State() string      { return string(r.c.State) }
+
+func (r psRow) Size() string {
+	rw := format.Size(r.c.SizeRw)
+	if r.c.SizeRootFs > 0 {
+		return fmt.Sprintf("%s (virtual %s)", rw, format.Size(r.c.SizeRw+r.c.SizeRootFs))
+	}
+	return rw
+}
+
+func (r psRow) Labels() string {
+	var l []string
+	for k, v := range r.c.Labels {
+		l = append(l, k+"="+v)
+	}
+	sort.Strings(l)
+	return strings.Join(l, ",")
+}
+
+// Label is one label's value, as in {{.Label "k"}}.
+func (r psRow) Label(name string) string { return r.c.Labels[name] }
+
+func (r psRow) Mounts() string {
+	var m []string
+	for _, mp := range r.c.Mounts {
+		name := mp.Name
+		if name == "" {
+			name = mp.Source
+		}
+		if r.trunc {
+			name = format.Ellipsis(name, 15)
+		}
+		m = append(m, name)
+	}
+	return strings.Join(m, ",")
+}
+
+func (r psRow) LocalVolumes() string {
+	n := 0
+	for _, mp := range r.c.Mounts {
+		if mp.Driver == "local" {
+			n++
+		}
+	}
+	return strconv.Itoa(n)
+}
+
+func (r psRow) Networks() string {
+	if r.c.NetworkSettings == nil {
+		return ""
+	}
+	var n []string
+	for k := range r.c.NetworkSettings.Networks {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return strings.Join(n, ",")
+}
+
+// Ports lists published ports as docker does, "0.0.0.0:8080->80/tcp",
+// and exposed ones as "80/tcp" (ranges are not folded yet).
+func (r psRow) Ports() string {
+	ps := append([]container.PortSummary(nil), r.c.Ports...)
+	sort.SliceStable(ps, func(i, j int) bool {
+		if ps[i].PrivatePort != ps[j].PrivatePort {
+			return ps[i].PrivatePort < ps[j].PrivatePort
+		}
+		return ps[i].Type < ps[j].Type
+	})
+	var out []string
+	for _, p := range ps {
+		if p.PublicPort == 0 {
+			out = append(out, fmt.Sprintf("%d/%s", p.PrivatePort, p.Type))
+			continue
+		}
+		host := ""
+		if p.IP.IsValid() {
+			host = p.IP.String()
+			if p.IP.Is6() {
+				host = "[" + host + "]"
+			}
+			host += ":"
+		}
+		out = append(out, fmt.Sprintf("%s%d->%d/%s", host, p.PublicPort, p.PrivatePort, p.Type))
+	}
+	return strings.Join(out, ", ")
+}
+
+// wholeJSON finds {{json .}}, which shows every column, Size too.
+var wholeJSON = regexp.MustCompile(`\{\{-?\s*json\s+\.\s*-?\}\}`)
+
+// MarshalJSON is the row's columns, and docker's Platform (always null
+// here: summaries do not carry it).
+func (r psRow) MarshalJSON() ([]byte, error) {
+	b, err := format.MarshalRow(r)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	m["Platform"] = nil
+	return json.Marshal(m)
+}
