@@ -33,7 +33,7 @@ func TestContainersSameAsDocker(t *testing.T) {
 			if r := berth("load", "-i", one); r.code != 0 {
 				t.Fatalf("load: %s", r)
 			}
-			names := []string{"up1", "up2", "ex3", "ex0"}
+			names := []string{"up1", "up2", "ex3", "ex0", "fl"}
 			t.Cleanup(func() { docker(append([]string{"rm", "-f"}, names...)...) })
 			for _, n := range names[:2] {
 				if r := docker("run", "-d", "--name", n, "berthtest/one:v1", "sleep", "100"); r.code != 0 {
@@ -74,6 +74,9 @@ func TestContainersSameAsDocker(t *testing.T) {
 				{"logs", "--tail", "1", "ex3"},
 				{"logs", "-n", "2", "ex3"},
 				{"logs", "nosuch"},
+				{"logs", "--since", "2000-01-01T00:00:00Z", "ex3"},
+				{"logs", "--until", "2000-01-01T00:00:00Z", "ex3"},
+				{"logs", "--since", "bogus", "ex3"},
 				{"inspect", "-f", "{{.State.Status}}", "up1", "ex3", "ex0"},
 				{"container", "inspect", "-f", "{{.State.ExitCode}} {{.Name}}", "ex3"},
 				{"inspect", "--type", "container", "-f", "{{.State.Running}}", "up2"},
@@ -126,8 +129,15 @@ func TestContainersSameAsDocker(t *testing.T) {
 					t.Errorf("berth %s: %s", strings.Join(step.args, " "), r)
 				}
 			}
-			if r := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); r.code != 0 || r.out != "ex3 exited\nup1 running\n" && r.out != "up1 running\nex3 exited\n" {
+			if r := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); r.code != 0 || sortedLines(r.out) != sortedLines("ex3 exited\nup1 running\n") {
 				t.Errorf("after the changes, docker ps -a: %s", r)
+			}
+			// logs -f follows until the container ends.
+			if r := docker("run", "-d", "--name", "fl", "berthtest/one:v1", "sh", "-c", "echo a; sleep 1; echo b >&2"); r.code != 0 {
+				t.Fatalf("docker run fl: %s", r)
+			}
+			if r := berth("logs", "-f", "fl"); r.code != 0 || r.out != "a\n" || r.err != "b\n" {
+				t.Errorf("logs -f: %s", r)
 			}
 			if r := berth("top", "up1"); r.code != 0 || !strings.Contains(r.out, "PID") || !strings.Contains(r.out, "sleep 100") {
 				t.Errorf("top: %s", r)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"regexp"
 	"sort"
 	"strconv"
@@ -223,33 +224,67 @@ func (r psRow) Networks() string {
 	return strings.Join(n, ",")
 }
 
-// Ports lists published ports as docker does, "0.0.0.0:8080->80/tcp",
-// and exposed ones as "80/tcp" (ranges are not folded yet).
+// Ports lists ports as docker does: published ones on their own host port
+// as "0.0.0.0:8080->80/tcp", the rest folded into runs ("80-82/tcp",
+// "0.0.0.0:80-81->80-81/tcp" where host and container ports agree).
 func (r psRow) Ports() string {
 	ps := append([]container.PortSummary(nil), r.c.Ports...)
-	sort.SliceStable(ps, func(i, j int) bool {
-		if ps[i].PrivatePort != ps[j].PrivatePort {
-			return ps[i].PrivatePort < ps[j].PrivatePort
+	sort.Slice(ps, func(i, j int) bool {
+		a, b := ps[i], ps[j]
+		switch {
+		case a.PrivatePort != b.PrivatePort:
+			return a.PrivatePort < b.PrivatePort
+		case a.IP != b.IP:
+			return a.IP.Less(b.IP)
+		case a.PublicPort != b.PublicPort:
+			return a.PublicPort < b.PublicPort
 		}
-		return ps[i].Type < ps[j].Type
+		return a.Type < b.Type
 	})
-	var out []string
-	for _, p := range ps {
-		if p.PublicPort == 0 {
-			out = append(out, fmt.Sprintf("%d/%s", p.PrivatePort, p.Type))
-			continue
-		}
-		host := ""
-		if p.IP.IsValid() {
-			host = p.IP.String()
-			if p.IP.Is6() {
-				host = "[" + host + "]"
-			}
-			host += ":"
-		}
-		out = append(out, fmt.Sprintf("%s%d->%d/%s", host, p.PublicPort, p.PrivatePort, p.Type))
+	type run struct {
+		ip          string
+		typ         string
+		first, last uint16
 	}
-	return strings.Join(out, ", ")
+	var out, mapped []string
+	var keys []string
+	runs := map[string]*run{}
+	show := func(g *run) string {
+		s := strconv.Itoa(int(g.first))
+		if g.last != g.first {
+			s += "-" + strconv.Itoa(int(g.last))
+		}
+		if g.ip != "" {
+			s = net.JoinHostPort(g.ip, s) + "->" + s
+		}
+		return s + "/" + g.typ
+	}
+	for _, p := range ps {
+		ip := ""
+		if p.IP.IsValid() {
+			ip = p.IP.String()
+			if p.PublicPort != p.PrivatePort {
+				mapped = append(mapped, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.PublicPort))), p.PrivatePort, p.Type))
+				continue
+			}
+		}
+		key := ip + "/" + p.Type
+		g := runs[key]
+		switch {
+		case g == nil:
+			runs[key] = &run{ip: ip, typ: p.Type, first: p.PrivatePort, last: p.PrivatePort}
+			keys = append(keys, key)
+		case p.PrivatePort == g.last+1:
+			g.last = p.PrivatePort
+		default:
+			out = append(out, show(g))
+			runs[key] = &run{ip: ip, typ: p.Type, first: p.PrivatePort, last: p.PrivatePort}
+		}
+	}
+	for _, k := range keys {
+		out = append(out, show(runs[k]))
+	}
+	return strings.Join(append(out, mapped...), ", ")
 }
 
 // wholeJSON finds {{json .}}, which shows every column, Size too.
