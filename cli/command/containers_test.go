@@ -33,7 +33,7 @@ func TestContainersSameAsDocker(t *testing.T) {
 			if r := berth("load", "-i", one); r.code != 0 {
 				t.Fatalf("load: %s", r)
 			}
-			names := []string{"up1", "up2", "ex3", "ex0", "fl"}
+			names := []string{"up1", "up2", "ex3", "ex0", "fl", "tt"}
 			t.Cleanup(func() { docker(append([]string{"rm", "-f"}, names...)...) })
 			for _, n := range names[:2] {
 				if r := docker("run", "-d", "--name", n, "berthtest/one:v1", "sleep", "100"); r.code != 0 {
@@ -45,6 +45,16 @@ func TestContainersSameAsDocker(t *testing.T) {
 			}
 			if r := docker("run", "--name", "ex0", "berthtest/one:v1", "true"); r.code != 0 {
 				t.Fatalf("docker run ex0: %s", r)
+			}
+			// A terminal's output is one stream, as the daemon sends it.
+			if r := docker("run", "-d", "-t", "--name", "tt", "berthtest/one:v1", "sh", "-c", "echo x; echo y >&2"); r.code != 0 {
+				t.Fatalf("docker run tt: %s", r)
+			}
+			if r := docker("wait", "tt"); r.code != 0 || r.out != "0\n" {
+				t.Fatalf("docker wait tt: %s", r)
+			}
+			if r := berth("logs", "tt"); r.code != 0 || r.out != "x\r\ny\r\n" || r.err != "" {
+				t.Errorf("logs of a tty container: %q %q", r.out, r.err)
 			}
 			if r := berth("logs", "ex3"); r.code != 0 || r.out != "out1\nout2\n" || r.err != "err1\n" {
 				t.Errorf("logs ex3: streams not demultiplexed: %s", r)
@@ -65,6 +75,10 @@ func TestContainersSameAsDocker(t *testing.T) {
 				{"ps", "-n", "2", "--format", "{{.Names}}"},
 				{"ps", "-l", "--format", "{{.Names}}"},
 				{"ps", "--filter", "bogus=1"},
+				{"ps", "--filter", "status=bogus"},
+				{"logs", "tt"},
+				{"wait", "ex0", "nosuch", "ex3"},
+				{"container", "inspect", "-s", "-f", "{{.SizeRw}} {{.SizeRootFs}}", "ex3"},
 				{"ps", "-a", "--format", "json"},
 				{"ps", "-a", "--format", "{{json .}}"},
 				{"ps", "-a", "-s", "--format", "{{.Names}} {{.Size}}"},
@@ -129,7 +143,7 @@ func TestContainersSameAsDocker(t *testing.T) {
 					t.Errorf("berth %s: %s", strings.Join(step.args, " "), r)
 				}
 			}
-			if r := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); r.code != 0 || sortedLines(r.out) != sortedLines("ex3 exited\nup1 running\n") {
+			if r := docker("ps", "-a", "--format", "{{.Names}} {{.State}}"); r.code != 0 || sortedLines(r.out) != sortedLines("ex3 exited\ntt exited\nup1 running\n") {
 				t.Errorf("after the changes, docker ps -a: %s", r)
 			}
 			// logs -f follows until the container ends.
