@@ -165,3 +165,26 @@ func TestContainersSameAsDocker(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerHelpAliases: the help of a command that has a top-level
+// twin names all its spellings, as docker's.
+func TestContainerHelpAliases(t *testing.T) {
+	bin := testutil.BerthBinary(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ps", "--help"}, "berth container ls, berth container list, berth container ps, berth ps"},
+		{[]string{"container", "ls", "--help"}, "berth container ls, berth container list, berth container ps, berth ps"},
+		{[]string{"rm", "--help"}, "berth container rm, berth container remove, berth rm"},
+		{[]string{"container", "stop", "--help"}, "berth container stop, berth stop"},
+	} {
+		r := run(t, nil, bin, "unix:///nonexistent", c.args...)
+		if r.code != 0 || !strings.Contains(r.out, "\n\nAliases:\n  "+c.want+"\n\n") {
+			t.Errorf("%s: %s", strings.Join(c.args, " "), r)
+		}
+	}
+	if r := run(t, nil, bin, "unix:///nonexistent", "container", "prune", "--help"); r.code != 0 || strings.Contains(r.out, "Aliases:") {
+		t.Errorf("container prune --help: %s", r)
+	}
+}

@@ -27,7 +27,31 @@ func newContainerCommand(c *CLI) *cobra.Command {
 		newStopCommand(c), newRestartCommand(c), newKillCommand(c), newRmCommand(c, "rm", "remove"),
 		newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c), newRenameCommand(c),
 		newTopCommand(c), newContainerPruneCommand(c))
+	for _, sub := range cmd.Commands() {
+		setContainerAliases(sub, sub.Name())
+	}
 	return cmd
+}
+
+// setContainerAliases gives a container command that also exists at the
+// top level (`berth ps` is `berth container ls`) docker's help line naming
+// all its spellings.
+func setContainerAliases(cmd *cobra.Command, name string) {
+	line := ""
+	switch name {
+	case "ls":
+		line = "berth container ls, berth container list, berth container ps, berth ps"
+	case "rm":
+		line = "berth container rm, berth container remove, berth rm"
+	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top":
+		line = "berth container " + name + ", berth " + name
+	default:
+		return
+	}
+	if cmd.Annotations == nil {
+		cmd.Annotations = map[string]string{}
+	}
+	cmd.Annotations["aliases"] = line
 }
 
 type psOptions struct {

@@ -186,6 +186,13 @@ func NewRoot(c *CLI) *cobra.Command {
 		newRmCommand(c, "rm"), newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c),
 		newRenameCommand(c), newTopCommand(c),
 	)
+	for _, cmd := range root.Commands() {
+		name := cmd.Name()
+		if name == "ps" {
+			name = "ls"
+		}
+		setContainerAliases(cmd, name)
+	}
 	disableFlagsInUseLine(root)
 	root.SetUsageTemplate(usageTemplate)
 	root.SetHelpTemplate("{{.UsageString}}")
@@ -197,7 +204,11 @@ func NewRoot(c *CLI) *cobra.Command {
 const usageTemplate = `Usage:  {{if .HasAvailableSubCommands}}{{.CommandPath}} [OPTIONS] COMMAND{{else}}{{.UseLine}}{{end}}
 
 {{if .Long}}{{.Long | trimTrailingWhitespaces}}{{else}}{{.Short | trimTrailingWhitespaces}}{{end}}
-{{- if gt (len .Aliases) 0}}
+{{- if index .Annotations "aliases"}}
+
+Aliases:
+  {{index .Annotations "aliases"}}
+{{- else if gt (len .Aliases) 0}}
 
 Aliases:
   {{.NameAndAliases}}
