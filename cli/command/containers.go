@@ -105,10 +105,33 @@ func (c *CLI) each(names []string, op func(string) error) error {
 		}
 		fmt.Fprintln(c.Out, n)
 	}
-	if len(errs) > 0 {
-		return statusError{code: ExitError, err: errors.New(strings.Join(errs, "\n"))}
+	return joinedErrors(errs)
+}
+
+// joinedErrors reports the messages of the containers that failed together,
+// one a line, with exit 1, as docker does; nil when none did.
+func joinedErrors(errs []string) error {
+	if len(errs) == 0 {
+		return nil
 	}
-	return nil
+	return statusError{code: ExitError, err: errors.New(strings.Join(errs, "\n"))}
+}
+
+// containersCommand is a command that runs op on every container named (at
+// least one), printing each one that succeeded.
+func containersCommand(c *CLI, use, short string, op func(ctx context.Context, cl *client.Client, name string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.Client()
+			if err != nil {
+				return err
+			}
+			return c.each(args, func(n string) error { return op(cmd.Context(), cl, n) })
+		},
+	}
 }
 
 func newStartCommand(c *CLI) *cobra.Command {
@@ -161,59 +184,35 @@ func (s *stopFlags) timeoutPtr(cmd *cobra.Command) *int {
 
 func newStopCommand(c *CLI) *cobra.Command {
 	var s stopFlags
-	cmd := &cobra.Command{
-		Use:   "stop [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Stop one or more running containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			opts := client.ContainerStopOptions{Signal: s.signal, Timeout: s.timeoutPtr(cmd)}
-			return c.each(args, func(n string) error { _, err := cl.ContainerStop(cmd.Context(), n, opts); return err })
-		},
-	}
+	var cmd *cobra.Command
+	cmd = containersCommand(c, "stop [OPTIONS] CONTAINER [CONTAINER...]", "Stop one or more running containers",
+		func(ctx context.Context, cl *client.Client, n string) error {
+			_, err := cl.ContainerStop(ctx, n, client.ContainerStopOptions{Signal: s.signal, Timeout: s.timeoutPtr(cmd)})
+			return err
+		})
 	s.add(cmd)
 	return cmd
 }
 
 func newRestartCommand(c *CLI) *cobra.Command {
 	var s stopFlags
-	cmd := &cobra.Command{
-		Use:   "restart [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Restart one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			opts := client.ContainerRestartOptions{Signal: s.signal, Timeout: s.timeoutPtr(cmd)}
-			return c.each(args, func(n string) error { _, err := cl.ContainerRestart(cmd.Context(), n, opts); return err })
-		},
-	}
+	var cmd *cobra.Command
+	cmd = containersCommand(c, "restart [OPTIONS] CONTAINER [CONTAINER...]", "Restart one or more containers",
+		func(ctx context.Context, cl *client.Client, n string) error {
+			_, err := cl.ContainerRestart(ctx, n, client.ContainerRestartOptions{Signal: s.signal, Timeout: s.timeoutPtr(cmd)})
+			return err
+		})
 	s.add(cmd)
 	return cmd
 }
 
 func newKillCommand(c *CLI) *cobra.Command {
 	var sig string
-	cmd := &cobra.Command{
-		Use:   "kill [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Kill one or more running containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return c.each(args, func(n string) error {
-				_, err := cl.ContainerKill(cmd.Context(), n, client.ContainerKillOptions{Signal: sig})
-				return err
-			})
-		},
-	}
+	cmd := containersCommand(c, "kill [OPTIONS] CONTAINER [CONTAINER...]", "Kill one or more running containers",
+		func(ctx context.Context, cl *client.Client, n string) error {
+			_, err := cl.ContainerKill(ctx, n, client.ContainerKillOptions{Signal: sig})
+			return err
+		})
 	cmd.Flags().StringVarP(&sig, "signal", "s", "", "Signal to send to the container")
 	return cmd
 }
@@ -244,10 +243,7 @@ func newRmCommand(c *CLI, use string, aliases ...string) *cobra.Command {
 					fmt.Fprintln(c.Out, n)
 				}
 			}
-			if len(errs) > 0 {
-				return statusError{code: ExitError, err: errors.New(strings.Join(errs, "\n"))}
-			}
-			return nil
+			return joinedErrors(errs)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of a running container (uses SIGKILL)")
@@ -276,48 +272,25 @@ func newWaitCommand(c *CLI) *cobra.Command {
 					errs = append(errs, err.Error())
 				}
 			}
-			if len(errs) > 0 {
-				return statusError{code: ExitError, err: errors.New(strings.Join(errs, "\n"))}
-			}
-			return nil
+			return joinedErrors(errs)
 		},
 	}
 }
 
 func newPauseCommand(c *CLI) *cobra.Command {
-	return &cobra.Command{
-		Use:   "pause CONTAINER [CONTAINER...]",
-		Short: "Pause all processes within one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return c.each(args, func(n string) error {
-				_, err := cl.ContainerPause(cmd.Context(), n, client.ContainerPauseOptions{})
-				return err
-			})
-		},
-	}
+	return containersCommand(c, "pause CONTAINER [CONTAINER...]", "Pause all processes within one or more containers",
+		func(ctx context.Context, cl *client.Client, n string) error {
+			_, err := cl.ContainerPause(ctx, n, client.ContainerPauseOptions{})
+			return err
+		})
 }
 
 func newUnpauseCommand(c *CLI) *cobra.Command {
-	return &cobra.Command{
-		Use:   "unpause CONTAINER [CONTAINER...]",
-		Short: "Unpause all processes within one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return c.each(args, func(n string) error {
-				_, err := cl.ContainerUnpause(cmd.Context(), n, client.ContainerUnpauseOptions{})
-				return err
-			})
-		},
-	}
+	return containersCommand(c, "unpause CONTAINER [CONTAINER...]", "Unpause all processes within one or more containers",
+		func(ctx context.Context, cl *client.Client, n string) error {
+			_, err := cl.ContainerUnpause(ctx, n, client.ContainerUnpauseOptions{})
+			return err
+		})
 }
 
 func newRenameCommand(c *CLI) *cobra.Command {
