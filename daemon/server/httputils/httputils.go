@@ -131,6 +131,15 @@ func ParseForm(r *http.Request) error {
 	return nil
 }
 
+// NoContent answers 204 when the operation that gave err succeeded.
+func NoContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // FormFilters parses the request's form and its "filters" parameter.
 func FormFilters(r *http.Request) (filters.Args, error) {
 	if err := ParseForm(r); err != nil {

@@ -130,11 +130,7 @@ func (r *Router) inspect(ctx context.Context, w http.ResponseWriter, _ *http.Req
 }
 
 func (r *Router) start(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
-	if err := r.b.ContainerStart(ctx, vars["name"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerStart(ctx, vars["name"]))
 }
 
 func stopOptions(req *http.Request) (ctr.StopOptions, error) {
@@ -157,11 +153,7 @@ func (r *Router) stop(ctx context.Context, w http.ResponseWriter, req *http.Requ
 	if err != nil {
 		return err
 	}
-	if err := r.b.ContainerStop(ctx, vars["name"], o); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerStop(ctx, vars["name"], o))
 }
 
 func (r *Router) restart(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
@@ -169,22 +161,14 @@ func (r *Router) restart(ctx context.Context, w http.ResponseWriter, req *http.R
 	if err != nil {
 		return err
 	}
-	if err := r.b.ContainerRestart(ctx, vars["name"], o); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerRestart(ctx, vars["name"], o))
 }
 
 func (r *Router) kill(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
 	if err := httputils.ParseForm(req); err != nil {
 		return err
 	}
-	if err := r.b.ContainerKill(ctx, vars["name"], req.Form.Get("signal")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerKill(ctx, vars["name"], req.Form.Get("signal")))
 }
 
 // wait answers with its headers at once (clients return from the request
@@ -215,11 +199,7 @@ func (r *Router) remove(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if httputils.BoolValue(req, "link") {
 		return errdefs.NotImplemented("links are not supported")
 	}
-	if err := r.b.ContainerRemove(ctx, vars["name"], httputils.BoolValue(req, "force"), httputils.BoolValue(req, "v")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerRemove(ctx, vars["name"], httputils.BoolValue(req, "force"), httputils.BoolValue(req, "v")))
 }
 
 // parseTime takes the API's times: unix seconds with optional fraction
@@ -444,30 +424,18 @@ func (r *Router) resize(ctx context.Context, w http.ResponseWriter, req *http.Re
 }
 
 func (r *Router) pause(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
-	if err := r.b.ContainerPause(ctx, vars["name"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerPause(ctx, vars["name"]))
 }
 
 func (r *Router) unpause(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
-	if err := r.b.ContainerUnpause(ctx, vars["name"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerUnpause(ctx, vars["name"]))
 }
 
 func (r *Router) rename(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
 	if err := httputils.ParseForm(req); err != nil {
 		return err
 	}
-	if err := r.b.ContainerRename(ctx, vars["name"], req.Form.Get("name")); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return httputils.NoContent(w, r.b.ContainerRename(ctx, vars["name"], req.Form.Get("name")))
 }
 
 func (r *Router) prune(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
