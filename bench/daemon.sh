@@ -28,7 +28,7 @@ for t in hyperfine docker dockerd busybox python3; do
 done
 
 work=$(mktemp -d /var/tmp/berth-bench-daemon.XXXXXX)
-berthd_pid= dockerd_pid=
+berthd_pid='' dockerd_pid=''
 stop() { # pid: TERM, then KILL after 30 s
 	[ -n "$1" ] || return 0
 	kill "$1" 2>/dev/null || return 0
@@ -38,13 +38,13 @@ stop() { # pid: TERM, then KILL after 30 s
 cleanup() {
 	set +e # every step runs, whatever the one before returned
 	if [ -n "$berthd_pid" ]; then
-		ids=$(docker -H "$B" ps -aq 2>/dev/null)
-		[ -n "$ids" ] && docker -H "$B" rm -f $ids >/dev/null 2>&1
+		mapfile -t ids < <(docker -H "$B" ps -aq 2>/dev/null)
+		[ ${#ids[@]} -gt 0 ] && docker -H "$B" rm -f "${ids[@]}" >/dev/null 2>&1
 		stop "$berthd_pid"
 	fi
 	if [ -n "$dockerd_pid" ]; then
-		ids=$(docker -H "$D" ps -aq 2>/dev/null)
-		[ -n "$ids" ] && docker -H "$D" rm -f $ids >/dev/null 2>&1
+		mapfile -t ids < <(docker -H "$D" ps -aq 2>/dev/null)
+		[ ${#ids[@]} -gt 0 ] && docker -H "$D" rm -f "${ids[@]}" >/dev/null 2>&1
 		stop "$dockerd_pid"
 	fi
 	if [ -n "${podman:-}" ]; then
@@ -137,10 +137,14 @@ bench create "${create[@]}"
 for i in $(seq 20); do
 	docker -H "$B" create --network none busybox true >/dev/null
 	docker -H "$D" create --network none busybox true >/dev/null
+	# shellcheck disable=SC2086 # $podman and $pflags are word lists
 	[ -n "$podman" ] && $podman create $pflags busybox true >/dev/null
 done
 bench ps "${ps[@]}"
-for h in "$B" "$D"; do docker -H "$h" rm $(docker -H "$h" ps -aq) >/dev/null; done
+for h in "$B" "$D"; do
+	mapfile -t ids < <(docker -H "$h" ps -aq)
+	docker -H "$h" rm "${ids[@]}" >/dev/null
+done
 [ -n "$podman" ] && $podman rm -a >/dev/null
 
 # Memory: the processes whose command line names this run's directory are
@@ -162,6 +166,7 @@ engine_pids() { # pattern: pids of processes whose command line contains it
 	return 0
 }
 containerd_pid() { pgrep -P "$dockerd_pid" containerd || true; }
+# shellcheck disable=SC2046,SC2086 # pid lists are split on purpose
 memrow() { # label: one line per engine
 	local bshims dshims
 	bshims=$(engine_pids "$work/berth-exec" | grep -vx "$berthd_pid" || true)
