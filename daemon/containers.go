@@ -335,7 +335,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	d.forgetExecs(c.ID)
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
-		Height: h, Width: w, Log: logCfg, Runtime: rtCmd})
+		Height: h, Width: w, Log: logCfg, Runtime: rtCmd, Spares: d.spares})
 	if err != nil {
 		return nil, err
 	}

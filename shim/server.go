@@ -29,6 +29,11 @@ func Main(args []string) int {
 	if len(args) > 0 && args[0] == "init-reaper" {
 		return InitReaper(args[1:])
 	}
+	if len(args) > 1 && args[1] == "--spare" {
+		if args = spareArgs(); args == nil {
+			return 0 // not needed after all
+		}
+	}
 	if err := serve(args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "berth shim:", err)
 		return 1

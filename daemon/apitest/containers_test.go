@@ -53,8 +53,11 @@ func (d *daemon) shimPids() []int {
 		if err != nil {
 			continue
 		}
+		// A shim's working directory is its state dir; a spare's (a shim
+		// started ahead of need, not yet any container's) is "/".
 		args := strings.Split(string(b), "\x00")
-		if len(args) > 1 && args[1] == "shim" && strings.Contains(string(b), d.execRoot) {
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if len(args) > 1 && args[1] == "shim" && strings.HasPrefix(cwd, d.execRoot+"/") {
 			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !strings.Contains(string(st), ") Z ") {
 				pids = append(pids, pid)
 			}
