@@ -358,7 +358,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	d.ctrs.mu.Unlock()
 	c.Lock()
 	c.SetRunning(st.Pid, st.StartedAt.UTC())
-	if err := c.Save(); err != nil {
+	if err := c.SaveLazy(); err != nil {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
 	c.Unlock()

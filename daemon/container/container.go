@@ -173,7 +173,9 @@ func (c *Container) Watch() (changed <-chan struct{}, exits int, removed bool) {
 
 // save writes the record atomically (temp file, fsync, rename). Callers
 // hold the lock.
-func (c *Container) save() error {
+func (c *Container) save() error { return c.write(true) }
+
+func (c *Container) write(sync bool) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("container %s: encode: %w", c.ID, err)
@@ -184,7 +186,7 @@ func (c *Container) save() error {
 		return fmt.Errorf("container %s: save: %w", c.ID, err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -202,3 +204,10 @@ func (c *Container) save() error {
 
 // Save writes the record. Callers hold the lock.
 func (c *Container) Save() error { return c.save() }
+
+// SaveLazy writes the record without waiting for the disk (still atomic).
+// It is for the running state: a daemon that dies still leaves the write
+// in the page cache for the next one, and after an OS crash no shim runs
+// anyway, so the fsync (about 2 ms here, on every start's critical path)
+// would protect nothing.
+func (c *Container) SaveLazy() error { return c.write(false) }
