@@ -1,0 +1,250 @@
+package apitest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// health is a container's health status as inspect shows it.
+func (d *daemon) health(name string) string {
+	d.t.Helper()
+	return strings.TrimSpace(d.mustDocker("inspect", "-f", "{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}", name))
+}
+
+func (d *daemon) waitHealth(name, want string) {
+	d.t.Helper()
+	waitFor(d.t, name+" "+want, func() bool { return d.health(name) == want })
+}
+
+// psNames is `docker ps` of the filters, as sorted names.
+func (d *daemon) psNames(filters ...string) string {
+	d.t.Helper()
+	args := []string{"ps", "--format", "{{.Names}}"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	names := strings.Fields(d.mustDocker(args...))
+	slices.Sort(names)
+	return strings.Join(names, " ")
+}
+
+// TestContainerHealth runs health checks through the docker CLI: status
+// in inspect and ps, health_status and probe events, ps's health filter,
+// HEALTHCHECK from an image, --no-healthcheck, the start period, the
+// timeout killing a probe, and the monitor resuming after a daemon restart.
+func TestContainerHealth(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	ev := exec.Command(dockerCLI, "events", "--filter", "event=health_status", "--filter", "event=exec_start",
+		"--format", "{{.Action}} {{.Actor.Attributes.name}}")
+	ev.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+	var evOut lockedBuffer
+	ev.Stdout = &evOut
+	if err := ev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ev.Process.Kill(); _ = ev.Wait() })
+	waitFor(t, "events listener", func() bool {
+		return strings.TrimSpace(d.mustDocker("info", "--format", "{{.NEventsListener}}")) == "1"
+	})
+
+	// starting → unhealthy (two failures) → healthy once the file exists.
+	d.mustDocker("run", "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "1s",
+		"--health-retries", "2", "busybox", "sleep", "1000")
+	d.waitHealth("hc", "unhealthy")
+	out := d.mustDocker("inspect", "-f", "{{.State.Health.FailingStreak}} {{len .State.Health.Log}} {{(index .State.Health.Log 0).ExitCode}}", "hc")
+	f := strings.Fields(out)
+	if streak, _ := strconv.Atoi(f[0]); len(f) != 3 || streak < 2 || f[2] != "1" {
+		t.Fatalf("unhealthy state: %q", out)
+	}
+	if st := d.mustDocker("ps", "--filter", "name=hc", "--format", "{{.Status}}"); !regexp.MustCompile(`^Up .* \(unhealthy\)\n$`).MatchString(st) {
+		t.Fatalf("ps status: %q", st)
+	}
+	d.mustDocker("exec", "hc", "touch", "/tmp/ok")
+	d.waitHealth("hc", "healthy")
+	if st := d.mustDocker("ps", "--filter", "name=hc", "--format", "{{.Status}}"); !regexp.MustCompile(`^Up .* \(healthy\)\n$`).MatchString(st) {
+		t.Fatalf("ps status: %q", st)
+	}
+	waitFor(t, "health events", func() bool { return strings.Contains(evOut.String(), "health_status: healthy hc") })
+	evs := evOut.String()
+	if i, j := strings.Index(evs, "health_status: unhealthy hc"), strings.Index(evs, "health_status: healthy hc"); i < 0 || i > j {
+		t.Fatalf("health events out of order:\n%s", evs)
+	}
+	mustContain(t, "probe exec events", evs, "exec_start: /bin/sh -c test -f /tmp/ok hc\n")
+	if strings.Contains(evs, "health_status: starting") {
+		t.Fatalf("starting is not an event in docker:\n%s", evs)
+	}
+
+	// Failures inside the start period do not count: it stays starting.
+	d.mustDocker("run", "-d", "--name", "slow", "--health-cmd", "false", "--health-interval", "1s", "--health-start-interval", "1s",
+		"--health-start-period", "1h", "--health-retries", "1", "busybox", "sleep", "1000")
+	waitFor(t, "probes of slow", func() bool {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{len .State.Health.Log}}", "slow")))
+		return n >= 2
+	})
+	if out := d.mustDocker("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "slow"); out != "starting 0\n" {
+		t.Fatalf("within the start period: %q", out)
+	}
+	if st := d.mustDocker("ps", "--filter", "name=slow", "--format", "{{.Status}}"); !strings.HasSuffix(st, " (health: starting)\n") {
+		t.Fatalf("ps status: %q", st)
+	}
+
+	// A probe that outlasts the timeout is killed and fails.
+	d.mustDocker("run", "-d", "--name", "tm", "--health-cmd", "sleep 77", "--health-timeout", "1s", "--health-interval", "1s",
+		"--health-retries", "1", "busybox", "sleep", "1000")
+	d.waitHealth("tm", "unhealthy")
+	waitFor(t, "three probes of tm", func() bool {
+		n, _ := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{len .State.Health.Log}}", "tm")))
+		return n >= 3
+	})
+	if out := d.mustDocker("inspect", "-f", "{{with index .State.Health.Log 0}}{{.ExitCode}} {{.Output}}{{end}}", "tm"); out != "-1 Health check exceeded timeout (1s)\n" {
+		t.Fatalf("timed-out probe: %q", out)
+	}
+	// Killed probes do not pile up: at most the one running now.
+	if ps := d.mustDocker("exec", "tm", "ps", "-o", "args"); strings.Count(ps, "sleep 77") > 1 {
+		t.Fatalf("timed-out probes still run:\n%s", ps)
+	}
+
+	// ps --filter health=, and a container without a health check is "none".
+	d.mustDocker("run", "-d", "--name", "plain", "busybox", "sleep", "1000")
+	for f, want := range map[string]string{"health=healthy": "hc", "health=unhealthy": "tm", "health=starting": "slow",
+		"health=none": "plain"} {
+		if got := d.psNames(f); got != want {
+			t.Fatalf("ps --filter %s: %q, want %q", f, got, want)
+		}
+	}
+	if got := d.psNames("health=healthy", "health=none"); got != "hc plain" {
+		t.Fatalf("two health filters: %q", got)
+	}
+	if out, code := d.exitCode("ps", "--filter", "health=bogus"); code == 0 || !strings.Contains(out, "Unrecognised filter value for health: bogus") {
+		t.Fatalf("bad health filter: %d %q", code, out)
+	}
+
+	// HEALTHCHECK from an image; the run's flags override its fields one
+	// by one; --no-healthcheck turns it off.
+	d.mustDocker("commit", "--change", "HEALTHCHECK --interval=1s --retries=1 CMD test -f /ready", "plain", "hcimg")
+	if out := d.mustDocker("image", "inspect", "-f", "{{.Config.Healthcheck.Test}}", "hcimg"); out != "[CMD-SHELL test -f /ready]\n" {
+		t.Fatalf("image healthcheck: %q", out)
+	}
+	d.mustDocker("run", "-d", "--name", "fromimg", "hcimg", "sleep", "1000")
+	d.waitHealth("fromimg", "unhealthy")
+	d.mustDocker("exec", "fromimg", "touch", "/ready")
+	d.waitHealth("fromimg", "healthy")
+	d.mustDocker("create", "--name", "merged", "--health-retries", "4", "hcimg", "sleep", "1000")
+	if out := d.mustDocker("inspect", "-f", "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.Config.Healthcheck.Retries}}", "merged"); out != "[CMD-SHELL test -f /ready] 1s 4\n" {
+		t.Fatalf("merged healthcheck: %q", out)
+	}
+	d.mustDocker("run", "-d", "--name", "nohc", "--no-healthcheck", "hcimg", "sleep", "1000")
+	if h := d.health("nohc"); h != "none" {
+		t.Fatalf("--no-healthcheck: %q", h)
+	}
+	if st := d.mustDocker("ps", "--filter", "name=nohc", "--format", "{{.Status}}"); strings.Contains(st, "(") {
+		t.Fatalf("ps status of nohc: %q", st)
+	}
+	if got := d.psNames("health=none"); got != "nohc plain" {
+		t.Fatalf("health=none: %q", got)
+	}
+
+	// Bad values are 400s in dockerd's words; the daemon goes on.
+	for body, msg := range map[string]string{
+		`{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"Interval":1000}}`: "Interval in Healthcheck cannot be less than 1ms",
+		`{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"Retries":-1}}`:    "Retries in Healthcheck cannot be negative",
+		`{"Image":"busybox","Healthcheck":{"Test":"CMD"}}`:                          "",
+	} {
+		mustContain(t, "create "+body, d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", body,
+			"http://berth/containers/create"), "HTTP/1.1 400", msg)
+	}
+
+	// Stopped: the last health stays in inspect; the monitor ends.
+	d.mustDocker("stop", "-t", "0", "slow")
+	if h := d.health("slow"); h != "starting" {
+		t.Fatalf("health of a stopped container: %q", h)
+	}
+
+	// The state is kept across a daemon restart (live restore) and the
+	// monitor resumes: removing the file makes hc unhealthy again.
+	d.kill9()
+	d.start()
+	if h := d.health("hc"); h != "healthy" {
+		t.Fatalf("health after daemon restart: %q", h)
+	}
+	d.mustDocker("exec", "hc", "rm", "/tmp/ok")
+	d.waitHealth("hc", "unhealthy")
+}
+
+// TestContainerSeccompProfile runs custom seccomp profiles as the docker
+// CLI sends them (the file's JSON in --security-opt).
+func TestContainerSeccompProfile(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	denyMkdir := write("deny-mkdir.json", `{
+  "defaultAction": "SCMP_ACT_ALLOW",
+  "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"]},
+              {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
+  "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "comment": "no mkdir"}]
+}`)
+	out, code := d.exitCode("run", "--rm", "--security-opt", "seccomp="+denyMkdir, "busybox", "mkdir", "/x")
+	if code == 0 || !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("mkdir under a profile denying it: %d %q", code, out)
+	}
+	d.mustDocker("run", "--rm", "busybox", "mkdir", "/x") // the default allows it
+	// --privileged runs without seccomp, whatever the profile.
+	d.mustDocker("run", "--rm", "--privileged", "--security-opt", "seccomp="+denyMkdir, "busybox", "mkdir", "/x")
+
+	// Rules that apply only with (includes) or without (excludes) a capability.
+	byCap := write("by-cap.json", `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+  {"name": "rmdir", "action": "SCMP_ACT_ERRNO", "errnoRet": 13, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+  {"names": ["symlink", "symlinkat"], "action": "SCMP_ACT_ERRNO", "excludes": {"arches": ["amd64", "arm64"]}}]}`)
+	out, _ = d.exitCode("run", "--rm", "--security-opt", "seccomp="+byCap, "busybox", "sh", "-c", "mkdir /x && rmdir /x; ln -s a /l && echo linked")
+	if !strings.Contains(out, "Permission denied") || !strings.Contains(out, "linked") {
+		t.Fatalf("profile without CAP_SYS_ADMIN: %d %q", code, out)
+	}
+	out, code = d.exitCode("run", "--rm", "--cap-add", "SYS_ADMIN", "--security-opt", "seccomp="+byCap, "busybox", "sh", "-c", "mkdir /x")
+	if code == 0 || !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("profile with CAP_SYS_ADMIN: %d %q", code, out)
+	}
+	// A default action other than allow, with its errno.
+	denyAll := write("deny-all.json", `{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
+  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}`)
+	if out, code := d.exitCode("run", "--rm", "--security-opt", "seccomp="+denyAll, "busybox", "true"); code == 0 {
+		t.Fatalf("a profile that refuses everything let the container run: %q", out)
+	}
+
+	// Bad profiles: 400 at create, in dockerd's words.
+	wrongType := write("wrong-type.json", `{"defaultAction": 5}`)
+	out, code = d.exitCode("run", "--rm", "--security-opt", "seccomp="+wrongType, "busybox", "true")
+	if code != 125 || !strings.Contains(out, "Decoding seccomp profile failed") {
+		t.Fatalf("profile of the wrong type: %d %q", code, out)
+	}
+	both := write("both.json", `{"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+  "archMap": [{"architecture": "SCMP_ARCH_X86_64"}], "syscalls": []}`)
+	out, code = d.exitCode("create", "--security-opt", "seccomp="+both, "busybox", "true")
+	if code == 0 || !strings.Contains(out, "both 'architectures' and 'archMap' are specified") {
+		t.Fatalf("profile with architectures and archMap: %d %q", code, out)
+	}
+	for body, msg := range map[string]string{
+		`{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp={bad"]}}`:                                                                                                                   "Decoding seccomp profile failed",
+		`{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_BOGUS\"}"]}}`:                                                                                 "invalid seccomp profile",
+		`{"Image":"busybox","HostConfig":{"SecurityOpt":["seccomp={\"defaultAction\":\"SCMP_ACT_ALLOW\",\"syscalls\":[{\"name\":\"a\",\"names\":[\"b\"],\"action\":\"SCMP_ACT_ERRNO\"}]}"]}}`: "use either 'name' or 'names'",
+	} {
+		mustContain(t, "create "+body, d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", body,
+			"http://berth/containers/create"), "HTTP/1.1 400", msg)
+	}
+	d.mustDocker("run", "--rm", "busybox", "true") // still serving
+}
