@@ -167,6 +167,24 @@ func TestContainerHealth(t *testing.T) {
 	if h := d.health("slow"); h != "starting" {
 		t.Fatalf("health of a stopped container: %q", h)
 	}
+	lastProbe := func(name string) (int, string) {
+		starts := strings.Fields(d.mustDocker("inspect", "-f", "{{range .State.Health.Log}}{{.Start.UnixNano}} {{end}}", name))
+		if len(starts) == 0 {
+			return 0, ""
+		}
+		return len(starts), starts[len(starts)-1]
+	}
+	// Started again: the log is kept, the status starts over, the monitor
+	// runs again.
+	n0, last0 := lastProbe("slow")
+	d.mustDocker("start", "slow")
+	if out := d.mustDocker("inspect", "-f", "{{.State.Health.Status}} {{.State.Health.FailingStreak}}", "slow"); out != "starting 0\n" {
+		t.Fatalf("restarted: %q", out)
+	}
+	if n, _ := lastProbe("slow"); n < n0 || n0 == 0 {
+		t.Fatalf("log after the restart: %d entries, had %d", n, n0)
+	}
+	waitFor(t, "probes after the restart", func() bool { _, last := lastProbe("slow"); return last != last0 })
 
 	// The state is kept across a daemon restart (live restore) and the
 	// monitor resumes: removing the file makes hc unhealthy again.
