@@ -186,6 +186,22 @@ func TestContainerHealth(t *testing.T) {
 	}
 	waitFor(t, "probes after the restart", func() bool { _, last := lastProbe("slow"); return last != last0 })
 
+	// The log keeps the last five results; a probe's output is cut at
+	// 4096 bytes, with "..." after.
+	waitFor(t, "five results of hc", func() bool { n, _ := lastProbe("hc"); return n == 5 })
+	_, last := lastProbe("hc")
+	waitFor(t, "another probe of hc", func() bool { _, l := lastProbe("hc"); return l != last })
+	if n, _ := lastProbe("hc"); n != 5 {
+		t.Fatalf("health log of %d results", n)
+	}
+	d.mustDocker("run", "-d", "--name", "big", "--health-cmd", "head -c 5000 /dev/zero | tr '\\0' x", "--health-interval", "1s",
+		"busybox", "sleep", "1000")
+	d.waitHealth("big", "healthy")
+	out = d.mustDocker("inspect", "-f", "{{(index .State.Health.Log 0).Output}}", "big")
+	if want := strings.Repeat("x", 4096) + "...\n"; out != want {
+		t.Fatalf("long probe output: %d bytes, ends %q", len(out), out[max(0, len(out)-10):])
+	}
+
 	// The state is kept across a daemon restart (live restore) and the
 	// monitor resumes: removing the file makes hc unhealthy again.
 	d.kill9()
