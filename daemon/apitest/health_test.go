@@ -152,6 +152,13 @@ func TestContainerHealth(t *testing.T) {
 		t.Fatalf("health=none: %q", got)
 	}
 
+	// A commit with a new configuration keeps the container's health check.
+	mustContain(t, "commit with a config", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Cmd":["sleep","1000"]}`,
+		"http://berth/commit?container=hc&repo=hcimg2"), "HTTP/1.1 201")
+	if out := d.mustDocker("image", "inspect", "-f", "{{.Config.Healthcheck.Test}} {{.Config.Healthcheck.Interval}} {{.Config.Cmd}}", "hcimg2"); out != "[CMD-SHELL test -f /tmp/ok] 1s [sleep 1000]\n" {
+		t.Fatalf("healthcheck of a commit: %q", out)
+	}
+
 	// Bad values are 400s in dockerd's words; the daemon goes on.
 	for body, msg := range map[string]string{
 		`{"Image":"busybox","Healthcheck":{"Test":["CMD","true"],"Interval":1000}}`: "Interval in Healthcheck cannot be less than 1ms",
