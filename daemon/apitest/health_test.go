@@ -82,8 +82,9 @@ func TestContainerHealth(t *testing.T) {
 		t.Fatalf("starting is not an event in docker:\n%s", evs)
 	}
 
-	// Failures inside the start period do not count: it stays starting.
-	d.mustDocker("run", "-d", "--name", "slow", "--health-cmd", "false", "--health-interval", "1s", "--health-start-interval", "1s",
+	// Failures inside the start period do not count: it stays starting,
+	// probed every start interval (the interval is an hour).
+	d.mustDocker("run", "-d", "--name", "slow", "--health-cmd", "false", "--health-interval", "1h", "--health-start-interval", "1s",
 		"--health-start-period", "1h", "--health-retries", "1", "busybox", "sleep", "1000")
 	waitFor(t, "probes of slow", func() bool {
 		n, _ := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{len .State.Health.Log}}", "slow")))
