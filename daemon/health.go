@@ -162,6 +162,9 @@ func (d *Daemon) healthMonitor(c *container.Container, r *running, cmd []string,
 			return
 		case <-timer.C:
 		}
+		if d.shuttingDown.Load() {
+			return // live restore: the next daemon resumes the checks
+		}
 		c.Lock()
 		paused := c.State.Status == container.StatusPaused
 		c.Unlock()
