@@ -261,6 +261,14 @@ func TestContainerSeccompProfile(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "Operation not permitted") {
 		t.Fatalf("profile with CAP_SYS_ADMIN: %d %q", code, out)
 	}
+	// Rules on arguments: chmod refused for mode 0700 only.
+	byArg := write("by-arg.json", `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+  {"names": ["chmod"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": 448, "op": "SCMP_CMP_EQ"}]},
+  {"names": ["fchmodat", "fchmodat2"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 2, "value": 448, "op": "SCMP_CMP_EQ"}]}]}`)
+	out, _ = d.exitCode("run", "--rm", "--security-opt", "seccomp="+byArg, "busybox", "sh", "-c", "touch /f; chmod 755 /f && echo mode-755; chmod 700 /f && echo mode-700")
+	if !strings.Contains(out, "mode-755") || strings.Contains(out, "mode-700") || !strings.Contains(out, "Operation not permitted") {
+		t.Fatalf("profile with argument rules: %q", out)
+	}
 	// A default action other than allow, with its errno.
 	denyAll := write("deny-all.json", `{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
   {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}`)

@@ -22,7 +22,7 @@ func ruleNames(s *specs.LinuxSeccomp) [][]string {
 // expanded for this host, the one-name form, and bad profiles refused as
 // invalid (400).
 func TestCustomSeccomp(t *testing.T) {
-	profile := `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,
+	profile := `{"defaultAction":"SCMP_ACT_ERRNO","defaultErrnoRet":38,"flags":["SECCOMP_FILTER_FLAG_LOG"],
  "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]},
             {"architecture":"SCMP_ARCH_AARCH64","subArchitectures":["SCMP_ARCH_ARM"]}],
  "syscalls":[
@@ -51,6 +51,9 @@ func TestCustomSeccomp(t *testing.T) {
 	if without.DefaultAction != specs.ActErrno || without.DefaultErrnoRet == nil || *without.DefaultErrnoRet != 38 {
 		t.Fatalf("default: %v %v", without.DefaultAction, without.DefaultErrnoRet)
 	}
+	if !slices.Equal(without.Flags, []specs.LinuxSeccompFlag{specs.LinuxSeccompFlagLog}) {
+		t.Fatalf("flags: %v", without.Flags)
+	}
 	if runtime.GOARCH == "amd64" && !slices.Equal(without.Architectures, []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}) {
 		t.Fatalf("archMap on amd64: %v", without.Architectures)
 	}
@@ -62,6 +65,8 @@ func TestCustomSeccomp(t *testing.T) {
 		`{bad`,
 		`{"defaultAction":5}`,
 		`{"defaultAction":"SCMP_ACT_BOGUS"}`,
+		`{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_BOGUS"]}`,
+		`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO","args":[{"index":9,"value":1,"op":"SCMP_CMP_EQ"}]}]}`,
 		`{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],"archMap":[{"architecture":"SCMP_ARCH_X86_64"}]}`,
 		`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"name":"a","names":["b"],"action":"SCMP_ACT_ERRNO"}]}`,
 		`{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["a"],"action":"SCMP_ACT_ERRNO","includes":{"minKernel":"x"}}]}`,
