@@ -233,7 +233,7 @@ func TestContainerConfig(t *testing.T) {
 
 	// Seccomp: the default profile is on (a new user namespace is refused
 	// by it, though the kernel would allow one); seccomp=unconfined and
-	// --privileged run without (custom profiles: health_test.go).
+	// --privileged run without (custom profiles: seccomp_test.go).
 	out, code := d.exitCode("run", "--rm", "busybox", "sh", "-c", "grep Seccomp: /proc/self/status; unshare -U true && echo unshared; true")
 	if code != 0 || !strings.Contains(out, "Seccomp:\t2") || strings.Contains(out, "unshared") {
 		t.Fatalf("default seccomp: %d %q", code, out)
