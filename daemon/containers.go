@@ -143,6 +143,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if cfg.StopSignal == "" {
 			cfg.StopSignal = ic.StopSignal
 		}
+		if err := mergeHealthcheck(cfg, ic); err != nil {
+			return err
+		}
 		labels := map[string]string{}
 		for k, v := range ic.Labels {
 			labels[k] = v
@@ -159,6 +162,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 			if _, err := parseSignal(cfg.StopSignal); err != nil {
 				return err
 			}
+		}
+		if err := container.CheckSecurityOpt(hc); err != nil {
+			return err
 		}
 		for _, b := range hc.Binds {
 			if _, err := container.ParseBind(b); err != nil {
@@ -364,6 +370,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	c.Unlock()
 	d.publishContainer(c, events.ActionStart, nil)
 	go d.monitor(c, r)
+	d.startHealth(c, r, false)
 	return client, nil
 }
 
@@ -759,6 +766,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 				continue
 			}
 			go d.monitor(c, r)
+			d.startHealth(c, r, true)
 			d.log.Info("container restored", "id", c.ID)
 			continue
 		}

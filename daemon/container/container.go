@@ -42,6 +42,9 @@ type State struct {
 	FinishedAt time.Time
 	Error      string
 	OOMKilled  bool
+	// Health is the health check's state (nil without one); it outlives
+	// a stop and a daemon restart, as docker's does.
+	Health *containertypes.Health `json:",omitempty"`
 }
 
 // Container is one container's record. Its mutex guards every field; the
@@ -107,7 +110,7 @@ func (c *Container) Running() bool {
 
 // SetRunning records a start. Callers hold the lock.
 func (c *Container) SetRunning(pid int, at time.Time) {
-	c.State = State{Status: StatusRunning, Pid: pid, StartedAt: at}
+	c.State = State{Status: StatusRunning, Pid: pid, StartedAt: at, Health: c.State.Health}
 	c.HasBeenStarted = true
 	c.notify()
 }
