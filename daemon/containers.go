@@ -160,15 +160,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 				return err
 			}
 		}
-		for _, b := range hc.Binds {
-			if _, err := container.ParseBind(b); err != nil {
-				return err
-			}
-		}
-		for _, m := range hc.Mounts {
-			if _, err := container.FromMount(m); err != nil {
-				return err
-			}
+		plan, err := container.PlanVolumes(hc, cfg.Volumes, ic.Volumes)
+		if err != nil {
+			return err
 		}
 		if _, err := logConfig("", hc.LogConfig); err != nil {
 			return err
@@ -189,7 +183,13 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err != nil {
 			return err
 		}
+		mps, err := d.attachVolumes(id, plan)
+		if err != nil {
+			_ = d.ctrs.store.Delete(c)
+			return err
+		}
 		c.Lock()
+		c.MountPoints = mps
 		c.Created = time.Now().UTC()
 		c.Image = img.ID.String()
 		c.Config, c.HostConfig = cfg, hc
@@ -204,6 +204,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		}
 		if err != nil {
 			_ = d.ctrs.store.Delete(c)
+			d.detachVolumes(id, mps, true)
 			return err
 		}
 		d.publishContainer(c, events.ActionCreate, nil)
@@ -291,8 +292,17 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
+	vols, err := d.mountVolumes(c, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			d.unmountVolumes(c)
+		}
+	}()
 	c.Lock()
-	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary()})
+	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary(), Volumes: vols})
 	hostNet := c.HostConfig.NetworkMode == "host"
 	tty, stdin := c.Config.Tty, c.Config.OpenStdin
 	var h, w uint16
@@ -431,6 +441,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		d.log.Warn("unmount container root", "id", c.ID, "error", err)
 	}
+	d.unmountVolumes(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
 	if err := c.Save(); err != nil {
@@ -484,7 +495,8 @@ func (d *Daemon) restartLater(c *container.Container) {
 }
 
 func (d *Daemon) autoRemove(c *container.Container) {
-	if err := d.ContainerRemove(context.Background(), c.ID, true, false); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+	// --rm takes the anonymous volumes too, as docker's does.
+	if err := d.ContainerRemove(context.Background(), c.ID, true, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("auto-remove", "id", c.ID, "error", err)
 	}
 }
@@ -672,6 +684,10 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			c.Unlock()
 			return err
 		}
+		c.Lock()
+		mps := c.MountPoints
+		c.Unlock()
+		d.detachVolumes(c.ID, mps, volumes)
 		d.failPending(c.ID, errdefs.NotFound("container %s was removed", c.ID))
 		d.forgetExecs(c.ID)
 		d.ctrs.mu.Lock()
