@@ -53,8 +53,9 @@ func ParseVolumeBind(b string) (MountPoint, error) {
 	if !filepath.IsAbs(dst) || filepath.Clean(dst) == "/" {
 		return MountPoint{}, errdefs.Invalid("invalid volume specification: '%s': invalid mount config: destination must be an absolute path other than /", b)
 	}
-	mp := MountPoint{Name: name, Destination: filepath.Clean(dst), RW: true, CopyData: true}
-	if len(parts) == 3 {
+	// docker shows "z" for a local volume given without options.
+	mp := MountPoint{Name: name, Destination: filepath.Clean(dst), RW: true, CopyData: true, Mode: "z"}
+	if len(parts) == 3 && parts[2] != "" {
 		mp.Mode = parts[2]
 		for _, o := range strings.Split(parts[2], ",") {
 			switch o {
@@ -77,7 +78,7 @@ func VolumeFromMount(m mount.Mount) (MountPoint, error) {
 	if !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) == "/" {
 		return MountPoint{}, errdefs.Invalid("invalid mount config: invalid mount path: '%s' mount path must be absolute", m.Target)
 	}
-	mp := MountPoint{Name: m.Source, Destination: filepath.Clean(m.Target), RW: !m.ReadOnly, CopyData: true, Anonymous: m.Source == ""}
+	mp := MountPoint{Name: m.Source, Destination: filepath.Clean(m.Target), RW: !m.ReadOnly, CopyData: true, Anonymous: m.Source == "", Mode: "z"}
 	if !mp.Anonymous {
 		if err := volume.ValidateName(m.Source); err != nil {
 			return MountPoint{}, errdefs.Invalid("create %s: %v", m.Source, err)
