@@ -160,7 +160,11 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 				return err
 			}
 		}
-		plan, err := container.PlanVolumes(hc, cfg.Volumes, ic.Volumes)
+		from, err := d.volumesFrom(hc.VolumesFrom)
+		if err != nil {
+			return err
+		}
+		plan, err := container.PlanVolumes(hc, from, cfg.Volumes, ic.Volumes)
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"berth.dev/berth/daemon/container"
@@ -213,10 +215,7 @@ func (d *Daemon) volumesDiskUsage() ([]volumetypes.Volume, *volumetypes.DiskUsag
 func (d *Daemon) attachVolumes(id string, plan []container.MountPoint) ([]container.MountPoint, error) {
 	var done []container.MountPoint
 	for _, mp := range plan {
-		v, created, err := d.vols.Create(mp.Name, volume.DriverName, mp.DriverOpts, mp.Labels)
-		if err == nil {
-			err = d.vols.Acquire(v.Name, id)
-		}
+		v, created, err := d.vols.CreateFor(id, mp.Name, volume.DriverName, mp.DriverOpts, mp.Labels)
 		if err != nil {
 			d.detachVolumes(id, done, true)
 			return nil, err
@@ -297,4 +296,35 @@ func volumeMountPoints(c *container.Container) []containertypes.MountPoint {
 			Destination: mp.Destination, Driver: volume.DriverName, Mode: mp.Mode, RW: mp.RW})
 	}
 	return out
+}
+
+// volumesFrom are the volumes of the containers --volumes-from names
+// ("name[:ro|rw]"), with the access given (else theirs). Their host binds
+// are not inherited.
+func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, error) {
+	var out []container.MountPoint
+	for _, spec := range specs {
+		name, mode, _ := strings.Cut(spec, ":")
+		if mode != "" && mode != "ro" && mode != "rw" {
+			return nil, errdefs.Invalid("invalid mode: %s", mode)
+		}
+		src, err := d.ctrs.store.Get(name)
+		if err != nil {
+			return nil, err
+		}
+		src.Lock()
+		mps := slices.Clone(src.MountPoints)
+		src.Unlock()
+		for _, mp := range mps {
+			switch mode {
+			case "ro":
+				mp.RW = false
+			case "rw":
+				mp.RW = true
+			}
+			mp.CopyData = false // filled (or not) by the container that made it
+			out = append(out, mp)
+		}
+	}
+	return out, nil
 }

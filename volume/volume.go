@@ -125,6 +125,12 @@ func NewName() string {
 // name that exists returns the existing volume, as docker does (created
 // is then false).
 func (s *Store) Create(name, driver string, opts, labels map[string]string) (v Volume, created bool, err error) {
+	return s.CreateFor("", name, driver, opts, labels)
+}
+
+// CreateFor is Create that also records container ref's use of the
+// volume (unless ref is empty), at once: a remove cannot come between.
+func (s *Store) CreateFor(ref, name, driver string, opts, labels map[string]string) (v Volume, created bool, err error) {
 	if driver == "" {
 		driver = DriverName
 	}
@@ -144,6 +150,9 @@ func (s *Store) Create(name, driver string, opts, labels map[string]string) (v V
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e, ok := s.vols[name]; ok {
+		if ref != "" {
+			e.refs[ref] = true
+		}
 		return e.Volume, false, nil
 	}
 	labels = maps.Clone(labels)
@@ -180,7 +189,11 @@ func (s *Store) Create(name, driver string, opts, labels map[string]string) (v V
 		os.RemoveAll(tmp)
 		return Volume{}, false, fmt.Errorf("create %s: %w", name, err)
 	}
-	s.vols[name] = &entry{Volume: v, refs: map[string]bool{}, mounts: map[string]bool{}}
+	e := &entry{Volume: v, refs: map[string]bool{}, mounts: map[string]bool{}}
+	if ref != "" {
+		e.refs[ref] = true
+	}
+	s.vols[name] = e
 	return v, true, nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/container"
 	volumetypes "github.com/moby/moby/api/types/volume"
@@ -189,4 +191,87 @@ func TestVolumes(t *testing.T) {
 		t.Fatalf("data1's directory left: %v", err)
 	}
 	d.mustDocker("rmi", "withvol:1")
+}
+
+// TestVolumesLiveRestore: a running container keeps its volume (mounted
+// by driver options) across a daemon killed with -9; its stop after the
+// restart unmounts it. Also --volumes-from, volume events and both shapes
+// of /system/df.
+func TestVolumesLiveRestore(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+
+	d.mustDocker("volume", "create", "-o", "type=tmpfs", "-o", "device=tmpfs", "-o", "o=size=4m", "tv")
+	data := filepath.Join(d.dataRoot, "volumes", "tv", "_data")
+	d.mustDocker("run", "-d", "--name", "live", "-v", "tv:/t", "-v", "/anon", "busybox", "sh", "-c", "echo kept > /t/f; echo a > /anon/a; sleep 1000")
+	d.mustDocker("exec", "live", "test", "-f", "/t/f")
+	if !isMount(t, data) {
+		t.Fatal("tmpfs volume not mounted on the host while used")
+	}
+
+	d.kill9()
+	d.start()
+	if !isMount(t, data) {
+		t.Fatal("tmpfs volume unmounted by the restart while its container runs")
+	}
+	if out := d.mustDocker("exec", "live", "cat", "/t/f"); out != "kept\n" {
+		t.Fatalf("after restart: %q", out)
+	}
+	// A second user (--volumes-from, read-only) sees the same data.
+	if out := d.mustDocker("run", "--rm", "--volumes-from", "live:ro", "busybox", "sh", "-c", "cat /t/f /anon/a; touch /t/x 2>/dev/null || echo ro"); out != "kept\na\nro\n" {
+		t.Fatalf("--volumes-from: %q", out)
+	}
+	if !isMount(t, data) {
+		t.Fatal("the second user's exit unmounted the volume of the first")
+	}
+	// (docker's CLI takes a 404 from create for a missing image and
+	// tries a pull, with dockerd too: asked directly.)
+	mustContain(t, "--volumes-from missing", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"busybox","HostConfig":{"VolumesFrom":["nosuch"]}}`, "http://x/containers/create"), "404 Not Found", "No such container: nosuch")
+	mustContain(t, "--volumes-from bad mode", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
+		"-d", `{"Image":"busybox","HostConfig":{"VolumesFrom":["live:rx"]}}`, "http://x/containers/create"), "400 Bad Request", "invalid mode: rx")
+
+	since := time.Now()
+	d.mustDocker("stop", "-t", "0", "live")
+	if isMount(t, data) {
+		t.Fatal("tmpfs volume still mounted after its last user stopped")
+	}
+	ev := d.mustDocker("events", "--since", strconv.FormatInt(since.Unix()-1, 10), "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
+		"--filter", "type=volume", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}")
+	mustContain(t, "events", ev, "volume unmount tv\n")
+
+	// /system/df: the lists before 1.52, the summaries from 1.53.
+	var old struct{ Volumes []volumetypes.Volume }
+	if err := json.Unmarshal([]byte(d.curl("http://x/v1.51/system/df")), &old); err != nil {
+		t.Fatal(err)
+	}
+	if len(old.Volumes) != 2 || old.Volumes[0].UsageData == nil || old.Volumes[0].UsageData.RefCount != 1 {
+		t.Fatalf("df 1.51: %+v", old.Volumes)
+	}
+	var cur struct{ VolumeUsage *volumetypes.DiskUsage }
+	if err := json.Unmarshal([]byte(d.curl("http://x/v1.53/system/df")), &cur); err != nil {
+		t.Fatal(err)
+	}
+	if u := cur.VolumeUsage; u == nil || u.TotalCount != 2 || u.ActiveCount != 2 || u.TotalSize < 2 {
+		t.Fatalf("df 1.53: %+v", u)
+	}
+	d.mustDocker("rm", "-v", "live")
+	if out := d.mustDocker("volume", "ls", "-q"); out != "tv\n" {
+		t.Fatalf("after rm -v: %q", out)
+	}
+	d.mustDocker("volume", "rm", "tv")
+}
+
+func isMount(t *testing.T, p string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 4 && f[4] == p {
+			return true
+		}
+	}
+	return false
 }

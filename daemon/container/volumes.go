@@ -112,10 +112,11 @@ func VolumeSpecMounts(mps []MountPoint, paths map[string]string) []specs.Mount {
 }
 
 // PlanVolumes checks a container's binds, mounts and tmpfs and returns
-// the volumes it mounts: named ones from -v and --mount, and anonymous
-// ones for --mount without a source and for the Config's and the image's
+// the volumes it mounts: named ones from -v and --mount, those inherited
+// (--volumes-from) where neither puts something else, and anonymous ones
+// for --mount without a source and for the Config's and the image's
 // VOLUME paths that nothing else covers. Nothing is created here.
-func PlanVolumes(hc *containertypes.HostConfig, cfgVolumes, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+func PlanVolumes(hc *containertypes.HostConfig, inherited []MountPoint, cfgVolumes, imageVolumes map[string]struct{}) ([]MountPoint, error) {
 	var out []MountPoint
 	seen := map[string]bool{}
 	dest := func(d string) error {
@@ -168,6 +169,12 @@ func PlanVolumes(hc *containertypes.HostConfig, cfgVolumes, imageVolumes map[str
 	}
 	for d := range hc.Tmpfs {
 		seen[filepath.Clean(d)] = true
+	}
+	for _, mp := range inherited {
+		if !seen[mp.Destination] {
+			seen[mp.Destination] = true
+			out = append(out, mp)
+		}
 	}
 	// The request's VOLUME paths and the image's, in a stable order.
 	var anon []string
