@@ -80,10 +80,13 @@ func TestVolumesSameAsDocker(t *testing.T) {
 				{"volume", "prune", "--bogus"},
 				{"inspect", "-f", `{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Driver}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}`, "user"},
 				{"ps", "-a", "--format", "{{.Mounts}} {{.LocalVolumes}}"},
+				{"system", "df"},
+				{"system", "df", "-v"},
+				{"system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}"},
 			}
 			for _, args := range cases {
 				b, k := berth(args...), docker(args...)
-				if b.out != k.out || b.code != k.code || normalize(b.err) != normalize(k.err) {
+				if aligned(b.out) != aligned(k.out) || b.code != k.code || normalize(b.err) != normalize(k.err) {
 					t.Errorf("%s: berth and docker differ\nberth: %s\ndocker: %s", strings.Join(args, " "), b, k)
 				}
 			}
