@@ -55,15 +55,15 @@ func (d *Daemon) publishVolume(name string, action events.Action, extra map[stri
 	d.events.Publish(events.VolumeEventType, action, name, attrs)
 }
 
-// apiVolume is the API's view of v.
+// apiVolume is the API's view of v: empty labels and options are null,
+// as dockerd sends them.
 func (d *Daemon) apiVolume(v volume.Volume) volumetypes.Volume {
-	labels := v.Labels
-	if labels == nil {
-		labels = map[string]string{}
+	labels, opts := v.Labels, v.Options
+	if len(labels) == 0 {
+		labels = nil
 	}
-	opts := v.Options
-	if opts == nil {
-		opts = map[string]string{}
+	if len(opts) == 0 {
+		opts = nil
 	}
 	return volumetypes.Volume{Name: v.Name, Driver: v.Driver, Mountpoint: d.vols.Path(v.Name), Labels: labels, Options: opts,
 		Scope: "local", CreatedAt: v.CreatedAt.Format(time.RFC3339)}

@@ -2,6 +2,7 @@ package command
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -213,16 +214,20 @@ func newVolumeInspectCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			return inspectAll(c, f, args, func(name string) ([]byte, any, error) {
-				res, err := cl.VolumeInspect(cmd.Context(), name, client.VolumeInspectOptions{})
-				if err != nil {
-					return nil, nil, err
-				}
-				return bytes.TrimSpace(res.Raw), res.Volume, nil
+				return inspectVolume(cmd.Context(), cl, name)
 			})
 		},
 	}
 	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
 	return cmd
+}
+
+func inspectVolume(ctx context.Context, cl *client.Client, name string) ([]byte, any, error) {
+	res, err := cl.VolumeInspect(ctx, name, client.VolumeInspectOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	return bytes.TrimSpace(res.Raw), res.Volume, nil
 }
 
 func newVolumeRmCommand(c *CLI) *cobra.Command {
