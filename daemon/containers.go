@@ -787,6 +787,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 			code, at, msg = e.ExitCode, e.FinishedAt.UTC(), ""
 		}
 		_ = snapshot.UnmountAll(c.RootfsPath())
+		d.unmountVolumes(c)
 		c.Lock()
 		c.SetExited(code, at, msg)
 		if err := c.Save(); err != nil {

@@ -44,6 +44,9 @@ func (d *Daemon) openVolumes() error {
 			}
 		}
 	}
+	if err := s.UnmountUnused(); err != nil {
+		d.log.Warn("volumes left mounted", "error", err)
+	}
 	return nil
 }
 

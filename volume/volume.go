@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -353,6 +354,24 @@ func (s *Store) Unmount(name, ref string) error {
 		e.mounted = false
 	}
 	return nil
+}
+
+// UnmountUnused undoes the options' mounts no container uses: those a
+// daemon that died left behind for containers that are gone.
+func (s *Store) UnmountUnused() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for name, e := range s.vols {
+		if e.mounted && len(e.mounts) == 0 {
+			if err := unmountIfMounted(s.Path(name)); err != nil {
+				errs = append(errs, fmt.Errorf("unmount volume %s: %w", name, err))
+				continue
+			}
+			e.mounted = false
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Mounted counts the containers mounting the volume now.

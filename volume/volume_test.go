@@ -10,6 +10,7 @@ import (
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/leakcheck"
 	"berth.dev/berth/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { leakcheck.Main(m) }
@@ -128,6 +129,7 @@ func TestOptionsMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = unmountIfMounted(s.Path("tmp1")); _ = unmountIfMounted(s.Path("bind1")) })
 	if _, err := s.Mount("tmp1", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -138,11 +140,23 @@ func TestOptionsMount(t *testing.T) {
 	if !strings.Contains(string(mi), p+" ") || !strings.Contains(string(mi), "size=1024k") {
 		t.Fatalf("tmpfs options not applied:\n%s", mi)
 	}
-	if err := s.Unmount("tmp1", "a"); err != nil || !isMountpoint(p) {
+	if err := s.Unmount("tmp1", "a"); err != nil || !isMountpoint(p) || s.Mounted("tmp1") != 1 {
 		t.Fatal("unmounted with a user left", err)
 	}
 	if err := s.Unmount("tmp1", "b"); err != nil || isMountpoint(p) {
 		t.Fatal("still mounted", err)
+	}
+	// A daemon that died with the volume mounted: the next Open sees the
+	// mount, and with no user it goes.
+	if err := unix.Mount("tmpfs", p, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open(filepath.Dir(filepath.Dir(p)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.UnmountUnused(); err != nil || isMountpoint(p) {
+		t.Fatal("left mounted", err)
 	}
 
 	src := t.TempDir()

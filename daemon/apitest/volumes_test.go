@@ -260,6 +260,27 @@ func TestVolumesLiveRestore(t *testing.T) {
 		t.Fatalf("after rm -v: %q", out)
 	}
 	d.mustDocker("volume", "rm", "tv")
+
+	// A volume that binds a host directory (o=bind).
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "hostfile"), []byte("on the host\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.mustDocker("volume", "create", "--opt", "type=none", "--opt", "device="+host, "--opt", "o=bind", "hb")
+	if out := d.mustDocker("run", "--rm", "-v", "hb:/h", "busybox", "sh", "-c", "cat /h/hostfile; echo back > /h/new"); out != "on the host\n" {
+		t.Fatalf("bind volume: %q", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(host, "new")); err != nil || string(b) != "back\n" {
+		t.Fatalf("bind volume write: %q %v", b, err)
+	}
+	if isMount(t, filepath.Join(d.dataRoot, "volumes", "hb", "_data")) {
+		t.Fatal("bind volume still mounted after its user")
+	}
+	// API 1.41's prune takes named volumes too; the host's files stay.
+	mustContain(t, "prune 1.41", d.curl("-X", "POST", "http://x/v1.41/volumes/prune"), `"VolumesDeleted":["hb"]`)
+	if _, err := os.Stat(filepath.Join(host, "hostfile")); err != nil {
+		t.Fatal("prune removed the host's files:", err)
+	}
 }
 
 func isMount(t *testing.T, p string) bool {
