@@ -184,6 +184,11 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 	for _, m := range extra {
 		s.Mounts = slices.DeleteFunc(s.Mounts, func(d specs.Mount) bool { return d.Destination == m.Destination })
 	}
+	// Parents before children (a volume at /data under a bind at
+	// /data/sub), as docker orders them.
+	slices.SortStableFunc(extra, func(a, b specs.Mount) int {
+		return strings.Count(a.Destination, "/") - strings.Count(b.Destination, "/")
+	})
 	s.Mounts = append(s.Mounts, extra...)
 	return s, nil
 }

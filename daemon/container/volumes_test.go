@@ -79,3 +79,29 @@ func pick(v bool, yes, no string) string {
 	}
 	return no
 }
+
+// A volume under a bind, or a bind under a volume, is mounted after its
+// parent whatever their kinds.
+func TestSpecMountOrder(t *testing.T) {
+	host := t.TempDir()
+	c := testContainer(t)
+	c.HostConfig.Binds = []string{host + ":/data/sub", "named:/data"}
+	mps, err := PlanVolumes(c.HostConfig, nil, nil, map[string]struct{}{"/etc": {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Spec(c, SpecOptions{Rootfs: t.TempDir(), Volumes: VolumeSpecMounts(mps, map[string]string{"named": "/v/named", "": "/v/anon"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, m := range s.Mounts {
+		switch m.Destination {
+		case "/data", "/data/sub", "/etc", "/etc/hosts":
+			order = append(order, m.Destination)
+		}
+	}
+	if strings.Join(order, " ") != "/data /etc /etc/hosts /data/sub" {
+		t.Fatalf("order: %v", order)
+	}
+}
