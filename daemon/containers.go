@@ -166,15 +166,13 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err := container.CheckSecurityOpt(hc); err != nil {
 			return err
 		}
-		for _, b := range hc.Binds {
-			if _, err := container.ParseBind(b); err != nil {
-				return err
-			}
+		from, err := d.volumesFrom(hc.VolumesFrom)
+		if err != nil {
+			return err
 		}
-		for _, m := range hc.Mounts {
-			if _, err := container.FromMount(m); err != nil {
-				return err
-			}
+		plan, err := container.PlanVolumes(hc, from, cfg.Volumes, ic.Volumes)
+		if err != nil {
+			return err
 		}
 		if _, err := logConfig("", hc.LogConfig); err != nil {
 			return err
@@ -195,7 +193,13 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err != nil {
 			return err
 		}
+		mps, err := d.attachVolumes(id, plan)
+		if err != nil {
+			_ = d.ctrs.store.Delete(c)
+			return err
+		}
 		c.Lock()
+		c.MountPoints = mps
 		c.Created = time.Now().UTC()
 		c.Image = img.ID.String()
 		c.Config, c.HostConfig = cfg, hc
@@ -210,6 +214,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		}
 		if err != nil {
 			_ = d.ctrs.store.Delete(c)
+			d.detachVolumes(id, mps, true)
 			return err
 		}
 		d.publishContainer(c, events.ActionCreate, nil)
@@ -297,8 +302,17 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
+	vols, err := d.mountVolumes(c, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !ok {
+			d.unmountVolumes(c)
+		}
+	}()
 	c.Lock()
-	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary()})
+	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary(), Volumes: vols})
 	hostNet := c.HostConfig.NetworkMode == "host"
 	tty, stdin := c.Config.Tty, c.Config.OpenStdin
 	var h, w uint16
@@ -438,6 +452,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		d.log.Warn("unmount container root", "id", c.ID, "error", err)
 	}
+	d.unmountVolumes(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
 	if err := c.Save(); err != nil {
@@ -491,7 +506,8 @@ func (d *Daemon) restartLater(c *container.Container) {
 }
 
 func (d *Daemon) autoRemove(c *container.Container) {
-	if err := d.ContainerRemove(context.Background(), c.ID, true, false); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+	// --rm takes the anonymous volumes too, as docker's does.
+	if err := d.ContainerRemove(context.Background(), c.ID, true, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("auto-remove", "id", c.ID, "error", err)
 	}
 }
@@ -679,6 +695,10 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			c.Unlock()
 			return err
 		}
+		c.Lock()
+		mps := c.MountPoints
+		c.Unlock()
+		d.detachVolumes(c.ID, mps, volumes)
 		d.failPending(c.ID, errdefs.NotFound("container %s was removed", c.ID))
 		d.forgetExecs(c.ID)
 		d.ctrs.mu.Lock()
@@ -775,6 +795,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 			code, at, msg = e.ExitCode, e.FinishedAt.UTC(), ""
 		}
 		_ = snapshot.UnmountAll(c.RootfsPath())
+		d.unmountVolumes(c)
 		c.Lock()
 		c.SetExited(code, at, msg)
 		if err := c.Save(); err != nil {

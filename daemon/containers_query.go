@@ -103,6 +103,9 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string) (*containert
 func mountPoints(c *container.Container) []containertypes.MountPoint {
 	out := []containertypes.MountPoint{}
 	for _, b := range c.HostConfig.Binds {
+		if container.IsVolumeBind(b) {
+			continue // volumeMountPoints
+		}
 		m, err := container.ParseBind(b)
 		if err != nil {
 			continue
@@ -124,6 +127,9 @@ func mountPoints(c *container.Container) []containertypes.MountPoint {
 			Mode: mode, RW: rw, Propagation: mount.Propagation(prop)})
 	}
 	for _, m := range c.HostConfig.Mounts {
+		if m.Type == mount.TypeVolume {
+			continue // volumeMountPoints
+		}
 		mp := containertypes.MountPoint{Type: m.Type, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
 		if m.Type == mount.TypeBind {
 			mp.Propagation = mount.PropagationRPrivate
@@ -133,7 +139,7 @@ func mountPoints(c *container.Container) []containertypes.MountPoint {
 		}
 		out = append(out, mp)
 	}
-	return out
+	return append(out, volumeMountPoints(c)...)
 }
 
 // Containers is GET /containers/json.

@@ -23,6 +23,7 @@ import (
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
 	"berth.dev/berth/shim"
+	"berth.dev/berth/volume"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +36,7 @@ type Daemon struct {
 	id     string
 	images *image.Store
 	ctrs   *containers
+	vols   *volume.Store
 	// shuttingDown keeps restart policies from acting on exits the
 	// shutdown causes.
 	shuttingDown atomic.Bool
@@ -81,6 +83,11 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("open image store in %s: %w", cfg.DataRoot, err)
 	}
 	if err := d.openContainers(); err != nil {
+		d.images.Close()
+		lock.Close()
+		return nil, err
+	}
+	if err := d.openVolumes(); err != nil {
 		d.images.Close()
 		lock.Close()
 		return nil, err

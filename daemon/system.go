@@ -119,6 +119,7 @@ func (d *Daemon) SystemDiskUsage(ctx context.Context) (*backend.DiskUsage, error
 		iu.Items = out.Images
 		out.ImageUsage = iu
 		out.Containers, out.Container = d.containersDiskUsage(ctx)
+		out.Volumes, out.Volume = d.volumesDiskUsage()
 		return nil
 	})
 	return out, err

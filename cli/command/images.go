@@ -255,7 +255,7 @@ func newInspectCommand(c *CLI) *cobra.Command {
 		Short: "Return low-level information on berth objects",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ != "" && typ != "image" && typ != "container" {
+			if typ != "" && typ != "image" && typ != "container" && typ != "volume" {
 				return fmt.Errorf("%q is not a valid value for --type", typ)
 			}
 			cl, err := c.Client()
@@ -269,12 +269,17 @@ func newInspectCommand(c *CLI) *cobra.Command {
 					return inspectContainer(ctx, cl, ref, size)
 				case "image":
 					return inspectImage(ctx, cl, ref)
+				case "volume":
+					return inspectVolume(ctx, cl, ref)
 				}
 				raw, v, err := inspectContainer(ctx, cl, ref, size)
 				if err == nil || !cerrdefs.IsNotFound(err) {
 					return raw, v, err
 				}
 				raw, v, err = inspectImage(ctx, cl, ref)
+				if err != nil && cerrdefs.IsNotFound(err) {
+					raw, v, err = inspectVolume(ctx, cl, ref)
+				}
 				if err != nil && cerrdefs.IsNotFound(err) {
 					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
 				}

@@ -328,7 +328,7 @@ func printDFVerbose(out io.Writer, du client.DiskUsageResult) error {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%q\t%d\t%s\t%s\t%s\t%s\n", format.TruncateID(ct.ID), ct.Image, format.Ellipsis(ct.Command, 20),
-			vols, format.SizeDF(ct.SizeRw), format.Since(ct.Created), ct.Status, name)
+			vols, format.Size(ct.SizeRw), format.Since(ct.Created), ct.Status, name)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "\nLocal Volumes space usage:")

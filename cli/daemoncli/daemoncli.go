@@ -28,6 +28,7 @@ import (
 	containerrouter "berth.dev/berth/daemon/server/router/container"
 	imagerouter "berth.dev/berth/daemon/server/router/image"
 	systemrouter "berth.dev/berth/daemon/server/router/system"
+	volumerouter "berth.dev/berth/daemon/server/router/volume"
 	"berth.dev/berth/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/spf13/cobra"
@@ -223,7 +224,7 @@ func run(ctx context.Context, flags *pflag.FlagSet, o *options) error {
 	}
 
 	srv := server.New(server.Config{Version: daemon.Version, MinAPIVersion: daemon.MinAPIVersion, CurrentAPIVersion: daemon.CurrentAPIVersion},
-		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d))
+		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d), volumerouter.New(d))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ls) }()
 

@@ -69,6 +69,8 @@ type Container struct {
 	// ManuallyStopped (stop, kill) keeps the restart policy from acting
 	// until the next start through the API.
 	ManuallyStopped bool
+	// MountPoints are the volumes it mounts (volumes.go).
+	MountPoints []MountPoint `json:",omitempty"`
 
 	dir     string        // <data-root>/containers/<id>
 	changed chan struct{} // closed and replaced on every state change

@@ -35,6 +35,8 @@ type SpecOptions struct {
 	// InitBinary is the executable bind-mounted at InitPath for --init
 	// (run as `berth-init init-reaper -- ARGS`).
 	InitBinary string
+	// Volumes are the container's volume mounts (VolumeSpecMounts).
+	Volumes []specs.Mount
 }
 
 // Spec makes the container's OCI spec from the runtime's default, the
@@ -149,6 +151,9 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		extra = append(extra, specs.Mount{Destination: f.dst, Type: "bind", Source: f.src, Options: []string{"rbind", "rprivate"}})
 	}
 	for _, b := range hc.Binds {
+		if IsVolumeBind(b) {
+			continue // in o.Volumes
+		}
 		m, err := ParseBind(b)
 		if err != nil {
 			return nil, err
@@ -156,12 +161,16 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		extra = append(extra, m)
 	}
 	for _, hm := range hc.Mounts {
+		if hm.Type == mount.TypeVolume {
+			continue // in o.Volumes
+		}
 		m, err := FromMount(hm)
 		if err != nil {
 			return nil, err
 		}
 		extra = append(extra, m)
 	}
+	extra = append(extra, o.Volumes...)
 	for dst, opts := range hc.Tmpfs {
 		if !filepath.IsAbs(dst) {
 			return nil, errdefs.Invalid("invalid tmpfs destination %q: not an absolute path", dst)
@@ -175,6 +184,11 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 	for _, m := range extra {
 		s.Mounts = slices.DeleteFunc(s.Mounts, func(d specs.Mount) bool { return d.Destination == m.Destination })
 	}
+	// Parents before children (a volume at /data under a bind at
+	// /data/sub), as docker orders them.
+	slices.SortStableFunc(extra, func(a, b specs.Mount) int {
+		return strings.Count(a.Destination, "/") - strings.Count(b.Destination, "/")
+	})
 	s.Mounts = append(s.Mounts, extra...)
 	return s, nil
 }
@@ -210,7 +224,7 @@ func MergeEnv(image, create []string) []string {
 }
 
 // ParseBind parses docker's -v "src:dst[:opts]" with an absolute host
-// path (named volumes come with the volumes issue).
+// path (ParseVolumeBind reads named volumes).
 func ParseBind(b string) (specs.Mount, error) {
 	parts := strings.Split(b, ":")
 	if len(parts) < 2 || len(parts) > 3 {
@@ -248,7 +262,7 @@ func ParseBind(b string) (specs.Mount, error) {
 }
 
 // FromMount turns a --mount of type bind or tmpfs into an OCI mount
-// (volumes come with the volumes issue). A bind's source must exist, as
+// (VolumeFromMount reads volumes). A bind's source must exist, as
 // docker requires for --mount.
 func FromMount(m mount.Mount) (specs.Mount, error) {
 	if !filepath.IsAbs(m.Target) || filepath.Clean(m.Target) == "/" {
