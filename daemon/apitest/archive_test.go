@@ -204,3 +204,91 @@ func TestContainerCopyHostile(t *testing.T) {
 	// The daemon still serves.
 	d.mustDocker("ps")
 }
+
+// cgroupFile reads a v1 controller's file of a berth container (cgroups at
+// /berth/<id>).
+func cgroupFile(t *testing.T, d *daemon, ctr, controller, file string) string {
+	t.Helper()
+	id := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.Id}}", ctr))
+	b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup", controller, "berth", id, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestContainerUpdate changes a running container's limits with docker
+// update and finds them in its cgroup files and in inspect; a stopped
+// container gets them at its next start; the restart policy changes; bad
+// updates are refused as dockerd refuses them.
+func TestContainerUpdate(t *testing.T) {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/berth"); err != nil {
+		t.Skip("needs cgroup v1 controllers (this host's layout)")
+	}
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "up", "busybox", "sleep", "1000")
+	if out := d.mustDocker("update", "--memory", "64m", "--memory-swap", "128m", "--cpus", "0.5", "--pids-limit", "50",
+		"--cpu-shares", "512", "--memory-reservation", "32m", "up"); out != "up\n" {
+		t.Fatalf("update: %q", out)
+	}
+	for _, c := range []struct{ ctl, file, want string }{
+		{"memory", "memory.limit_in_bytes", "67108864"},
+		{"memory", "memory.memsw.limit_in_bytes", "134217728"},
+		{"memory", "memory.soft_limit_in_bytes", "33554432"},
+		{"cpu", "cpu.cfs_quota_us", "50000"},
+		{"cpu", "cpu.cfs_period_us", "100000"},
+		{"cpu", "cpu.shares", "512"},
+		{"pids", "pids.max", "50"},
+	} {
+		if c.file == "memory.memsw.limit_in_bytes" {
+			if _, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"); err != nil {
+				continue // no swap accounting on this kernel
+			}
+		}
+		if got := cgroupFile(t, d, "up", c.ctl, c.file); got != c.want {
+			t.Errorf("%s: %s, want %s", c.file, got, c.want)
+		}
+	}
+	if got := d.mustDocker("inspect", "-f", "{{.HostConfig.Memory}} {{.HostConfig.MemorySwap}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CpuShares}}", "up"); got != "67108864 134217728 500000000 50 512\n" {
+		t.Fatalf("inspect after update: %q", got)
+	}
+	// Unlimited pids again; the restart policy.
+	d.mustDocker("update", "--pids-limit", "-1", "--restart", "on-failure:3", "up")
+	if got := cgroupFile(t, d, "up", "pids", "pids.max"); got != "max" {
+		t.Errorf("pids.max after -1: %s", got)
+	}
+	if got := d.mustDocker("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}}:{{.HostConfig.RestartPolicy.MaximumRetryCount}}", "up"); got != "on-failure:3\n" {
+		t.Fatalf("restart policy: %q", got)
+	}
+	// Refused as dockerd refuses, and nothing changes.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--memory", "200m", "up"}, "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time"},
+		{[]string{"--memory", "64m", "--memory-swap", "32m", "up"}, "Minimum memoryswap limit should be larger than memory limit, see usage"},
+		{[]string{"--memory", "1m", "up"}, "Minimum memory limit allowed is 6MB"},
+		{[]string{"--cpu-quota", "20000", "up"}, "Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set"},
+		{[]string{"--restart", "sometimes", "up"}, "invalid restart policy"},
+		{[]string{"--memory", "64m", "nope"}, "No such container: nope"},
+	} {
+		out, code := d.exitCode(append([]string{"update"}, c.args...)...)
+		if code == 0 || !strings.Contains(out, c.want) {
+			t.Errorf("update %v: %d %q, want %q", c.args, code, out, c.want)
+		}
+	}
+	if got := cgroupFile(t, d, "up", "memory", "memory.limit_in_bytes"); got != "67108864" {
+		t.Errorf("memory after refused updates: %s", got)
+	}
+	mustContain(t, "malformed update", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Memory":"lots"}`,
+		"http://berth/containers/up/update"), "HTTP/1.1 400", "invalid JSON")
+
+	// A stopped container keeps the update for its next start.
+	d.mustDocker("create", "--name", "later", "busybox", "sleep", "1000")
+	d.mustDocker("update", "--memory", "48m", "--memory-swap", "96m", "later")
+	d.mustDocker("start", "later")
+	if got := cgroupFile(t, d, "later", "memory", "memory.limit_in_bytes"); got != "50331648" {
+		t.Errorf("memory of the updated stopped container: %s", got)
+	}
+}
