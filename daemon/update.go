@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 
@@ -35,6 +36,10 @@ func (d *Daemon) ContainerUpdate(ctx context.Context, name string, u *containert
 		if st == container.StatusRemoving || st == container.StatusDead {
 			c.Unlock()
 			return errCannotUpdate(c.ID, errdefs.Conflict("container is marked for removal and cannot be \"update\""))
+		}
+		if u.BlkioWeight > 0 && !blkioWeightSupported() {
+			out.Warnings = append(out.Warnings, "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.")
+			u.BlkioWeight = 0
 		}
 		before := *c.HostConfig
 		if err := c.Update(u); err != nil {
@@ -92,4 +97,15 @@ func (d *Daemon) runtimeUpdate(ctx context.Context, rtName, id string, res any) 
 // errCannotUpdate words a failed update as dockerd does, keeping its kind.
 func errCannotUpdate(id string, err error) error {
 	return fmt.Errorf("%s: %w", "Cannot update container "+id, err)
+}
+
+// blkioWeightSupported is dockerd's check: on cgroup v1 the blkio
+// controller must have blkio.weight (kernels without CFQ have only BFQ's
+// blkio.bfq.weight, which docker does not use).
+func blkioWeightSupported() bool {
+	if _, err := os.Stat("/sys/fs/cgroup/blkio"); err != nil {
+		return true // cgroup v2: io.weight
+	}
+	_, err := os.Stat("/sys/fs/cgroup/blkio/blkio.weight")
+	return err == nil
 }

@@ -37,6 +37,8 @@ func ValidateUpdate(u *containertypes.UpdateConfig) error {
 		return errdefs.Invalid("CPU cfs quota can not be less than 1ms (i.e. 1000)")
 	case r.BlkioWeight > 0 && (r.BlkioWeight < 10 || r.BlkioWeight > 1000):
 		return errdefs.Invalid("Range of blkio weight is from 10 to 1000")
+	case r.CPURealtimePeriod != 0 || r.CPURealtimeRuntime != 0:
+		return errdefs.NotImplemented("real-time CPU limits are not supported yet")
 	}
 	switch u.RestartPolicy.Name {
 	case "", "no", "always", "unless-stopped":
