@@ -57,7 +57,7 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, name, path string, st
 			if err := archive.WriteCopy(start(st), parent, p.Base, copyName(p)); err != nil {
 				return fmt.Errorf("archive %s of container %s: %w", p.Abs, c.ID, err)
 			}
-			d.publishContainer(c, events.ActionArchivePath, map[string]string{"path": p.Abs})
+			d.publishContainer(c, events.ActionArchivePath, nil)
 			return nil
 		})
 	})
@@ -111,7 +111,7 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, name, dest string, c
 				}
 				return err
 			}
-			d.publishContainer(c, events.ActionExtractToDir, map[string]string{"path": p.Abs})
+			d.publishContainer(c, events.ActionExtractToDir, nil)
 			return nil
 		})
 	})
@@ -162,10 +162,11 @@ func checkWritable(root, dir int, readonlyRootfs bool) error {
 	return nil
 }
 
-// copyOwner is the uid and gid of the container's user (docker cp -a).
+// copyOwner is the uid and gid of the container's user (docker cp -a);
+// nil, the tar's own, when the container names none, as dockerd.
 func copyOwner(root int, user string) (*archive.Owner, error) {
 	if user == "" {
-		return &archive.Owner{}, nil
+		return nil, nil
 	}
 	cr, err := container.ResolveUser("/proc/self/fd/"+strconv.Itoa(root), user, nil)
 	if err != nil {

@@ -89,6 +89,12 @@ func TestCpUpdateSameAsDocker(t *testing.T) {
 	if err := os.Symlink("file", filepath.Join(host, "link")); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(host, "owned"), []byte("owned\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(host, "owned"), 1234, 4321); err != nil {
+		t.Fatal(err)
+	}
 	// {o}: a fresh local directory; {c}: a fresh container directory; both
 	// hold a file "existing". {h}: the host tree above.
 	cases := [][]string{
@@ -118,6 +124,9 @@ func TestCpUpdateSameAsDocker(t *testing.T) {
 		{"cp", "{h}/link", "cpc:{c}"},
 		{"cp", "-L", "{h}/link", "cpc:{c}"},
 		{"cp", "-q", "{h}/file", "cpc:{c}"},
+		{"cp", "{h}/owned", "cpc:{c}"},
+		{"cp", "-a", "{h}/owned", "cpc:{c}/archived"},
+		{"cp", "-a", "{h}/owned", "upcu:/tmp/"},
 		// Not {h}/dir to cpc:{c}/existing nor a file to cpc:{c}/nodir/:
 		// docker's CLI then logs, or not, its own tar writer's failure.
 		{"cp", "{h}/nope", "cpc:{c}"},
@@ -141,10 +150,13 @@ func TestCpUpdateSameAsDocker(t *testing.T) {
 			if r := berth("load", "-i", one); r.code != 0 {
 				t.Fatalf("load: %s", r)
 			}
-			t.Cleanup(func() { docker("rm", "-f", "cpc", "rocp", "upc", "upst") })
+			t.Cleanup(func() { docker("rm", "-f", "cpc", "rocp", "upc", "upst", "upcu") })
 			if r := docker("run", "-d", "--name", "cpc", "berthtest/one:v1", "sh", "-c",
 				"mkdir -p /data/dir/sub && echo x > /data/file && echo a > /data/dir/a && echo b > /data/dir/sub/b && ln -s /data/file /data/link && exec sleep 1000"); r.code != 0 {
 				t.Fatalf("docker run: %s", r)
+			}
+			if r := docker("run", "-d", "--name", "upcu", "--user", "nobody", "berthtest/one:v1", "sleep", "1000"); r.code != 0 {
+				t.Fatalf("docker run --user: %s", r)
 			}
 			if r := docker("run", "-d", "--name", "rocp", "--read-only", "berthtest/one:v1", "sleep", "1000"); r.code != 0 {
 				t.Fatalf("docker run --read-only: %s", r)
@@ -194,11 +206,16 @@ func TestCpUpdateSameAsDocker(t *testing.T) {
 			// What landed: locally, and in the container.
 			for _, cli := range []string{"berth", "docker"} {
 				tree := cpTree(t, filepath.Join(base, cli))
-				ctr := docker("exec", "cpc", "sh", "-c", "cd /"+cli+" && find . | sort && find . -type f | sort | xargs md5sum && find . -type l | sort | xargs ls -l | sed 's/.* -> /-> /'")
+				ctr := docker("exec", "cpc", "sh", "-c", "cd /"+cli+" && find . | sort && find . -type f | sort | xargs md5sum && find . | sort | xargs stat -c '%n %u:%g %a' && find . -type l | sort | xargs ls -l | sed 's/.* -> /-> /'")
 				if ctr.code != 0 {
 					t.Fatalf("container tree: %s", ctr)
 				}
 				out.trees = append(out.trees, tree, ctr.out)
+			}
+			// -a: the container's user owns what was copied.
+			owner := docker("exec", "upcu", "stat", "-c", "%u:%g %a", "/tmp/owned")
+			if owner.out != "65534:65534 600\n" {
+				t.Errorf("cp -a to a container running as nobody: %s", owner)
 			}
 			if out.trees[0] != out.trees[2] {
 				t.Errorf("local trees differ\nberth:\n%s\ndocker:\n%s", out.trees[0], out.trees[2])

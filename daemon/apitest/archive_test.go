@@ -201,6 +201,15 @@ func TestContainerCopyHostile(t *testing.T) {
 	if got := d.mustDocker("exec", "hx", "cat", "/etc/pwned"); got != "pwned\n" {
 		t.Fatalf("contained write: %q", got)
 	}
+	// Reading through a symlink the container made that points at the
+	// host's directory finds nothing: it resolves inside the container.
+	d.mustDocker("exec", "hx", "ln", "-s", up+canaryDir, "/tmp/out")
+	mustContain(t, "GET through a symlink out", d.curl("-i", "http://berth/containers/hx/archive?path=/tmp/out/canary"),
+		"HTTP/1.1 404", "Could not find the file /tmp/out/canary in container hx")
+	o, code := d.exitCode("cp", "hx:/tmp/out/", t.TempDir())
+	if code != 1 || !strings.Contains(o, "Could not find the file /tmp/out/ in container hx") {
+		t.Fatalf("cp through a symlink out: %d %q", code, o)
+	}
 	// The daemon still serves.
 	d.mustDocker("ps")
 }
