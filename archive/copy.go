@@ -53,10 +53,9 @@ func ParseCopyPath(p string) (CopyPath, error) {
 	return CopyPath{Abs: abs, Dir: dir, Base: base}, nil
 }
 
-// Name is the name docker gives the path's copy: its last element.
-func (p CopyPath) Name() string {
-	return path.Base(strings.TrimSuffix(p.Abs, "/."))
-}
+// Name is the name dockerd's stat gives the path: its last element ("."
+// for "dir/.").
+func (p CopyPath) Name() string { return path.Base(p.Abs) }
 
 // OpenParent opens (O_PATH) the directory that holds p's Base, or p itself
 // when Base is "", resolved inside root.
