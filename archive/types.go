@@ -50,6 +50,9 @@ type ApplyOptions struct {
 	// clean): names may not climb out of it, symlinks resolve in the root
 	// (docker cp extracts into a directory of the container's root).
 	Dir string
+	// NoDigests skips hashing (Result has no digests; Expected and
+	// ExpectedDiffID must be empty): a copy, not a layer.
+	NoDigests bool
 	// Owner, when set, owns every entry instead of the tar's uid and gid
 	// (docker cp -a: the container's user).
 	Owner *Owner

@@ -98,7 +98,7 @@ func (d *Daemon) ContainerExtractToDir(ctx context.Context, name, dest string, c
 			}
 			// Entries go below the extraction point, resolved from the
 			// container's root as docker's chroot does.
-			o := archive.ApplyOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir,
+			o := archive.ApplyOptions{NoOverwriteDirNonDir: noOverwriteDirNonDir, NoDigests: true,
 				Dir: strings.Trim(path.Clean(p.Abs), "/")}
 			if copyUIDGID {
 				if o.Owner, err = copyOwner(root, user); err != nil {

@@ -291,7 +291,7 @@ func copyToLocal(ctx context.Context, content io.Reader, src copyInfo, dstPath s
 	}
 	defer unix.Close(root)
 	_, err = archive.Apply(ctx, fmt.Sprintf("/proc/self/fd/%d", root), content, archive.ApplyOptions{
-		NoOverwriteDirNonDir: true, Owner: &archive.Owner{UID: os.Getuid(), GID: os.Getgid()}})
+		NoOverwriteDirNonDir: true, NoDigests: true, Owner: &archive.Owner{UID: os.Getuid(), GID: os.Getgid()}})
 	return err
 }
 
