@@ -2,16 +2,19 @@ package command_test
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"berth.dev/berth/internal/testutil"
+	"github.com/containerd/console"
 )
 
 // cpTree lists a local tree: names, types, link targets and contents.
@@ -285,5 +288,74 @@ func TestCpUpdateSameAsDocker(t *testing.T) {
 		if dk.trees[i] != bt.trees[i] {
 			t.Errorf("copied trees: dockerd and berth differ\ndockerd:\n%s\nberth:\n%s", dk.trees[i], bt.trees[i])
 		}
+	}
+}
+
+// TestCpOnTerminal: with stdout on a terminal, cp ends with docker's
+// "Successfully copied <size> to <dest>" (docker draws progress before it;
+// berth prints the line alone), and -q keeps it quiet.
+func TestCpOnTerminal(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	d := startBerthd(t)
+	docker := func(args ...string) result { return run(t, nil, dockerCLI, d.host, args...) }
+	if r := docker("load", "-i", one); r.code != 0 {
+		t.Fatalf("load: %s", r)
+	}
+	t.Cleanup(func() { docker("rm", "-f", "cpt") })
+	if r := docker("run", "-d", "--name", "cpt", "berthtest/one:v1", "sh", "-c", "echo hello > /hello; exec sleep 1000"); r.code != 0 {
+		t.Fatalf("run: %s", r)
+	}
+	onPty := func(exe string, args ...string) string {
+		t.Helper()
+		pty, slave, err := console.NewPty()
+		if err != nil {
+			t.Skipf("no pty: %v", err)
+		}
+		defer pty.Close()
+		f, err := os.OpenFile(slave, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out lockedBuffer
+		copied := make(chan struct{})
+		go func() { _, _ = bufio.NewReader(pty).WriteTo(&out); close(copied) }()
+		cmd := exec.Command(exe, append([]string{"-H", d.host}, args...)...)
+		cmd.Stdout, cmd.Stderr = f, f
+		err = cmd.Run()
+		f.Close()
+		if err != nil {
+			t.Fatalf("%s %v: %v: %s", exe, args, err, out.String())
+		}
+		pty.Close()
+		<-copied
+		return out.String()
+	}
+	line := regexp.MustCompile(`Successfully copied \S+ to \S+`)
+	for i, args := range [][]string{{"cp", "cpt:/hello", "{o}"}, {"cp", "{h}", "cpt:/tmp/"}} {
+		var got [2]string
+		for j, exe := range []string{bin, dockerCLI} {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "h"), []byte("host\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			a := make([]string, len(args))
+			for k, s := range args {
+				s = strings.ReplaceAll(s, "{o}", filepath.Join("/tmp/cp-term", fmt.Sprint(i)))
+				a[k] = strings.ReplaceAll(s, "{h}", filepath.Join(dir, "h"))
+			}
+			if err := os.MkdirAll(filepath.Join("/tmp/cp-term", fmt.Sprint(i)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll("/tmp/cp-term") })
+			got[j] = line.FindString(strings.ReplaceAll(onPty(exe, a...), dir, "DIR"))
+		}
+		if got[0] == "" || got[0] != got[1] {
+			t.Errorf("%v on a terminal: berth %q, docker %q", args, got[0], got[1])
+		}
+	}
+	if out := onPty(bin, "cp", "-q", "cpt:/hello", t.TempDir()); out != "" {
+		t.Errorf("cp -q on a terminal printed %q", out)
 	}
 }
