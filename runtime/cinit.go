@@ -58,7 +58,7 @@ const (
 	opMount       = 6  // source, target, fstype, flags, data: mount(2) by path
 	opOpenRoot    = 7  // path: the handle the *InRoot steps resolve from
 	opNewInRoot   = 8  // dest, source, fstype, flags, data: a new file system on a directory in the root
-	opBindInRoot  = 9  // dest, source, recursive, attr set, attr clear
+	opBindInRoot  = 9  // dest, source, recursive, attr set, attr clear, propagation flags
 	opCgroupBind  = 10 // dest, controllers, mountpoint, mount root, attr set, attr clear, fresh, fstype, flags, data
 	opMknodInRoot = 11 // path, mode, dev, uid, gid
 	opSymlink     = 12 // target, link (in the root)
@@ -349,13 +349,20 @@ func compileRootfs(c *cprog, spec *specs.Spec, root string, cgroupNS bool) error
 		case o.Special || len(m.UIDMappings)+len(m.GIDMappings) > 0 || o.Flags&unix.MS_REMOUNT != 0:
 			return errNoCInit("mount options only Prepare handles")
 		case m.Type == "bind" || o.Flags&unix.MS_BIND != 0:
-			c.op(opBindInRoot, what, dest, m.Source, o.Flags&unix.MS_REC != 0, o.AttrSet, o.AttrClr)
-		case m.Type == "cgroup":
+			// Propagation goes to the attached tree (docker's binds say rprivate).
+			prop := make([]string, len(o.Prop))
+			for i, f := range o.Prop {
+				prop[i] = strconv.FormatUint(uint64(f), 10)
+			}
+			c.op(opBindInRoot, what, dest, m.Source, o.Flags&unix.MS_REC != 0, o.AttrSet, o.AttrClr, prop)
+		case len(o.Prop) > 0:
+			return errNoCInit("propagation of a new mount")
+		case m.Type == "cgroup" && len(o.Prop) == 0:
 			if err := compileCgroupMount(c, what, root, dest, o, cgroupNS); err != nil {
 				return err
 			}
-		case m.Type == "cgroup2":
-			return errNoCInit("cgroup2 mount")
+		case m.Type == "cgroup" || m.Type == "cgroup2":
+			return errNoCInit("cgroup2 or propagation of a cgroup mount")
 		default:
 			flags := o.Flags
 			if dest == "/dev" {

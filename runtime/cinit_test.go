@@ -52,11 +52,11 @@ func TestCInitMatchesGoInit(t *testing.T) {
 grep -E '^(Uid|Gid|Groups|NoNewPrivs|Seccomp|CapInh|CapPrm|CapEff|CapBnd|CapAmb):' /proc/self/status
 umask; pwd; echo "$FOO $HOME"; hostname; cat /proc/self/oom_score_adj
 grep -E 'open files|processes' /proc/self/limits
-cut -d' ' -f5- /proc/self/mountinfo | sed 's/ shared:[0-9]*//; s/ master:[0-9]*//'
+cut -d' ' -f5- /proc/self/mountinfo | sed 's/ shared:[0-9]*/ shared/; s/ master:[0-9]*/ master/'
 cat /proc/self/cgroup; ls /sys/fs/cgroup
 stat -c '%n %F %t:%T %a %u:%g' /dev/* | grep -v '^/dev/pts\|^/dev/shm\|^/dev/mqueue'
 for l in /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx; do readlink $l; done
-cat /proc/sys/kernel/shm_rmid_forced; cat /data/hostfile
+cat /proc/sys/kernel/shm_rmid_forced; cat /data/hostfile /etc/hostsfile
 touch /rootfile 2>&1; mkdir /tmp/x 2>&1; cat /proc/kcore 2>&1 | head -c 10 | wc -c
 ls -l /proc/self/fd/ | wc -l`)
 		s.Root.Readonly = true
@@ -72,6 +72,8 @@ ls -l /proc/self/fd/ | wc -l`)
 		s.Mounts = append(s.Mounts,
 			specs.Mount{Destination: "/tmp", Type: "tmpfs", Source: "tmpfs", Options: []string{"size=1m", "mode=1777"}},
 			specs.Mount{Destination: "/data", Type: "bind", Source: hostDir, Options: []string{"rbind", "ro", "nosuid"}},
+			specs.Mount{Destination: "/etc/hostsfile", Type: "bind", Source: filepath.Join(hostDir, "hostfile"), Options: []string{"rbind", "rprivate"}},
+			specs.Mount{Destination: "/shared", Type: "bind", Source: hostDir, Options: []string{"bind", "rslave", "shared"}},
 			specs.Mount{Destination: "/deep/new/dir", Type: "tmpfs", Source: "tmpfs", Options: []string{"noexec"}})
 		s.Linux.Devices = []specs.LinuxDevice{{Path: "/dev/fuse", Type: "c", Major: 10, Minor: 229, FileMode: ptr(os.FileMode(0o640)), UID: ptr(uint32(7)), GID: ptr(uint32(8))}}
 		s.Linux.Resources.Devices = append(s.Linux.Resources.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: ptr(int64(10)), Minor: ptr(int64(229)), Access: "rwm"})

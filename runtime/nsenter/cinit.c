@@ -250,7 +250,7 @@ static int create_or_fail(const char *p, int dir) {
 
 /* bind_in_root binds src (a host path) onto dest in the root: open_tree,
  * mount_setattr of what the spec names, move_mount onto the handle. */
-static void bind_in_root(const char *dest, const char *src, int rec, uint64_t set, uint64_t clr) {
+static void bind_in_root(const char *dest, const char *src, int rec, uint64_t set, uint64_t clr, char **prop) {
 	int tree = syscall(SYS_open_tree, AT_FDCWD, src, B_OPEN_TREE_CLONE | O_CLOEXEC | (rec ? B_AT_RECURSIVE : 0));
 	if (tree < 0)
 		failx(errno == ENOENT ? "bind source: open_tree " : "open_tree ", src, errno);
@@ -262,6 +262,10 @@ static void bind_in_root(const char *dest, const char *src, int rec, uint64_t se
 		failx("mount_setattr", "", errno);
 	if (syscall(SYS_move_mount, tree, "", d, "", B_MOVE_MOUNT_F_EMPTY_PATH | B_MOVE_MOUNT_T_EMPTY_PATH) < 0)
 		failx("move_mount", "", errno);
+	/* tree is the attached mount now */
+	for (; prop && *prop; prop++)
+		if (mount("", procfd(tree), "", strtoul(*prop, NULL, 10), NULL) < 0)
+			failx("set propagation", "", errno);
 	close(tree);
 	close(d);
 }
@@ -335,7 +339,7 @@ static void cgroup_bind(const char *dest, const char *ctl, const char *mountpoin
 		r = rel + rl;
 	}
 	snprintf(src, sizeof src, "%s%s", mountpoint, strcmp(r, "/") == 0 ? "" : r);
-	bind_in_root(dest, src, 0, set, clr);
+	bind_in_root(dest, src, 0, set, clr, NULL);
 }
 
 static void pivot(const char *root) {
@@ -571,7 +575,9 @@ static void run(void) {
 			const char *dest = gstr(), *src = gstr();
 			int rec = gint();
 			uint64_t set = gint(), clr = gint();
-			bind_in_root(dest, src, rec, set, clr);
+			char **prop = glist();
+			bind_in_root(dest, src, rec, set, clr, prop);
+			free(prop);
 			break;
 		}
 		case opCgroupBind: {

@@ -14,7 +14,9 @@ import (
 type MountOptions struct {
 	Flags            uintptr // MS_* to set
 	AttrSet, AttrClr uint64  // the same as MOUNT_ATTR_* (bind mounts)
-	// Special lists what only Prepare itself handles: propagation,
+	// Prop are the propagation changes (MS_PRIVATE|MS_REC, ...), in order.
+	Prop []uintptr
+	// Special says the options hold what only Prepare itself handles:
 	// recursive attributes, tmpcopyup, idmapped binds.
 	Special bool
 	Data    string // file system data
@@ -24,8 +26,8 @@ type MountOptions struct {
 func ParseMountOptions(options []string) MountOptions {
 	o := parseOptions(options)
 	return MountOptions{
-		Flags: o.flags, AttrSet: o.attrSet, AttrClr: o.attrClr,
-		Special: len(o.prop) > 0 || o.hasRec() || o.tmpcopyup || o.idmap || o.ridmap,
+		Flags: o.flags, AttrSet: o.attrSet, AttrClr: o.attrClr, Prop: o.prop,
+		Special: o.hasRec() || o.tmpcopyup || o.idmap || o.ridmap,
 		Data:    o.dataString(),
 	}
 }
