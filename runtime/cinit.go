@@ -184,6 +184,10 @@ func compileCInit(cfg *initConfig, spec *specs.Spec) ([]byte, error) {
 		return nil, errNoCInit("seccomp listener")
 	case onRamfs():
 		return nil, errNoCInit("the host's root is a ramfs (no pivot_root)")
+	case !kernelAtLeast(5, 12):
+		// open_tree, move_mount, openat2 and mount_setattr, which the C
+		// init uses without the fallbacks of rootfs.
+		return nil, errNoCInit("kernel older than 5.12")
 	}
 	root := filepath.Clean(spec.Root.Path)
 	var c cprog
@@ -528,6 +532,19 @@ func compileCreds(c *cprog, p *specs.Process) error {
 		c.op(opUmask, "umask", int(*u.Umask))
 	}
 	return nil
+}
+
+// kernelAtLeast compares the running kernel's release with major.minor.
+func kernelAtLeast(major, minor int) bool {
+	var u unix.Utsname
+	if unix.Uname(&u) != nil {
+		return false
+	}
+	var ma, mi int
+	if n, _ := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &ma, &mi); n != 2 {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
 }
 
 // onRamfs: pivot_root fails on an initramfs root, which the Go init handles.

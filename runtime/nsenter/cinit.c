@@ -431,13 +431,20 @@ static int is_exec(const char *p) {
 
 /* home finds uid's home in the container's /etc/passwd, or "/". */
 static const char *home(uint64_t uid) {
-	static char buf[65536], out[4096];
+	static char out[4096];
 	int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return "/";
-	ssize_t n = read(fd, buf, sizeof buf - 1);
+	size_t cap = 1 << 16, n = 0;
+	char *buf = malloc(cap);
+	for (ssize_t r; buf != NULL; n += r) {
+		if (n + 1 == cap && (buf = realloc(buf, cap *= 2)) == NULL)
+			break;
+		if ((r = read(fd, buf + n, cap - n - 1)) <= 0)
+			break;
+	}
 	close(fd);
-	if (n <= 0)
+	if (buf == NULL || n == 0)
 		return "/";
 	buf[n] = '\0';
 	char want[32];
