@@ -198,6 +198,15 @@ func (d *Daemon) withContainerFS(ctx context.Context, name, path string, fn func
 		defer unix.Close(root)
 		return fn(c, root, p)
 	}
+	// Under the lock no other copy uses a cp- directory: any there is
+	// left by a daemon that died during one.
+	if stale, _ := filepath.Glob(filepath.Join(c.Dir(), "cp-*")); len(stale) > 0 {
+		for _, s := range stale {
+			if err := snapshot.UnmountAll(s); err == nil {
+				os.Remove(s)
+			}
+		}
+	}
 	dir, err := os.MkdirTemp(c.Dir(), "cp-")
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)

@@ -118,6 +118,14 @@ func TestContainerCopy(t *testing.T) {
 		t.Fatalf("tar on stdout: %+v %v", h, err)
 	}
 
+	// A paused container is copied into through its frozen init's root.
+	d.mustDocker("pause", "cp1")
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/tmp/paused")
+	d.mustDocker("unpause", "cp1")
+	if got := d.mustDocker("exec", "cp1", "cat", "/tmp/paused"); got != "hello from the host\n" {
+		t.Fatalf("copied into a paused container: %q", got)
+	}
+
 	// Errors, as docker words them.
 	o, code := d.exitCode("cp", "cp1:/nope", out)
 	if code != 1 || !strings.Contains(o, "Could not find the file /nope in container cp1") {
