@@ -298,6 +298,22 @@ func TestContainerUpdate(t *testing.T) {
 	if got := cgroupFile(t, d, "up", "memory", "memory.limit_in_bytes"); got != "67108864" {
 		t.Errorf("memory after refused updates: %s", got)
 	}
+	// A limit below what the container uses: the kernel's refusal, wrapped
+	// as dockerd wraps it, and the record as it was. (Without swap the
+	// kernel cannot reclaim the tmpfs file.) The cgroup library words it.
+	if b, _ := os.ReadFile("/proc/swaps"); strings.Count(string(b), "\n") <= 1 {
+		d.mustDocker("exec", "up", "dd", "if=/dev/zero", "of=/dev/ballast", "bs=1M", "count=30")
+		out, code := d.exitCode("update", "--memory", "10m", "--memory-swap", "10m", "up")
+		if code != 1 || !strings.Contains(out, "Cannot update container ") || !strings.Contains(out, "unable to set memory limit to 10485760") {
+			t.Errorf("memory below the usage: %d %q", code, out)
+		}
+		if got := d.mustDocker("inspect", "-f", "{{.HostConfig.Memory}}", "up"); got != "67108864\n" {
+			t.Errorf("record after a refused update: %q", got)
+		}
+		if got := cgroupFile(t, d, "up", "memory", "memory.limit_in_bytes"); got != "67108864" {
+			t.Errorf("memory after a refused update: %s", got)
+		}
+	}
 	mustContain(t, "malformed update", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Memory":"lots"}`,
 		"http://berth/containers/up/update"), "HTTP/1.1 400", "invalid JSON")
 
