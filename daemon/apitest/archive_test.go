@@ -218,6 +218,11 @@ func TestContainerCopyHostile(t *testing.T) {
 	if code != 1 || !strings.Contains(o, "Could not find the file /tmp/out/ in container hx") {
 		t.Fatalf("cp through a symlink out: %d %q", code, o)
 	}
+	// Not a tar at all: 400, and still serving.
+	mustContain(t, "garbage body", d.curl("-i", "-X", "PUT", "--data-binary", strings.Repeat("this is not a tar archive. ", 100),
+		"http://berth/containers/hx/archive?path=/tmp"), "HTTP/1.1 400")
+	mustContain(t, "PUT onto a file", d.curl("-i", "-X", "PUT", "--data-binary", "x",
+		"http://berth/containers/hx/archive?path=/etc/hostname"), "HTTP/1.1 400", "extraction point is not a directory")
 	// The daemon still serves.
 	d.mustDocker("ps")
 }
