@@ -63,10 +63,10 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, name, path string, st
 	})
 }
 
-// copyName is the tar's first name: the path's last element, or "." for
-// a directory's contents ("/dir/.", "/").
+// copyName is the tar's first name, as dockerd's: the path's last
+// element, "." for a directory's contents ("/dir/."), "/" for the root.
 func copyName(p archive.CopyPath) string {
-	if strings.HasSuffix(p.Abs, "/.") || p.Abs == "/" {
+	if strings.HasSuffix(p.Abs, "/.") {
 		return "."
 	}
 	return p.Name()

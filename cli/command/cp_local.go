@@ -113,6 +113,9 @@ func rebaseTar(r io.Reader, from, to string) io.Reader {
 	go func() {
 		tr, tw := tar.NewReader(r), tar.NewWriter(pw)
 		rename := func(n string) string {
+			if from == "/" { // a container's root: its entries all start with "/"
+				return to + n
+			}
 			trimmed := strings.TrimSuffix(n, "/")
 			if trimmed == from || strings.HasPrefix(n, from+"/") {
 				return to + strings.TrimPrefix(n, from)

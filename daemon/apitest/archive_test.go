@@ -118,6 +118,20 @@ func TestContainerCopy(t *testing.T) {
 		t.Fatalf("tar on stdout: %+v %v", h, err)
 	}
 
+	// The whole root of a running container: its files and its bind, not
+	// what /proc and /sys hold.
+	d.mustDocker("cp", "cp1:/", filepath.Join(out, "root"))
+	for _, p := range []string{"bin/busybox", "data/file.txt", "tmp/copied/sub/b", "etc/hostname"} {
+		if _, err := os.Stat(filepath.Join(out, "root", p)); err != nil {
+			t.Errorf("cp of /: %v", err)
+		}
+	}
+	for _, p := range []string{"proc", "sys"} {
+		if ents, err := os.ReadDir(filepath.Join(out, "root", p)); err != nil || len(ents) != 0 {
+			t.Errorf("cp of /: %s holds %d entries (%v)", p, len(ents), err)
+		}
+	}
+
 	// A paused container is copied into through its frozen init's root.
 	d.mustDocker("pause", "cp1")
 	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/tmp/paused")
