@@ -43,7 +43,7 @@ func TestContainerCopy(t *testing.T) {
 	writeFile(t, filepath.Join(host, "file.txt"), "hello from the host\n")
 	writeFile(t, filepath.Join(host, "dir", "a"), "a\n")
 	writeFile(t, filepath.Join(host, "dir", "sub", "b"), "b\n")
-	d.mustDocker("run", "-d", "--name", "cp1", "-v", bind+":/data", "busybox", "sleep", "1000")
+	d.mustDocker("run", "-d", "--name", "cp1", "-v", bind+":/data", "--tmpfs", "/scratch", "busybox", "sleep", "1000")
 
 	// host → container: a file into a directory, a directory to a new name.
 	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/tmp/")
@@ -58,6 +58,11 @@ func TestContainerCopy(t *testing.T) {
 	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/data/")
 	if got := readFile(t, filepath.Join(bind, "file.txt")); got != "hello from the host\n" {
 		t.Fatalf("file copied into the bind: %q", got)
+	}
+	// Into a tmpfs: the container's own view, as it sees it.
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/scratch/")
+	if got := d.mustDocker("exec", "cp1", "cat", "/scratch/file.txt"); got != "hello from the host\n" {
+		t.Fatalf("file copied into a tmpfs: %q", got)
 	}
 	// container → host.
 	d.mustDocker("exec", "cp1", "sh", "-c", "mkdir -p /srv/tree/x && echo one > /srv/tree/x/one && ln -s /srv/tree/x/one /srv/link")
