@@ -169,6 +169,13 @@ func TestContainerCopy(t *testing.T) {
 	if got := readFile(t, filepath.Join(bind, "dir", "sub", "b")); got != "b\n" {
 		t.Fatalf("stopped container's bind: %q", got)
 	}
+	// One made with --init and a user its /etc/passwd lacks: no spec can
+	// be made for it now, its binds still are mounted for the copy.
+	d.mustDocker("create", "--name", "cpodd", "--init", "-u", "nosuchuser", "-v", bind+":/data2", "busybox", "true")
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cpodd:/data2/odd.txt")
+	if got := readFile(t, filepath.Join(bind, "odd.txt")); got != "hello from the host\n" {
+		t.Fatalf("stopped container without a spec, its bind: %q", got)
+	}
 	if got := d.mustDocker("start", "-a", "cpst"); got != "" {
 		t.Fatalf("start after cp: %q", got)
 	}
