@@ -348,6 +348,14 @@ func TestContainerUpdate(t *testing.T) {
 	mustContain(t, "malformed update", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Memory":"lots"}`,
 		"http://berth/containers/up/update"), "HTTP/1.1 400", "invalid JSON")
 
+	// A new restart policy acts on the next exit of a running container.
+	d.mustDocker("run", "-d", "--name", "rp", "busybox", "sh", "-c", "while [ ! -f /go ]; do sleep 0.1; done; exit 3")
+	d.mustDocker("update", "--restart", "on-failure:1", "rp")
+	d.mustDocker("exec", "rp", "touch", "/go")
+	waitFor(t, "the updated restart policy", func() bool {
+		return d.mustDocker("inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "rp") == "exited 1 3\n"
+	})
+
 	// A stopped container keeps the update for its next start.
 	d.mustDocker("create", "--name", "later", "busybox", "sleep", "1000")
 	d.mustDocker("update", "--memory", "48m", "--memory-swap", "96m", "later")
