@@ -141,9 +141,8 @@ func placement(src, dst copyInfo) (dir, name string, err error) {
 }
 
 // copiedLine is docker's closing message on stderr, written only when
-// stdout is a terminal (docker 28 suppresses its progress without one, and
-// the line with it). docker also draws progress while copying; berth
-// prints only the result.
+// stdout is a terminal (docker 28 suppresses its progress without one,
+// and the line with it).
 func (c *CLI) copiedLine(o *cpOptions, n int64, to string) {
 	if _, tty := terminalFd(c.Out); tty && !o.quiet {
 		fmt.Fprintln(c.Err, "Successfully copied", units.HumanSizeWithPrecision(float64(n), 3), "to", to)
