@@ -304,8 +304,11 @@ func TestCpOnTerminal(t *testing.T) {
 		t.Fatalf("load: %s", r)
 	}
 	t.Cleanup(func() { docker("rm", "-f", "cpt") })
-	if r := docker("run", "-d", "--name", "cpt", "berthtest/one:v1", "sh", "-c", "echo hello > /hello; exec sleep 1000"); r.code != 0 {
+	if r := docker("run", "-d", "--name", "cpt", "berthtest/one:v1", "sleep", "1000"); r.code != 0 {
 		t.Fatalf("run: %s", r)
+	}
+	if r := docker("exec", "cpt", "sh", "-c", "echo hello > /hello"); r.code != 0 {
+		t.Fatalf("exec: %s", r)
 	}
 	onPty := func(exe string, args ...string) string {
 		t.Helper()
