@@ -24,7 +24,7 @@ func containerCgroup(id string) string { return cgroups.DefaultParent + "/" + id
 
 // ContainerStats is GET /containers/{id}/stats. fn gets each sample: with
 // stream, one a second (with the previous one's CPU figures as precpu)
-// until ctx ends or the container is removed; a container that is not
+// until ctx ends, the container is removed or the daemon shuts down; a container that is not
 // running streams empty samples, as dockerd's. Without stream it gets one
 // sample, taken over a second so precpu is set, or at once with oneShot.
 // An error before fn's first call is the request's (404 for a missing
@@ -67,6 +67,8 @@ func (d *Daemon) ContainerStats(ctx context.Context, name string, stream, oneSho
 		prev = cur
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-d.events.Done(): // the daemon is shutting down
 			return nil
 		case <-tick.C:
 		}

@@ -189,6 +189,25 @@ func TestContainerStats(t *testing.T) {
 		t.Errorf("the stream of a removed container did not end")
 	}
 	d.mustDocker("version")
+
+	// A stream ends at the daemon's shutdown rather than hold it.
+	resp, err = d.client().Get("http://berth/containers/idle/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	dec = json.NewDecoder(resp.Body)
+	var idleS containertypes.StatsResponse
+	if err := dec.Decode(&idleS); err != nil || idleS.Name != "/idle" {
+		t.Fatalf("stream of a created container: %v %+v", err, idleS)
+	}
+	d.stop()
+	for dec.Decode(&idleS) == nil {
+	}
+	if log := d.log.String(); strings.Contains(log, "requests still running at shutdown were cut") {
+		t.Errorf("a stats stream held the shutdown:\n%s", tail(log, 10))
+	}
+	d.start()
 }
 
 func TestContainerOOMKilled(t *testing.T) {
