@@ -122,6 +122,10 @@ func TestContainerStats(t *testing.T) {
 	mustContain(t, "missing container", out, "404 Not Found", `{"message":"No such container: nope"}`)
 	out = d.curl("-i", "http://berth/containers/busy/stats?one-shot=true")
 	mustContain(t, "stream with one-shot", out, "400 Bad Request", `{"message":"cannot have stream=true and one-shot=true"}`)
+	out = d.curl("-i", "http://berth/containers/busy/stats?stream=false&one-shot=%zz")
+	mustContain(t, "bad query", out, "400 Bad Request", `invalid URL escape`)
+	out = d.curl("-i", "http://berth/containers/..%2F..%2Fetc/stats?stream=false")
+	mustContain(t, "a path for a name", out, "404 Not Found")
 
 	// A stream: a sample a second, each with the one before as pre.
 	resp, err = d.client().Get("http://berth/containers/busy/stats")
