@@ -446,6 +446,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	} else {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
+	ooms := oomKills(c.ID) // before the shim's shutdown removes the cgroup
 	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
 	}
@@ -455,6 +456,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	d.unmountVolumes(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
+	c.State.OOMKilled = initOOMKilled(ooms, exit)
 	if err := c.Save(); err != nil {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
@@ -468,6 +470,9 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	delete(d.ctrs.running, c.ID)
 	d.ctrs.mu.Unlock()
 	close(r.done)
+	if ooms > 0 {
+		d.publishContainer(c, events.ActionOOM, nil)
+	}
 	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
 	if restart {
 		d.restartLater(c)

@@ -22,10 +22,15 @@ type Bus struct {
 	next   int // where the next event goes in ring once it is full
 	subs   map[chan events.Message]struct{}
 	closed bool
+	done   chan struct{} // closed by Close
 }
 
 // New returns an empty bus.
-func New() *Bus { return &Bus{subs: map[chan events.Message]struct{}{}} }
+func New() *Bus { return &Bus{subs: map[chan events.Message]struct{}{}, done: make(chan struct{})} }
+
+// Done is closed when the bus is (the daemon's shutdown): other streams
+// (stats) end with it too.
+func (b *Bus) Done() <-chan struct{} { return b.done }
 
 // Publish records an event of type typ for actor id.
 func (b *Bus) Publish(typ events.Type, action events.Action, id string, attrs map[string]string) {
@@ -91,6 +96,9 @@ func (b *Bus) Listeners() int {
 func (b *Bus) Close() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if !b.closed {
+		close(b.done)
+	}
 	b.closed = true
 	for c := range b.subs {
 		close(c)

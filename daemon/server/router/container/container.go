@@ -48,6 +48,7 @@ type Backend interface {
 	ContainerExport(ctx context.Context, name string, w io.Writer) error
 	ContainerChanges(ctx context.Context, name string) ([]containertypes.FilesystemChange, error)
 	ContainerUpdate(ctx context.Context, name string, u *containertypes.UpdateConfig) (*containertypes.UpdateResponse, error)
+	ContainerStats(ctx context.Context, name string, stream, oneShot bool, fn func(*containertypes.StatsResponse) error) error
 }
 
 // Router serves the container routes.
@@ -81,6 +82,7 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodPost, Path: "/commit", Handler: r.commit},
 		{Method: http.MethodGet, Path: "/containers/{name}/changes", Handler: r.changes},
 		{Method: http.MethodPost, Path: "/containers/{name}/update", Handler: r.update},
+		{Method: http.MethodGet, Path: "/containers/{name}/stats", Handler: r.stats},
 		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
 		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
 		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},
