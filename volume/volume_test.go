@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 	"testing"
 
 	"berth.dev/berth/errdefs"
@@ -224,6 +225,22 @@ func TestCopyUp(t *testing.T) {
 	if err := os.Chmod(data, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(data, "suid"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(data, "suid"), 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(data, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	if err := os.Chtimes(filepath.Join(data, "sub", "f"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(data, "sub"), old, old); err != nil {
+		t.Fatal(err)
+	}
 	// A symlink in the image pointing out of its root is resolved inside.
 	if err := os.Symlink("/etc", filepath.Join(rootfs, "escape")); err != nil {
 		t.Fatal(err)
@@ -249,6 +266,16 @@ func TestCopyUp(t *testing.T) {
 	if fi, _ := os.Stat(dst); fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
 		t.Fatal("dst mode", fi.Mode())
 	}
+	for p, want := range map[string]os.FileMode{"sub": os.ModeDir | 0o750, "suid": 0o755 | os.ModeSetuid, "fifo": os.ModeNamedPipe | 0o640} {
+		if fi, err := os.Lstat(filepath.Join(dst, p)); err != nil || fi.Mode() != want {
+			t.Errorf("%s: %v, want %v (%v)", p, fi.Mode(), want, err)
+		}
+	}
+	for _, p := range []string{"sub", "sub/f"} {
+		if fi, err := os.Lstat(filepath.Join(dst, p)); err != nil || !fi.ModTime().Equal(old) {
+			t.Errorf("%s: mtime %v (%v)", p, fi.ModTime(), err)
+		}
+	}
 	// Not empty any more: nothing is copied again.
 	if ok, err := CopyUp(rootfs, "/data", dst); ok || err != nil {
 		t.Fatal(ok, err)
@@ -263,6 +290,14 @@ func TestCopyUp(t *testing.T) {
 	}
 	if ok, err := CopyUp(rootfs, "/missing", dst2); ok || err != nil {
 		t.Fatal(ok, err)
+	}
+	// A volume directory that is a symlink is not followed.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dst2, link); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := CopyUp(rootfs, "/data", link); ok || err == nil {
+		t.Fatal("copied through a symlink", ok, err)
 	}
 }
 
