@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 	"testing"
+	"time"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/leakcheck"
