@@ -198,6 +198,20 @@ func TestOptionsMount(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Something mounted on a plain volume's data (left by a dead daemon
+	// or an admin) comes off before the removal: the mounted tree stays.
+	if _, _, err := s.Create("plain1", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, s.Path("plain1"), "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("plain1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "hello")); err != nil {
+		t.Fatal("remove went into a mount on the volume:", err)
+	}
 	if _, _, err := s.Create("bad1", "", map[string]string{"type": "none", "device": "/nonexistent", "o": "bind"}, nil); err != nil {
 		t.Fatal(err)
 	}
