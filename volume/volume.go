@@ -349,22 +349,24 @@ func (s *Store) Mount(name, ref string) (string, error) {
 	return p, nil
 }
 
-// Unmount ends ref's mount; the options' mount goes with the last one.
-func (s *Store) Unmount(name, ref string) error {
+// Unmount ends ref's mount (reporting whether it had one); the options'
+// mount goes with the last one.
+func (s *Store) Unmount(name, ref string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.vols[name]
 	if !ok {
-		return nil
+		return false, nil
 	}
+	had := e.mounts[ref]
 	delete(e.mounts, ref)
 	if len(e.mounts) == 0 && e.mounted {
 		if err := unmountIfMounted(s.Path(name)); err != nil {
-			return fmt.Errorf("unmount volume %s: %w", name, err)
+			return had, fmt.Errorf("unmount volume %s: %w", name, err)
 		}
 		e.mounted = false
 	}
-	return nil
+	return had, nil
 }
 
 // UnmountUnused undoes the options' mounts no container uses: those a

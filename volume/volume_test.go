@@ -141,10 +141,13 @@ func TestOptionsMount(t *testing.T) {
 	if !strings.Contains(string(mi), p+" ") || !strings.Contains(string(mi), "size=1024k") {
 		t.Fatalf("tmpfs options not applied:\n%s", mi)
 	}
-	if err := s.Unmount("tmp1", "a"); err != nil || !isMountpoint(p) || s.Mounted("tmp1") != 1 {
+	if had, err := s.Unmount("tmp1", "a"); err != nil || !had || !isMountpoint(p) || s.Mounted("tmp1") != 1 {
 		t.Fatal("unmounted with a user left", err)
 	}
-	if err := s.Unmount("tmp1", "b"); err != nil || isMountpoint(p) {
+	if had, _ := s.Unmount("tmp1", "a"); had {
+		t.Fatal("a second unmount of the same user")
+	}
+	if _, err := s.Unmount("tmp1", "b"); err != nil || isMountpoint(p) {
 		t.Fatal("still mounted", err)
 	}
 	// A daemon that died with the volume mounted: the next Open sees the
