@@ -31,6 +31,9 @@ const copyBufSize = 1 << 20
 // first.
 func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Result, error) {
 	var res Result
+	if opts.NoDigests && (opts.Expected != "" || opts.ExpectedDiffID != "") {
+		return res, errdefs.Invalid("expected digests given with NoDigests")
+	}
 	dg, err := digesterFor(opts.Expected)
 	if err != nil {
 		return res, err
@@ -45,7 +48,11 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	}
 	defer unix.Close(rootfd)
 
-	raw := bufio.NewReaderSize(io.TeeReader(r, dg.Hash()), 1<<16)
+	var tee io.Writer = dg.Hash()
+	if opts.NoDigests {
+		tee = io.Discard
+	}
+	raw := bufio.NewReaderSize(io.TeeReader(r, tee), 1<<16)
 	res.Compression, err = DetectCompression(raw)
 	if err != nil {
 		return res, err
@@ -57,7 +64,7 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	// An uncompressed layer's DiffID is its digest: hash it once.
 	sameHash := res.Compression == Uncompressed && dd.Digest().Algorithm() == dg.Digest().Algorithm()
 	var ddHash io.Writer = dd.Hash()
-	if sameHash {
+	if sameHash || opts.NoDigests {
 		ddHash = io.Discard
 	}
 	// The read-ahead goroutine reads the input to its end (trailing bytes
@@ -95,9 +102,12 @@ func Apply(ctx context.Context, root string, r io.Reader, opts ApplyOptions) (Re
 	if err := a.finish(); err != nil {
 		return res, err
 	}
-	res.Digest, res.DiffID, res.Size = dg.Digest(), dd.Digest(), counted.n
-	if sameHash {
-		res.DiffID = res.Digest
+	res.Size = counted.n
+	if !opts.NoDigests {
+		res.Digest, res.DiffID = dg.Digest(), dd.Digest()
+		if sameHash {
+			res.DiffID = res.Digest
+		}
 	}
 	res.Entries, res.OpaqueRoot = a.entries, a.opaqueRoot
 	if opts.Expected != "" && res.Digest != opts.Expected {

@@ -93,6 +93,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		// driver that made it.
 		return nil
 	}
+	if a.opts.Dir != "" {
+		name = a.opts.Dir + "/" + name
+	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
 	if strings.HasPrefix(base, whiteoutPrefix) {
@@ -110,6 +113,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	// cut or ignored by chown instead of refused.
 	if hdr.Uid < 0 || hdr.Gid < 0 || hdr.Uid >= 1<<32-1 || hdr.Gid >= 1<<32-1 {
 		return errdefs.Invalid("owner %d:%d out of range", hdr.Uid, hdr.Gid)
+	}
+	if o := a.opts.Owner; o != nil {
+		hdr.Uid, hdr.Gid = o.UID, o.GID
 	}
 	pfd, err := a.parents.get(dir, true)
 	if err != nil {
@@ -144,6 +150,12 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
 		if isDir && hdr.Typeflag == tar.TypeDir {
 			break // merge into the directory that is there
+		}
+		if a.opts.NoOverwriteDirNonDir && isDir != (hdr.Typeflag == tar.TypeDir) {
+			if isDir {
+				return errdefs.Invalid("cannot overwrite directory %q with non-directory %q", "/"+name, "/"+name)
+			}
+			return errdefs.Invalid("cannot overwrite non-directory %q with directory %q", "/"+name, "/"+name)
 		}
 		if isDir || st.Mode&unix.S_IFMT == unix.S_IFLNK {
 			// Cached directories may have been reached through it.

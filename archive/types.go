@@ -42,7 +42,24 @@ type ApplyOptions struct {
 	MaxBytes int64
 	// Sync makes Apply syncfs the root's file system once at the end.
 	Sync bool
+	// NoOverwriteDirNonDir refuses an entry that would replace a directory
+	// with a non-directory or the reverse (docker cp's
+	// noOverwriteDirNonDir).
+	NoOverwriteDirNonDir bool
+	// Dir, when set, is where below the root the entries go (relative,
+	// clean): names may not climb out of it, symlinks resolve in the root
+	// (docker cp extracts into a directory of the container's root).
+	Dir string
+	// NoDigests skips hashing (Result has no digests; Expected and
+	// ExpectedDiffID must be empty): a copy, not a layer.
+	NoDigests bool
+	// Owner, when set, owns every entry instead of the tar's uid and gid
+	// (docker cp -a: the container's user).
+	Owner *Owner
 }
+
+// Owner is a uid and gid.
+type Owner struct{ UID, GID int }
 
 // Result reports an applied layer.
 type Result struct {

@@ -121,7 +121,12 @@ func (lw *layerWriter) add(name string) error {
 // addStat writes the entry for name (relative, clean) as it is in root and
 // reports whether it is a directory.
 func (lw *layerWriter) addStat(name string) (bool, error) {
-	full := filepath.Join(lw.root, name)
+	return lw.addPath(filepath.Join(lw.root, name), name)
+}
+
+// addPath writes the entry for the file at full (not following a final
+// symlink) under the tar name name, and reports whether it is a directory.
+func (lw *layerWriter) addPath(full, name string) (bool, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(full, &st); err != nil {
 		return false, fmt.Errorf("layer entry %s: %w", name, err)

@@ -64,6 +64,11 @@ func (d *Daemon) ContainerCommit(ctx context.Context, o container.CommitOptions)
 			ic := &image.ContainerConfig{}
 			ic.Env, ic.Cmd, ic.Entrypoint, ic.WorkingDir, ic.User, ic.Labels, ic.StopSignal =
 				base.Env, base.Cmd, base.Entrypoint, base.WorkingDir, base.User, base.Labels, base.StopSignal
+			ic.Shell = base.Shell
+			if h := base.Healthcheck; h != nil {
+				ic.Healthcheck = &image.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+					StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+			}
 			opts.Config = ic
 		}
 		dg, err := d.images.Commit(ctx, c.ID, opts)

@@ -143,6 +143,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if cfg.StopSignal == "" {
 			cfg.StopSignal = ic.StopSignal
 		}
+		if err := mergeHealthcheck(cfg, ic); err != nil {
+			return err
+		}
 		labels := map[string]string{}
 		for k, v := range ic.Labels {
 			labels[k] = v
@@ -159,6 +162,9 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 			if _, err := parseSignal(cfg.StopSignal); err != nil {
 				return err
 			}
+		}
+		if err := container.CheckSecurityOpt(hc); err != nil {
+			return err
 		}
 		from, err := d.volumesFrom(hc.VolumesFrom)
 		if err != nil {
@@ -349,7 +355,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	d.forgetExecs(c.ID)
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
-		Height: h, Width: w, Log: logCfg, Runtime: rtCmd})
+		Height: h, Width: w, Log: logCfg, Runtime: rtCmd, Spares: d.spares})
 	if err != nil {
 		return nil, err
 	}
@@ -372,12 +378,13 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	d.ctrs.mu.Unlock()
 	c.Lock()
 	c.SetRunning(st.Pid, st.StartedAt.UTC())
-	if err := c.Save(); err != nil {
+	if err := c.SaveLazy(); err != nil {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
 	c.Unlock()
 	d.publishContainer(c, events.ActionStart, nil)
 	go d.monitor(c, r)
+	d.startHealth(c, r, false)
 	return client, nil
 }
 
@@ -779,6 +786,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 				continue
 			}
 			go d.monitor(c, r)
+			d.startHealth(c, r, true)
 			d.log.Info("container restored", "id", c.ID)
 			continue
 		}

@@ -86,7 +86,7 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string) (*containert
 			Status: containertypes.ContainerState(st.Status), Running: c.Running(), Paused: st.Status == container.StatusPaused,
 			Restarting: st.Status == container.StatusRestarting, Dead: st.Status == container.StatusDead, OOMKilled: st.OOMKilled,
 			Pid: st.Pid, ExitCode: st.ExitCode, Error: st.Error,
-			StartedAt: formatTime(st.StartedAt), FinishedAt: formatTime(st.FinishedAt),
+			StartedAt: formatTime(st.StartedAt), FinishedAt: formatTime(st.FinishedAt), Health: cloneHealth(st.Health),
 		},
 		Image: c.Image, LogPath: c.LogPath, Name: c.Name, RestartCount: c.RestartCount, Driver: c.Driver,
 		Platform: "linux", ExecIDs: nil, HostConfig: c.HostConfig, Config: c.Config,
@@ -147,7 +147,10 @@ func (d *Daemon) Containers(ctx context.Context, o container.ListOptions) ([]con
 	out := []containertypes.Summary{}
 	err := d.job(ctx, "container.list", false, func(ctx context.Context) error {
 		f := o.Filters
-		if err := f.Validate("status", "name", "id", "label", "label!", "ancestor", "exited", "before", "since"); err != nil {
+		if err := f.Validate("status", "name", "id", "label", "label!", "ancestor", "exited", "before", "since", "health"); err != nil {
+			return err
+		}
+		if err := checkHealthFilter(f.Get("health")); err != nil {
 			return err
 		}
 		for _, s := range f.Get("status") {
@@ -266,6 +269,9 @@ func (d *Daemon) summaryLocked(c *container.Container, o container.ListOptions, 
 			return containertypes.Summary{}, false
 		}
 	}
+	if f.Has("health") && !f.Match("health", string(healthStatus(c))) {
+		return containertypes.Summary{}, false
+	}
 	if !before.IsZero() && !c.Created.Before(before) {
 		return containertypes.Summary{}, false
 	}
@@ -281,6 +287,9 @@ func (d *Daemon) summaryLocked(c *container.Container, o container.ListOptions, 
 	if s.Labels == nil {
 		s.Labels = map[string]string{}
 	}
+	if h := healthStatus(c); h != containertypes.NoHealthcheck {
+		s.Health = &containertypes.HealthSummary{Status: h, FailingStreak: c.State.Health.FailingStreak}
+	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
 	return s, true
 }
@@ -291,7 +300,7 @@ func statusText(c *container.Container) string {
 	st := c.State
 	switch st.Status {
 	case container.StatusRunning:
-		return "Up " + humanDuration(time.Since(st.StartedAt))
+		return "Up " + humanDuration(time.Since(st.StartedAt)) + healthSuffix(c)
 	case container.StatusPaused:
 		return "Up " + humanDuration(time.Since(st.StartedAt)) + " (Paused)"
 	case container.StatusExited:

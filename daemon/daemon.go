@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/daemon/events"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
+	"berth.dev/berth/shim"
 	"berth.dev/berth/volume"
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +44,7 @@ type Daemon struct {
 	log          *slog.Logger
 	started      time.Time
 	lock         *os.File     // flock on <data-root>/berth.lock: one daemon per data root
+	spares       *shim.Spares // a shim started ahead of the next container start
 	mu           sync.RWMutex // guards what Reload changes in cfg
 }
 
@@ -89,6 +91,9 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		d.images.Close()
 		lock.Close()
 		return nil, err
+	}
+	if bin, err := shim.DefaultBinary(); err == nil {
+		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot)
 	}
 	return d, nil
 }
@@ -171,6 +176,9 @@ func (d *Daemon) Reload(c *Config) (needRestart []string) {
 
 // Close closes the event streams and the stores.
 func (d *Daemon) Close() error {
+	if d.spares != nil {
+		d.spares.Close()
+	}
 	d.events.Close()
 	d.closeContainers()
 	err := d.images.Close()

@@ -80,11 +80,9 @@ func (d *Daemon) ContainerExecCreate(ctx context.Context, name string, req conta
 	return id, err
 }
 
-func joinArgs(a []string) string {
-	b, _ := json.Marshal(a)
-	s := string(b)
-	return s[1 : len(s)-1]
-}
+// joinArgs is the command in exec events, as dockerd writes it: the
+// words joined by spaces ("exec_start: /bin/sh -c test -f /tmp/ok").
+func joinArgs(a []string) string { return strings.Join(a, " ") }
 
 func (d *Daemon) getExec(id string) (*execConfig, error) {
 	es := d.execStore()

@@ -284,10 +284,14 @@ func (d *Daemon) ImagesPrune(ctx context.Context, f filters.Args) (*imagetypes.P
 	return out, err
 }
 
-// LoadImage is POST /images/load.
-func (d *Daemon) LoadImage(ctx context.Context, r io.Reader) ([]backend.LoadedImage, error) {
+// LoadImage is POST /images/load. progress, when set, hears of each layer
+// unpacked (short chain ID, bytes of its blob done and in all).
+func (d *Daemon) LoadImage(ctx context.Context, r io.Reader, progress func(id string, current, total int64)) ([]backend.LoadedImage, error) {
 	var out []backend.LoadedImage
 	err := d.job(ctx, "image.load", true, func(ctx context.Context) error {
+		if progress != nil {
+			ctx = image.WithProgress(ctx, progress)
+		}
 		loaded, err := d.images.Load(ctx, r)
 		if err != nil {
 			return err

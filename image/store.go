@@ -242,7 +242,8 @@ func (s *Store) unpackLayer(ctx context.Context, lease *metadata.LeaseHandle, ch
 	if err != nil {
 		return err
 	}
-	res, err := s.sn.Apply(ctx, key, f, archive.ApplyOptions{Expected: blob.Digest, ExpectedDiffID: diffID})
+	r := newProgressReader(ctx, f, chainID.Encoded()[:12], blob.Size)
+	res, err := s.sn.Apply(ctx, key, r, archive.ApplyOptions{Expected: blob.Digest, ExpectedDiffID: diffID})
 	f.Close()
 	if err != nil {
 		return err

@@ -271,6 +271,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		uidMap: el.UIDMappings, gidMap: el.GIDMappings,
 		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
+		cinit: cinitEarly(early, early.Process != nil && early.Process.Terminal, o.NoPivot),
 	}
 	cmd, err = sp.start()
 	if err != nil {
@@ -321,6 +322,28 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("seccomp compiled")
+	limits := specs.LinuxResources{}
+	if spec.Linux.Resources != nil {
+		limits = *spec.Linux.Resources
+	}
+	if limits.Devices == nil {
+		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
+	}
+	finalPolicy := limits.Devices
+	if devicesEarly {
+		limits.Devices = nil // in place since the cgroup was made
+	}
+	//lint:ignore SA1019 deprecated, but the spec still has runtimes run prestart hooks
+	cfg.NoHooksPhase = reflect.ValueOf(limits).IsZero() && (spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) == 0)
+	// The C init's program is made while the cgroups are (its joins last).
+	var prog []byte
+	if sp.cinit {
+		var why error
+		if prog, why = compileCInit(cfg, spec); why != nil {
+			trace(why.Error())
+		}
+		trace("C init compiled")
+	}
 	if lateCgroups {
 		if err := waitCgroup(); err != nil {
 			return nil, err
@@ -339,25 +362,15 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		cfg.UnshareCgroupNS = hasNewNS(spec, specs.CgroupNamespace)
 	}
-	limits := specs.LinuxResources{}
-	if spec.Linux.Resources != nil {
-		limits = *spec.Linux.Resources
-	}
-	if limits.Devices == nil {
-		limits.Devices = []specs.LinuxDeviceCgroup{} // deny all but the defaults
-	}
-	finalPolicy := limits.Devices
-	if devicesEarly {
-		limits.Devices = nil // in place since the cgroup was made
-	}
-	//lint:ignore SA1019 deprecated, but the spec still has runtimes run prestart hooks
-	cfg.NoHooksPhase = reflect.ValueOf(limits).IsZero() && (spec.Hooks == nil || len(spec.Hooks.Prestart)+len(spec.Hooks.CreateRuntime) == 0)
 	cfg.HostPid = pid
 	cfg.State = c.State()
 	cfg.State.Pid = pid
 	// Hooks of the create phase see the state start will find: created.
 	cfg.State.Status = StatusCreated
-	if err := files.sendConfig(cfg); err != nil {
+	if prog != nil {
+		prog = linkCInit(cfg, prog)
+	}
+	if err := files.sendConfig(cfg, sp.cinit, prog); err != nil {
 		return nil, fmt.Errorf("send config to init: %w", err)
 	}
 	trace("config sent")

@@ -96,7 +96,7 @@ func (c *Container) Exec(o ExecOpts) (*exec.Cmd, error) {
 	}
 	cfg.HostPid = cmd.Process.Pid
 	cfg.State = c.State()
-	if err := files.sendConfig(cfg); err != nil {
+	if err := files.sendConfig(cfg, false, nil); err != nil {
 		return fail(fmt.Errorf("send config to exec init: %w", err))
 	}
 	// The sync socket is close-on-exec: EOF means the process exec'd.

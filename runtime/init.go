@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -35,6 +36,15 @@ func Init() {
 	pipe := os.NewFile(uintptr(fd), "init-pipe")
 	var cfg initConfig
 	b, err := io.ReadAll(pipe)
+	if err == nil && os.Getenv(envCInit) != "" {
+		// Offered the C init, but no constructor took the offer (a binary
+		// without runtime/nsenter): the magic is still ours to read.
+		if bytes.HasPrefix(b, []byte(goMagic)) {
+			b = b[len(goMagic):]
+		} else {
+			err = errors.New("the runtime sent a C init program, which this binary cannot run")
+		}
+	}
 	if err == nil {
 		err = unmarshalWire(b, &cfg)
 	}

@@ -26,6 +26,8 @@ type env struct {
 	t    *testing.T
 	bin  string
 	root string
+	// vars are added to berth's environment (BERTH_GO_INIT, BERTH_TRACE).
+	vars []string
 }
 
 var idSeq atomic.Int64
@@ -59,6 +61,9 @@ func (e *env) try(args ...string) (string, string, int) {
 
 func (e *env) tryIn(stdin []byte, args ...string) (string, string, int) {
 	cmd := exec.Command(e.bin, append([]string{"runtime", "--root", e.root}, args...)...)
+	if e.vars != nil {
+		cmd.Env = append(os.Environ(), e.vars...)
+	}
 	// Files, not pipes: a detached container keeps its stdio open, and a
 	// pipe would make Run wait for the container to exit.
 	outf, err := os.CreateTemp(e.t.TempDir(), "stdout")

@@ -142,10 +142,13 @@ type spawn struct {
 	// lateCgroupNS leaves a new cgroup namespace to the init, which makes
 	// it once it has joined its cgroups (initConfig.UnshareCgroupNS).
 	lateCgroupNS bool
-	extra        []*os.File
-	stdin        io.Reader
-	stdout       io.Writer
-	stderr       io.Writer
+	// cinit offers the init's C constructor a program (cinit.go): the
+	// config pipe then starts with a magic saying which init runs.
+	cinit  bool
+	extra  []*os.File
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
 }
 
 // start starts the init. Namespaces with a path that a multi-threaded process
@@ -159,6 +162,9 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
 	if tracing {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+	}
+	if s.cinit {
+		cmd.Env = append(cmd.Env, envCInit+"=1")
 	}
 	attr := &syscall.SysProcAttr{}
 	var threadJoins, childJoins []specs.LinuxNamespace
@@ -404,9 +410,17 @@ func (f *initFiles) started() {
 	}
 }
 
-// sendConfig writes the init's config and closes the pipe.
-func (f *initFiles) sendConfig(cfg *initConfig) error {
-	b, err := marshalWire(cfg)
+// sendConfig writes the init's config and closes the pipe: a C init
+// program when prog is set, else the Go init's config, after goMagic when
+// the C init was offered (cinit.go).
+func (f *initFiles) sendConfig(cfg *initConfig, offered bool, prog []byte) error {
+	b, err := prog, error(nil)
+	if b == nil {
+		b, err = marshalWire(cfg)
+		if offered {
+			b = append([]byte(goMagic), b...)
+		}
+	}
 	if err == nil {
 		_, err = f.config.Write(b)
 	}

@@ -46,6 +46,9 @@ type Options struct {
 	// MaxFiles of 0 take logs.DefaultMaxSize and logs.DefaultMaxFiles;
 	// a negative MaxSize never rotates.
 	Log logs.Config
+	// Spares, when set, has a shim process of Binary started ahead of
+	// need, which this start takes instead of starting one.
+	Spares *Spares
 	// ExitTimeout, when positive, lets a shim whose container exited end
 	// itself after that long without clients (exit.json stays). Zero keeps
 	// it until Shutdown, which is what live restore wants.
@@ -123,37 +126,24 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 	}
 	args = append(append(args, "--"), rt...)
 
-	logf, err := os.OpenFile(filepath.Join(opts.StateDir, LogName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("shim: log: %w", err)
+	var c *Client
+	var rd *os.File
+	if sp := opts.Spares.take(bin); sp != nil {
+		if err := sp.hand(filepath.Join(opts.StateDir, LogName), args); err == nil {
+			c = &Client{dir: opts.StateDir, sock: socketPath(opts.StateDir), pid: sp.proc.Pid, proc: sp.proc}
+			rd = sp.ready
+		} else {
+			sp.proc.Kill()
+			sp.ready.Close()
+		}
 	}
-	defer logf.Close()
-	null, err := os.Open(os.DevNull)
-	if err != nil {
-		return nil, err
-	}
-	defer null.Close()
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		return nil, err
+	if c == nil {
+		var err error
+		if c, rd, err = spawn(bin, args, opts.StateDir); err != nil {
+			return nil, err
+		}
 	}
 	defer rd.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, logf, logf
-	cmd.ExtraFiles = []*os.File{wr}
-	cmd.Dir = "/"
-	// One P: fewer threads and per-P caches in a process that mostly
-	// sleeps (measured: about 150 kB less than two).
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		wr.Close()
-		return nil, fmt.Errorf("shim: start: %w", err)
-	}
-	wr.Close()
-	c := &Client{dir: opts.StateDir, sock: socketPath(opts.StateDir), pid: cmd.Process.Pid, proc: cmd.Process}
-	// The shim is our child until we die: reap it whenever it ends.
-	go cmd.Process.Wait()
 
 	msg := make(chan string, 1)
 	go func() {
@@ -176,6 +166,42 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 		rd.Close()
 		return nil, ctx.Err()
 	}
+}
+
+// spawn starts a shim with args and returns its client and the read end
+// of its ready pipe.
+func spawn(bin string, args []string, stateDir string) (*Client, *os.File, error) {
+	logf, err := os.OpenFile(filepath.Join(stateDir, LogName), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("shim: log: %w", err)
+	}
+	defer logf.Close()
+	null, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer null.Close()
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, logf, logf
+	cmd.ExtraFiles = []*os.File{wr}
+	cmd.Dir = stateDir // for ps and /proc: which container a shim is for
+	// One P: fewer threads and per-P caches in a process that mostly
+	// sleeps (measured: about 150 kB less than two).
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		wr.Close()
+		rd.Close()
+		return nil, nil, fmt.Errorf("shim: start: %w", err)
+	}
+	wr.Close()
+	// The shim is our child until we die: reap it whenever it ends.
+	go cmd.Process.Wait()
+	return &Client{dir: stateDir, sock: socketPath(stateDir), pid: cmd.Process.Pid, proc: cmd.Process}, rd, nil
 }
 
 // Connect returns a client for the shim in stateDir (a daemon coming back).

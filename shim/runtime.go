@@ -15,11 +15,32 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// InProcess, when set, runs berth's own runtime inside the shim instead of
+// starting the runtime's binary for each step (a process start per create,
+// start, kill and delete): given the runtime command line the shim was
+// started with, it returns that runtime's Runner, or nil when the command
+// line is another runtime (runc, crun). The berth binary sets it (package
+// shim/inproc); the lean berth-shim leaves it nil and links no runtime.
+var InProcess func(rt []string) Runner
+
+// Runner runs one runtime command, args as the runtime's CLI takes them,
+// with stdio (as for the CLI) and the runtime's log going to logPath.
+// handled is false for what it leaves to the runtime's CLI.
+type Runner func(stdio []*os.File, logPath string, args []string) (handled bool, err error)
+
 // runtime runs the runtime command with args and waits for it. stdio, when
 // given, are its stdin, stdout and stderr (for create and exec, the
 // container's own); otherwise it gets /dev/null and a file in the state dir
 // for its errors. The runtime's own log (--log) goes to the state dir.
 func (s *shim) runtime(stdio []*os.File, args ...string) error {
+	if s.inproc != nil {
+		if handled, err := s.inproc(stdio, s.path(rtLog), args); handled {
+			if err != nil {
+				return fmt.Errorf("runtime %s: %w", args[0], err)
+			}
+			return nil
+		}
+	}
 	full := append(append([]string{}, s.rt[1:]...), "--log", s.path(rtLog), "--log-format", "json")
 	full = append(full, args...)
 	cmd := exec.Command(s.rt[0], full...)

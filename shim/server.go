@@ -29,6 +29,11 @@ func Main(args []string) int {
 	if len(args) > 0 && args[0] == "init-reaper" {
 		return InitReaper(args[1:])
 	}
+	if len(args) > 1 && args[1] == "--spare" {
+		if args = spareArgs(); args == nil {
+			return 0 // not needed after all
+		}
+	}
 	if err := serve(args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "berth shim:", err)
 		return 1
@@ -40,6 +45,7 @@ func Main(args []string) int {
 type shim struct {
 	id, bundle, dir string
 	rt              []string // runtime command and its global flags
+	inproc          Runner   // berth's own runtime in this process, or nil
 	dirFd           int      // O_PATH fd of dir, for socket paths too long for sun_path
 	reaper          *reaper
 	exitTimeout     time.Duration
@@ -81,6 +87,9 @@ func serve(args []string) error {
 	s.rt = fs.Args()
 	if s.id == "" || s.bundle == "" || s.dir == "" || len(s.rt) == 0 {
 		return errors.New("usage: berth shim --id ID --bundle DIR --state-dir DIR [flags] -- RUNTIME [ARGS...]")
+	}
+	if InProcess != nil {
+		s.inproc = InProcess(s.rt)
 	}
 	// A shim is one of many; a small heap matters more than GC time, and
 	// heap profiling's bucket table alone is bigger than its heap.

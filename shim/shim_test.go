@@ -851,3 +851,64 @@ func shimOf(id string) int {
 	}
 	return 0
 }
+
+// TestSpares starts containers from shims started ahead of need: each
+// start takes the waiting spare (its pid was known before the start) and a
+// new one takes its place; Close ends the last spare.
+func TestSpares(t *testing.T) {
+	spec := testutil.Spec("sh", "-c", "echo from-spare; exit 6")
+	e := newEnv(t, berthRT, spec)
+	spares := shim.NewSpares(e.opts.Binary, "--test", e.id)
+	defer spares.Close()
+	e.opts.Spares = spares
+	for i := 0; i < 2; i++ {
+		var spare int
+		for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			spare = spareOf(e.id)
+		}
+		if spare == 0 {
+			t.Fatal("no spare shim started")
+		}
+		c := e.start()
+		if c.Pid() != spare {
+			t.Fatalf("start %d: shim %d, the spare was %d", i, c.Pid(), spare)
+		}
+		if err := c.Start(ctx(t), ""); err != nil {
+			t.Fatal(err)
+		}
+		ex, err := c.Wait(ctx(t), "")
+		if err != nil || ex.ExitCode != 6 {
+			t.Fatalf("exit: %+v %v", ex, err)
+		}
+		e.end(c.Pid())
+		// The same container again, from the next spare.
+	}
+	if raw, err := os.ReadFile(e.opts.Log.Path); err != nil || strings.Count(string(raw), `"from-spare\n"`) != 2 {
+		t.Fatalf("log: %v %s", err, raw)
+	}
+	spare := 0
+	for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spareOf(e.id)
+	}
+	spares.Close()
+	if spare == 0 {
+		t.Fatal("no spare after the starts")
+	}
+	waitGone(t, spare)
+}
+
+// spareOf is the pid of a spare shim whose command line has tag.
+func spareOf(tag string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "cmdline"))
+		if err != nil || !strings.Contains(string(b), "\x00--spare\x00") || !strings.Contains(string(b), tag) {
+			continue
+		}
+		if st, err := os.ReadFile(filepath.Join("/proc", ent.Name(), "stat")); err == nil && !strings.Contains(string(st), ") Z ") {
+			pid, _ := strconv.Atoi(ent.Name())
+			return pid
+		}
+	}
+	return 0
+}

@@ -26,7 +26,7 @@ func newContainerCommand(c *CLI) *cobra.Command {
 	cmd.AddCommand(ls, newContainerInspectCommand(c), newLogsCommand(c), newStartCommand(c),
 		newStopCommand(c), newRestartCommand(c), newKillCommand(c), newRmCommand(c, "rm", "remove"),
 		newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c), newRenameCommand(c),
-		newTopCommand(c), newContainerPruneCommand(c))
+		newTopCommand(c), newContainerPruneCommand(c), newCpCommand(c), newUpdateCommand(c))
 	for _, sub := range cmd.Commands() {
 		setContainerAliases(sub, sub.Name())
 	}
@@ -43,7 +43,7 @@ func setContainerAliases(cmd *cobra.Command, name string) {
 		line = "berth container ls, berth container list, berth container ps, berth ps"
 	case "rm":
 		line = "berth container rm, berth container remove, berth rm"
-	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top":
+	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top", "cp", "update":
 		line = "berth container " + name + ", berth " + name
 	default:
 		return

@@ -184,7 +184,7 @@ func NewRoot(c *CLI) *cobra.Command {
 		newInspectCommand(c), newContainerCommand(c), newPsCommand(c), newLogsCommand(c),
 		newStartCommand(c), newStopCommand(c), newRestartCommand(c), newKillCommand(c),
 		newRmCommand(c, "rm"), newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c),
-		newRenameCommand(c), newTopCommand(c), newVolumeCommand(c),
+		newRenameCommand(c), newTopCommand(c), newVolumeCommand(c), newCpCommand(c), newUpdateCommand(c),
 	)
 	for _, cmd := range root.Commands() {
 		name := cmd.Name()

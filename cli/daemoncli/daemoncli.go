@@ -25,6 +25,7 @@ import (
 
 	"berth.dev/berth/daemon"
 	"berth.dev/berth/daemon/server"
+	archiverouter "berth.dev/berth/daemon/server/router/archive"
 	containerrouter "berth.dev/berth/daemon/server/router/container"
 	imagerouter "berth.dev/berth/daemon/server/router/image"
 	systemrouter "berth.dev/berth/daemon/server/router/system"
@@ -224,7 +225,7 @@ func run(ctx context.Context, flags *pflag.FlagSet, o *options) error {
 	}
 
 	srv := server.New(server.Config{Version: daemon.Version, MinAPIVersion: daemon.MinAPIVersion, CurrentAPIVersion: daemon.CurrentAPIVersion},
-		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d), volumerouter.New(d))
+		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d), volumerouter.New(d), archiverouter.New(d))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ls) }()
 

@@ -60,7 +60,7 @@ func Command(name string) *cobra.Command {
 	cmd.AddCommand(
 		g.createCmd(), g.startCmd(), g.runCmd(), g.stateCmd(), g.killCmd(), g.deleteCmd(),
 		g.listCmd(), g.psCmd(), g.execCmd(), g.pauseCmd(), g.resumeCmd(), g.specCmd(),
-		g.featuresCmd(), g.eventsCmd(),
+		g.featuresCmd(), g.eventsCmd(), g.updateCmd(),
 	)
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/runtime"
 	_ "berth.dev/berth/runtime/nsenter" // joins namespaces before the Go runtime starts
 	"berth.dev/berth/shim"
+	"berth.dev/berth/shim/inproc"
 )
 
 // The main goroutine keeps the main thread: threads the runtime locks and
@@ -26,6 +27,7 @@ func main() {
 		runtime.Init() // the container init: never returns
 	}
 	if len(os.Args) > 1 && (os.Args[1] == "shim" || os.Args[1] == "init-reaper") {
+		shim.InProcess = inproc.New // berth's own runtime without a process per step
 		os.Exit(shim.Main(os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "daemon" {

@@ -1,8 +1,10 @@
 package apitest
 
 import (
+	"archive/tar"
 	"bufio"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -226,6 +228,137 @@ func TestKillRestart(t *testing.T) {
 	out := d.mustDocker("images", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}")
 	mustContain(t, "images after kill -9", out, "keep:me "+id)
 	if _, err := os.Stat(d.sock); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoadProgress: without quiet, a load streams "Loading layer" progress
+// per layer (as dockerd), which the docker CLI draws on a terminal; quiet
+// loads send only the result; an error once the stream began comes in it.
+func TestLoadProgress(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	archive, _ := busyboxArchive(t, "busybox:latest")
+
+	out := d.curl("-X", "POST", "-H", "Content-Type: application/x-tar", "--data-binary", "@"+archive, "http://x/images/load?quiet=0")
+	var msgs []struct {
+		Status, ID, Stream string
+		ProgressDetail     struct{ Current, Total int64 }
+	}
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var m struct {
+			Status, ID, Stream string
+			ProgressDetail     struct{ Current, Total int64 }
+		}
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("load stream: %v\n%s", err, out)
+		}
+		msgs = append(msgs, m)
+	}
+	if len(msgs) < 3 || msgs[0].Status != "Loading layer" || len(msgs[0].ID) != 12 ||
+		msgs[len(msgs)-1].Stream != "Loaded image: busybox:latest\n" {
+		t.Fatalf("load progress: %s", out)
+	}
+	last := msgs[len(msgs)-2]
+	if last.Status != "Loading layer" || last.ProgressDetail.Total <= 0 || last.ProgressDetail.Current != last.ProgressDetail.Total {
+		t.Fatalf("last progress is not the whole layer: %+v\n%s", last, out)
+	}
+
+	// Loaded again: the layer is there, nothing to unpack, no progress.
+	d.mustDocker("rmi", "busybox:latest")
+	out = d.curl("-X", "POST", "--data-binary", "@"+archive, "http://x/images/load?quiet=1")
+	if strings.Contains(out, "Loading layer") || !strings.Contains(out, "Loaded image: busybox:latest") {
+		t.Fatalf("quiet load: %s", out)
+	}
+
+	// The docker CLI on a terminal draws the bar.
+	if _, err := exec.LookPath("script"); err == nil {
+		d.mustDocker("rmi", "busybox:latest")
+		d.mustDocker("image", "prune", "-f")
+		cmd := exec.Command("script", "-qec", dockerCLI+" load -i "+archive, "/dev/null")
+		cmd.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+		b, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(b), "Loading layer") || !strings.Contains(string(b), "Loaded image: busybox:latest") {
+			t.Fatalf("docker load on a terminal: %v\n%q", err, b)
+		}
+	}
+}
+
+// TestLoadErrorInStream: a layer whose content is not what the config's
+// diff ID says fails once its progress has begun: the error comes in the
+// stream (status 200, as dockerd), the docker CLI shows it and exits 1,
+// and nothing of the image is kept.
+func TestLoadErrorInStream(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	bad := filepath.Join(t.TempDir(), "bad.tar")
+	rewriteTar(t, archive, bad, func(name string, b []byte) []byte {
+		if !strings.HasSuffix(name, ".json") || name == "manifest.json" || !strings.Contains(string(b), `"diff_ids"`) {
+			return b
+		}
+		var cfg map[string]any
+		if err := json.Unmarshal(b, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		cfg["rootfs"].(map[string]any)["diff_ids"] = []string{"sha256:" + strings.Repeat("ab", 32)}
+		out, _ := json.Marshal(cfg)
+		return out
+	})
+	out := d.curl("-i", "-X", "POST", "-H", "Content-Type: application/x-tar", "--data-binary", "@"+bad, "http://x/images/load?quiet=0")
+	mustContain(t, "load of a bad layer", out, "HTTP/1.1 200", `"status":"Loading layer"`, `"errorDetail":{"message":`)
+	cmd := exec.Command("script", "-qec", dockerCLI+" load -i "+bad, "/dev/null")
+	cmd.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
+	b, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "diff") {
+		t.Fatalf("docker load of a bad layer: %v\n%q", err, b)
+	}
+	if out := d.mustDocker("images", "-aq"); out != "" {
+		t.Fatalf("images after failed loads: %q", out)
+	}
+	d.mustDocker("load", "-i", archive) // and the store is fine
+}
+
+// rewriteTar copies the tar in to out, passing each regular file's content
+// through fn.
+func rewriteTar(t *testing.T, in, out string, fn func(name string, b []byte) []byte) {
+	t.Helper()
+	src, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.Create(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close()
+	tr, tw := tar.NewReader(src), tar.NewWriter(dst)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			b = fn(h.Name, b)
+			h.Size = int64(len(b))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -42,6 +42,9 @@ type State struct {
 	FinishedAt time.Time
 	Error      string
 	OOMKilled  bool
+	// Health is the health check's state (nil without one); it outlives
+	// a stop and a daemon restart, as docker's does.
+	Health *containertypes.Health `json:",omitempty"`
 }
 
 // Container is one container's record. Its mutex guards every field; the
@@ -109,7 +112,7 @@ func (c *Container) Running() bool {
 
 // SetRunning records a start. Callers hold the lock.
 func (c *Container) SetRunning(pid int, at time.Time) {
-	c.State = State{Status: StatusRunning, Pid: pid, StartedAt: at}
+	c.State = State{Status: StatusRunning, Pid: pid, StartedAt: at, Health: c.State.Health}
 	c.HasBeenStarted = true
 	c.notify()
 }
@@ -175,7 +178,9 @@ func (c *Container) Watch() (changed <-chan struct{}, exits int, removed bool) {
 
 // save writes the record atomically (temp file, fsync, rename). Callers
 // hold the lock.
-func (c *Container) save() error {
+func (c *Container) save() error { return c.write(true) }
+
+func (c *Container) write(sync bool) error {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("container %s: encode: %w", c.ID, err)
@@ -186,7 +191,7 @@ func (c *Container) save() error {
 		return fmt.Errorf("container %s: save: %w", c.ID, err)
 	}
 	_, err = f.Write(b)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -204,3 +209,10 @@ func (c *Container) save() error {
 
 // Save writes the record. Callers hold the lock.
 func (c *Container) Save() error { return c.save() }
+
+// SaveLazy writes the record without waiting for the disk (still atomic).
+// It is for the running state: a daemon that dies still leaves the write
+// in the page cache for the next one, and after an OS crash no shim runs
+// anyway, so the fsync (about 2 ms here, on every start's critical path)
+// would protect nothing.
+func (c *Container) SaveLazy() error { return c.write(false) }

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 
-	"berth.dev/berth/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
@@ -81,7 +80,8 @@ func seccompArchs() []specs.Arch {
 }
 
 // seccompFor reads the seccomp part of --security-opt: the default profile,
-// none ("seccomp=unconfined", or privileged), or a custom one (not yet).
+// none ("seccomp=unconfined", or privileged, which wins over any
+// profile, as in dockerd), or a custom one (the profile's JSON).
 func seccompFor(securityOpt []string, privileged bool, caps []string) (*specs.LinuxSeccomp, error) {
 	for _, o := range securityOpt {
 		k, v, ok := strings.Cut(o, "=")
@@ -91,10 +91,13 @@ func seccompFor(securityOpt []string, privileged bool, caps []string) (*specs.Li
 		if !ok || k != "seccomp" {
 			continue
 		}
-		if v == "unconfined" {
+		switch {
+		case v == "unconfined" || privileged:
 			return nil, nil
+		case v == "builtin":
+			return defaultSeccomp(caps), nil
 		}
-		return nil, errdefs.NotImplemented("custom seccomp profiles are not supported yet; use the default or seccomp=unconfined")
+		return customSeccomp(v, caps)
 	}
 	if privileged {
 		return nil, nil

@@ -5,6 +5,11 @@
 // The other namespaces are joined by the parent on a locked OS thread before
 // it forks the init, which then inherits them.
 //
+// The constructor then runs the C init (cinit.c) when the runtime offered
+// it: a program of primitive steps the runtime compiled from the spec
+// (runtime/cinit.go), ending in the execve of the container's process, so
+// such an init never starts the Go runtime.
+//
 // Import it for its side effect in the binary that is re-executed as the
 // container init.
 package nsenter
@@ -14,12 +19,14 @@ package nsenter
 #cgo LDFLAGS: -static
 #include <time.h>
 extern void berth_nsenter(void);
+extern void berth_cinit(void);
 static long long berth_start_ns;
 void __attribute__((constructor)) berth_nsenter_init(void) {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	berth_start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	berth_nsenter();
+	berth_cinit();
 }
 static long long berth_start(void) { return berth_start_ns; }
 */

@@ -218,3 +218,17 @@ func FromBytes(b []byte) (*Filter, error) {
 	}
 	return f, nil
 }
+
+// Raw returns the program as the kernel takes it (struct sock_filter
+// array, native byte order) and the SECCOMP_FILTER_FLAG_* to load it with,
+// for a loader that is not Go (the C init, runtime/nsenter). A filter with
+// a listener needs Load.
+func (f *Filter) Raw() (prog []byte, flags uint32) {
+	prog = make([]byte, 0, 8*len(f.prog))
+	for _, in := range f.prog {
+		prog = binary.NativeEndian.AppendUint16(prog, in.Code)
+		prog = append(prog, in.Jt, in.Jf)
+		prog = binary.NativeEndian.AppendUint32(prog, in.K)
+	}
+	return prog, f.flags &^ flagWaitKillableRecv
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -123,11 +124,19 @@ func BoolValue(r *http.Request, k string) bool {
 	return true
 }
 
-// ParseForm parses the query (and a form body), typing failures invalid.
+// ParseForm parses the query into r.Form, typing failures invalid. Only
+// the query: no Engine API route takes a form body, and a body sent with
+// curl's default form content type (a tar to load, say) must reach its
+// handler unread.
 func ParseForm(r *http.Request) error {
-	if err := r.ParseForm(); err != nil {
+	if r.Form != nil {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
 		return errdefs.Invalid("parse request: %v", err)
 	}
+	r.Form = q
 	return nil
 }
 

@@ -47,6 +47,7 @@ type Backend interface {
 	ContainerCommit(ctx context.Context, o ctr.CommitOptions) (string, error)
 	ContainerExport(ctx context.Context, name string, w io.Writer) error
 	ContainerChanges(ctx context.Context, name string) ([]containertypes.FilesystemChange, error)
+	ContainerUpdate(ctx context.Context, name string, u *containertypes.UpdateConfig) (*containertypes.UpdateResponse, error)
 }
 
 // Router serves the container routes.
@@ -79,6 +80,7 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodGet, Path: "/containers/{name}/export", Handler: r.export},
 		{Method: http.MethodPost, Path: "/commit", Handler: r.commit},
 		{Method: http.MethodGet, Path: "/containers/{name}/changes", Handler: r.changes},
+		{Method: http.MethodPost, Path: "/containers/{name}/update", Handler: r.update},
 		{Method: http.MethodPost, Path: "/exec/{id}/start", Handler: r.execStart},
 		{Method: http.MethodGet, Path: "/exec/{id}/json", Handler: r.execInspect},
 		{Method: http.MethodPost, Path: "/exec/{id}/resize", Handler: r.execResize},

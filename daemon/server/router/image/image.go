@@ -25,7 +25,7 @@ type Backend interface {
 	TagImage(ctx context.Context, source, repo, tag string) (string, error)
 	ImageDelete(ctx context.Context, name string, force, noPrune bool) ([]imagetypes.DeleteResponse, error)
 	ImagesPrune(ctx context.Context, f filters.Args) (*imagetypes.PruneReport, error)
-	LoadImage(ctx context.Context, r io.Reader) ([]backend.LoadedImage, error)
+	LoadImage(ctx context.Context, r io.Reader, progress func(id string, current, total int64)) ([]backend.LoadedImage, error)
 	ExportImages(ctx context.Context, names []string, w io.Writer) error
 	ImportImage(ctx context.Context, r io.Reader, opts backend.ImportOptions) (string, error)
 	PullImage(ctx context.Context, ref string) error
@@ -128,13 +128,38 @@ func (r *Router) load(ctx context.Context, w http.ResponseWriter, req *http.Requ
 	if err := httputils.ParseForm(req); err != nil {
 		return err
 	}
-	loaded, err := r.b.LoadImage(ctx, req.Body)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
+	// Progress, unless quiet (the docker CLI asks for it on a terminal):
+	// "Loading layer" per layer, as dockerd. The status is sent with the
+	// first message; an error after that goes in the stream, as dockerd
+	// sends all of its load errors.
 	enc := json.NewEncoder(w)
+	started := false
+	begin := func() {
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+		}
+	}
+	var progress func(string, int64, int64)
+	if !httputils.BoolValue(req, "quiet") {
+		progress = func(id string, current, total int64) {
+			begin()
+			_ = enc.Encode(jsonstream.Message{Status: "Loading layer", ID: id, Progress: &jsonstream.Progress{Current: current, Total: total}})
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
+	}
+	loaded, err := r.b.LoadImage(ctx, req.Body, progress)
+	if err != nil {
+		if !started {
+			return err
+		}
+		_ = enc.Encode(jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
+		return nil
+	}
+	begin()
 	for _, l := range loaded {
 		if len(l.Refs) == 0 {
 			_ = enc.Encode(jsonstream.Message{Stream: "Loaded image ID: " + l.ID + "\n"})

@@ -1,0 +1,155 @@
+package shim
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Spares keeps one shim process started ahead of need: a shim's start is a
+// Go process start (about 4 ms of the berth binary here), which a
+// container's start would otherwise wait for. The spare blocks reading its
+// arguments from a pipe; Start hands them over and starts the next spare
+// in the background. When the owner goes (Close, or the daemon dies), the
+// pipe closes and the waiting spare exits without doing anything.
+type Spares struct {
+	bin    string
+	tag    []string
+	mu     sync.Mutex
+	next   *spare
+	closed bool
+}
+
+type spare struct {
+	proc  *os.Process
+	args  *os.File // write end: the shim's arguments, then EOF
+	ready *os.File // read end of the shim's ready pipe
+	done  chan struct{}
+}
+
+// NewSpares starts a spare shim of bin (the berth binary or berth-shim).
+// tag goes on the spares' command line after `shim --spare`, for people and
+// tools that tell shims apart in ps (the daemon puts its exec root there);
+// a shim's working directory is its state dir, spare or not.
+func NewSpares(bin string, tag ...string) *Spares {
+	s := &Spares{bin: bin, tag: tag}
+	go s.refill()
+	return s
+}
+
+// Binary is the executable the spares run.
+func (s *Spares) Binary() string { return s.bin }
+
+// take returns the spare, if there is one of bin, and starts the next.
+func (s *Spares) take(bin string) *spare {
+	if s == nil || bin != s.bin {
+		return nil
+	}
+	s.mu.Lock()
+	sp := s.next
+	s.next = nil
+	s.mu.Unlock()
+	go s.refill()
+	return sp
+}
+
+func (s *Spares) refill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.next != nil {
+		return
+	}
+	sp, err := startSpare(s.bin, s.tag)
+	if err != nil {
+		return // Start falls back to starting a shim itself
+	}
+	s.next = sp
+}
+
+// Close ends the waiting spare and starts no more.
+func (s *Spares) Close() {
+	s.mu.Lock()
+	s.closed = true
+	sp := s.next
+	s.next = nil
+	s.mu.Unlock()
+	if sp == nil {
+		return
+	}
+	sp.args.Close()
+	sp.ready.Close()
+	select {
+	case <-sp.done:
+	case <-time.After(5 * time.Second):
+		sp.proc.Kill()
+	}
+}
+
+func startSpare(bin string, tag []string) (*spare, error) {
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer null.Close()
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer readyW.Close()
+	argsR, argsW, err := os.Pipe()
+	if err != nil {
+		readyR.Close()
+		return nil, err
+	}
+	defer argsR.Close()
+	cmd := exec.Command(bin, append([]string{"shim", "--spare"}, tag...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = null, null, null
+	cmd.ExtraFiles = []*os.File{readyW, argsR} // fds 3 and 4
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		readyR.Close()
+		argsW.Close()
+		return nil, err
+	}
+	sp := &spare{proc: cmd.Process, args: argsW, ready: readyR, done: make(chan struct{})}
+	go func() { cmd.Wait(); close(sp.done) }()
+	return sp, nil
+}
+
+// hand gives the spare its shim arguments and the file its stdout and
+// stderr go to.
+func (sp *spare) hand(logPath string, args []string) error {
+	_, err := io.WriteString(sp.args, logPath+"\x00"+strings.Join(args, "\x00"))
+	sp.args.Close()
+	return err
+}
+
+// spareArgs is the spare's side: it waits for its arguments (fd 4), points
+// stdout and stderr at the log they name and moves into its directory,
+// and returns the arguments; nil when its owner went away without giving
+// any.
+func spareArgs() []string {
+	f := os.NewFile(4, "args")
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	parts := strings.Split(string(b), "\x00")
+	if log, err := os.OpenFile(parts[0], os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err == nil {
+		unix.Dup3(int(log.Fd()), 1, 0)
+		unix.Dup3(int(log.Fd()), 2, 0)
+		log.Close()
+	}
+	os.Chdir(filepath.Dir(parts[0]))
+	return parts[1:]
+}
