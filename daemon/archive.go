@@ -255,7 +255,7 @@ func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir s
 		return fmt.Errorf("mount container %s: %w", c.ID, err)
 	}
 	c.Lock()
-	spec, err := container.Spec(c, container.SpecOptions{Rootfs: dir})
+	spec, err := container.Spec(c, container.SpecOptions{Rootfs: dir, Volumes: stoppedVolumeMounts(c)})
 	c.Unlock()
 	if err != nil {
 		return err

@@ -333,3 +333,15 @@ func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, error) {
 	}
 	return out, nil
 }
+
+// stoppedVolumeMounts are the volume binds of a container that is not
+// running, for docker cp (a volume whose driver options mount it shows
+// its data directory as it is while unused). Callers hold the container's
+// lock.
+func stoppedVolumeMounts(c *container.Container) []specs.Mount {
+	paths := map[string]string{}
+	for _, mp := range c.MountPoints {
+		paths[mp.Name] = mp.Source
+	}
+	return container.VolumeSpecMounts(c.MountPoints, paths)
+}

@@ -276,6 +276,26 @@ func TestVolumesLiveRestore(t *testing.T) {
 	if isMount(t, filepath.Join(d.dataRoot, "volumes", "hb", "_data")) {
 		t.Fatal("bind volume still mounted after its user")
 	}
+	// docker cp into a stopped container's volume lands in the volume,
+	// and out of it reads the volume.
+	d.mustDocker("create", "--name", "cpv", "-v", "cpvol:/data", "busybox", "true")
+	cpf := filepath.Join(t.TempDir(), "cpfile")
+	if err := os.WriteFile(cpf, []byte("copied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.mustDocker("cp", cpf, "cpv:/data/")
+	if out := d.mustDocker("run", "--rm", "-v", "cpvol:/v", "busybox", "cat", "/v/cpfile"); out != "copied\n" {
+		t.Fatalf("cp into a volume: %q", out)
+	}
+	d.mustDocker("run", "--rm", "-v", "cpvol:/v", "busybox", "sh", "-c", "echo from-volume > /v/back")
+	back := filepath.Join(t.TempDir(), "back")
+	d.mustDocker("cp", "cpv:/data/back", back)
+	if b, err := os.ReadFile(back); err != nil || string(b) != "from-volume\n" {
+		t.Fatalf("cp out of a volume: %q %v", b, err)
+	}
+	d.mustDocker("rm", "cpv")
+	d.mustDocker("volume", "rm", "cpvol")
+
 	// API 1.41's prune takes named volumes too; the host's files stay.
 	mustContain(t, "prune 1.41", d.curl("-X", "POST", "http://x/v1.41/volumes/prune"), `"VolumesDeleted":["hb"]`)
 	if _, err := os.Stat(filepath.Join(host, "hostfile")); err != nil {
