@@ -345,3 +345,18 @@ func stoppedVolumeMounts(c *container.Container) []specs.Mount {
 	}
 	return container.VolumeSpecMounts(c.MountPoints, paths)
 }
+
+// mountsVolume is ps's volume filter: a volume's name, a bind's source or
+// any mount's destination. Callers hold the container's lock.
+func mountsVolume(c *container.Container, values []string) bool {
+	for _, m := range mountPoints(c) {
+		key := m.Name
+		if key == "" {
+			key = m.Source
+		}
+		if slices.Contains(values, key) || slices.Contains(values, m.Destination) {
+			return true
+		}
+	}
+	return false
+}

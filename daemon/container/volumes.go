@@ -117,6 +117,9 @@ func VolumeSpecMounts(mps []MountPoint, paths map[string]string) []specs.Mount {
 // for --mount without a source and for the Config's and the image's
 // VOLUME paths that nothing else covers. Nothing is created here.
 func PlanVolumes(hc *containertypes.HostConfig, inherited []MountPoint, cfgVolumes, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+	if hc.VolumeDriver != "" && hc.VolumeDriver != volume.DriverName {
+		return nil, errdefs.NotFound("error looking up volume plugin %s: plugin %q not found", hc.VolumeDriver, hc.VolumeDriver)
+	}
 	var out []MountPoint
 	seen := map[string]bool{}
 	dest := func(d string) error {
