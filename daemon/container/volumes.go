@@ -85,6 +85,12 @@ func VolumeFromMount(m mount.Mount) (MountPoint, error) {
 		}
 	}
 	if vo := m.VolumeOptions; vo != nil {
+		if vo.Subpath != "" {
+			// A subpath has to be bound without a path the container
+			// could swap for a symlink: not done yet, and refused rather
+			// than mounting the whole volume.
+			return MountPoint{}, errdefs.NotImplemented("volume subpaths are not supported yet")
+		}
 		mp.CopyData = !vo.NoCopy
 		mp.Labels = maps.Clone(vo.Labels)
 		if vo.DriverConfig != nil {
