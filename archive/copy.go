@@ -184,7 +184,8 @@ var pseudoFS = []int64{unix.PROC_SUPER_MAGIC, unix.SYSFS_MAGIC, unix.DEVPTS_SUPE
 
 // WriteCopy writes to w the tar docker cp sends for base in the directory
 // parent ("" for parent itself): the file, or the directory and everything
-// below it, named name, name/..., with docker's layer format (see
+// below it, named name, name/... ("/" names the root "/" and its entries
+// "/x"), with docker's layer format (see
 // WriteLayer). Each directory is entered by descriptor with O_NOFOLLOW.
 func WriteCopy(w io.Writer, parent int, base, name string) error {
 	lw := newLayerWriter(w, "")
@@ -217,6 +218,9 @@ func WriteCopy(w io.Writer, parent int, base, name string) error {
 			}
 		}
 		return nil
+	}
+	if name == "/" {
+		name = "" // the root is "/", its entries "/bin", ...
 	}
 	if err := walk(parent, base, name); err != nil {
 		return err

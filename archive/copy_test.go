@@ -126,6 +126,34 @@ func TestCopyStaysInRoot(t *testing.T) {
 	}
 }
 
+// TestCopyOfRoot: the root's tar is named as dockerd names it, "/" and
+// "/x".
+func TestCopyOfRoot(t *testing.T) {
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteCopy(&b, openRoot(t, root), "", "/"); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	tr := tar.NewReader(&b)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, ","); got != "/,/f" {
+		t.Fatalf("names: %s", got)
+	}
+}
+
 // TestApplyIntoDir: Dir puts entries below a directory of the root; names
 // that climb out of it are refused, symlinks resolve in the root, and
 // NoOverwriteDirNonDir and Owner do what they say.

@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/snapshot"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,10 +64,10 @@ func (d *Daemon) ContainerArchivePath(ctx context.Context, name, path string, st
 	})
 }
 
-// copyName is the tar's first name: the path's last element, or "." for
-// a directory's contents ("/dir/.", "/").
+// copyName is the tar's first name, as dockerd's: the path's last
+// element, "." for a directory's contents ("/dir/."), "/" for the root.
 func copyName(p archive.CopyPath) string {
-	if strings.HasSuffix(p.Abs, "/.") || p.Abs == "/" {
+	if strings.HasSuffix(p.Abs, "/.") {
 		return "."
 	}
 	return p.Name()
@@ -198,6 +199,15 @@ func (d *Daemon) withContainerFS(ctx context.Context, name, path string, fn func
 		defer unix.Close(root)
 		return fn(c, root, p)
 	}
+	// Under the lock no other copy uses a cp- directory: any there is
+	// left by a daemon that died during one.
+	if stale, _ := filepath.Glob(filepath.Join(c.Dir(), "cp-*")); len(stale) > 0 {
+		for _, s := range stale {
+			if err := snapshot.UnmountAll(s); err == nil {
+				os.Remove(s)
+			}
+		}
+	}
 	dir, err := os.MkdirTemp(c.Dir(), "cp-")
 	if err != nil {
 		return fmt.Errorf("container %s: %w", c.ID, err)
@@ -254,24 +264,20 @@ func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir s
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		return fmt.Errorf("mount container %s: %w", c.ID, err)
 	}
-	c.Lock()
-	spec, err := container.Spec(c, container.SpecOptions{Rootfs: dir, Volumes: stoppedVolumeMounts(c)})
-	c.Unlock()
-	if err != nil {
-		return err
-	}
+	binds := bindMounts(c, dir)
 	root, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(root)
-	for _, m := range spec.Mounts {
+	for _, m := range binds {
 		bind, ro := false, false
 		for _, o := range m.Options {
 			bind = bind || o == "bind" || o == "rbind"
 			ro = ro || o == "ro"
 		}
-		if (m.Type != "bind" && !bind) || !filepath.IsAbs(m.Source) || strings.HasPrefix(m.Source, c.Dir()+"/") {
+		if (m.Type != "bind" && !bind) || !filepath.IsAbs(m.Source) || strings.HasPrefix(m.Source, c.Dir()+"/") ||
+			m.Destination == container.InitPath {
 			continue
 		}
 		var sst unix.Stat_t
@@ -299,4 +305,28 @@ func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir s
 		}
 	}
 	return nil
+}
+
+// bindMounts are the mounts a start would give the container, from its
+// spec; when no spec can be made now (a user its /etc/passwd no longer
+// has), its binds and --mount binds alone.
+func bindMounts(c *container.Container, rootfs string) []specs.Mount {
+	c.Lock()
+	defer c.Unlock()
+	vols := stoppedVolumeMounts(c)
+	if spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: "/nonexistent", Volumes: vols}); err == nil {
+		return spec.Mounts
+	}
+	out := vols
+	for _, b := range c.HostConfig.Binds {
+		if m, err := container.ParseBind(b); err == nil {
+			out = append(out, m)
+		}
+	}
+	for _, mm := range c.HostConfig.Mounts {
+		if m, err := container.FromMount(mm); err == nil {
+			out = append(out, m)
+		}
+	}
+	return out
 }

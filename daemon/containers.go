@@ -553,6 +553,11 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		_ = c.Save()
 		c.Unlock()
 		if err := r.shim.Kill(ctx, "", sig, false); err != nil {
+			select {
+			case <-r.done: // it exited meanwhile, its shim going with it
+				return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+			case <-time.After(time.Second):
+			}
 			return fmt.Errorf("cannot kill container: %s: %w", name, err)
 		}
 		d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
@@ -672,7 +677,14 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 			// Not running (conflict) means it is exiting: the monitor
 			// records that.
 			if err := r.shim.Kill(ctx, "", syscall.SIGKILL, true); err != nil && !errdefs.Is(err, errdefs.KindNotFound) && !errdefs.Is(err, errdefs.KindConflict) {
-				return fmt.Errorf("cannot remove container %s: kill: %w", c.ID, err)
+				// A container that has just exited has a shim the
+				// monitor is shutting down, which may hang up on the
+				// kill: the monitor's end is what counts.
+				select {
+				case <-r.done:
+				case <-time.After(5 * time.Second):
+					return fmt.Errorf("cannot remove container %s: kill: %w", c.ID, err)
+				}
 			}
 			d.thawIfPaused(ctx, c)
 			select {

@@ -43,7 +43,7 @@ func TestContainerCopy(t *testing.T) {
 	writeFile(t, filepath.Join(host, "file.txt"), "hello from the host\n")
 	writeFile(t, filepath.Join(host, "dir", "a"), "a\n")
 	writeFile(t, filepath.Join(host, "dir", "sub", "b"), "b\n")
-	d.mustDocker("run", "-d", "--name", "cp1", "-v", bind+":/data", "busybox", "sleep", "1000")
+	d.mustDocker("run", "-d", "--name", "cp1", "-v", bind+":/data", "--tmpfs", "/scratch", "busybox", "sleep", "1000")
 
 	// host → container: a file into a directory, a directory to a new name.
 	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/tmp/")
@@ -58,6 +58,11 @@ func TestContainerCopy(t *testing.T) {
 	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/data/")
 	if got := readFile(t, filepath.Join(bind, "file.txt")); got != "hello from the host\n" {
 		t.Fatalf("file copied into the bind: %q", got)
+	}
+	// Into a tmpfs: the container's own view, as it sees it.
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/scratch/")
+	if got := d.mustDocker("exec", "cp1", "cat", "/scratch/file.txt"); got != "hello from the host\n" {
+		t.Fatalf("file copied into a tmpfs: %q", got)
 	}
 	// container → host.
 	d.mustDocker("exec", "cp1", "sh", "-c", "mkdir -p /srv/tree/x && echo one > /srv/tree/x/one && ln -s /srv/tree/x/one /srv/link")
@@ -118,6 +123,28 @@ func TestContainerCopy(t *testing.T) {
 		t.Fatalf("tar on stdout: %+v %v", h, err)
 	}
 
+	// The whole root of a running container: its files and its bind, not
+	// what /proc and /sys hold.
+	d.mustDocker("cp", "cp1:/", filepath.Join(out, "root"))
+	for _, p := range []string{"bin/busybox", "data/file.txt", "tmp/copied/sub/b", "etc/hostname"} {
+		if _, err := os.Stat(filepath.Join(out, "root", p)); err != nil {
+			t.Errorf("cp of /: %v", err)
+		}
+	}
+	for _, p := range []string{"proc", "sys"} {
+		if ents, err := os.ReadDir(filepath.Join(out, "root", p)); err != nil || len(ents) != 0 {
+			t.Errorf("cp of /: %s holds %d entries (%v)", p, len(ents), err)
+		}
+	}
+
+	// A paused container is copied into through its frozen init's root.
+	d.mustDocker("pause", "cp1")
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cp1:/tmp/paused")
+	d.mustDocker("unpause", "cp1")
+	if got := d.mustDocker("exec", "cp1", "cat", "/tmp/paused"); got != "hello from the host\n" {
+		t.Fatalf("copied into a paused container: %q", got)
+	}
+
 	// Errors, as docker words them.
 	o, code := d.exitCode("cp", "cp1:/nope", out)
 	if code != 1 || !strings.Contains(o, "Could not find the file /nope in container cp1") {
@@ -141,6 +168,13 @@ func TestContainerCopy(t *testing.T) {
 	d.mustDocker("cp", filepath.Join(host, "dir"), "cpst:/data/")
 	if got := readFile(t, filepath.Join(bind, "dir", "sub", "b")); got != "b\n" {
 		t.Fatalf("stopped container's bind: %q", got)
+	}
+	// One made with --init and a user its /etc/passwd lacks: no spec can
+	// be made for it now, its binds still are mounted for the copy.
+	d.mustDocker("create", "--name", "cpodd", "--init", "-u", "nosuchuser", "-v", bind+":/data2", "busybox", "true")
+	d.mustDocker("cp", filepath.Join(host, "file.txt"), "cpodd:/data2/odd.txt")
+	if got := readFile(t, filepath.Join(bind, "odd.txt")); got != "hello from the host\n" {
+		t.Fatalf("stopped container without a spec, its bind: %q", got)
 	}
 	if got := d.mustDocker("start", "-a", "cpst"); got != "" {
 		t.Fatalf("start after cp: %q", got)
@@ -210,6 +244,11 @@ func TestContainerCopyHostile(t *testing.T) {
 	if code != 1 || !strings.Contains(o, "Could not find the file /tmp/out/ in container hx") {
 		t.Fatalf("cp through a symlink out: %d %q", code, o)
 	}
+	// Not a tar at all: 400, and still serving.
+	mustContain(t, "garbage body", d.curl("-i", "-X", "PUT", "--data-binary", strings.Repeat("this is not a tar archive. ", 100),
+		"http://berth/containers/hx/archive?path=/tmp"), "HTTP/1.1 400")
+	mustContain(t, "PUT onto a file", d.curl("-i", "-X", "PUT", "--data-binary", "x",
+		"http://berth/containers/hx/archive?path=/etc/hostname"), "HTTP/1.1 400", "extraction point is not a directory")
 	// The daemon still serves.
 	d.mustDocker("ps")
 }
@@ -290,8 +329,32 @@ func TestContainerUpdate(t *testing.T) {
 	if got := cgroupFile(t, d, "up", "memory", "memory.limit_in_bytes"); got != "67108864" {
 		t.Errorf("memory after refused updates: %s", got)
 	}
+	// A limit below what the container uses: the kernel's refusal, wrapped
+	// as dockerd wraps it, and the record as it was. (Without swap the
+	// kernel cannot reclaim the tmpfs file.) The cgroup library words it.
+	if b, _ := os.ReadFile("/proc/swaps"); strings.Count(string(b), "\n") <= 1 {
+		d.mustDocker("exec", "up", "dd", "if=/dev/zero", "of=/dev/ballast", "bs=1M", "count=30")
+		out, code := d.exitCode("update", "--memory", "10m", "--memory-swap", "10m", "up")
+		if code != 1 || !strings.Contains(out, "Cannot update container ") || !strings.Contains(out, "unable to set memory limit to 10485760") {
+			t.Errorf("memory below the usage: %d %q", code, out)
+		}
+		if got := d.mustDocker("inspect", "-f", "{{.HostConfig.Memory}}", "up"); got != "67108864\n" {
+			t.Errorf("record after a refused update: %q", got)
+		}
+		if got := cgroupFile(t, d, "up", "memory", "memory.limit_in_bytes"); got != "67108864" {
+			t.Errorf("memory after a refused update: %s", got)
+		}
+	}
 	mustContain(t, "malformed update", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", `{"Memory":"lots"}`,
 		"http://berth/containers/up/update"), "HTTP/1.1 400", "invalid JSON")
+
+	// A new restart policy acts on the next exit of a running container.
+	d.mustDocker("run", "-d", "--name", "rp", "busybox", "sh", "-c", "while [ ! -f /go ]; do sleep 0.1; done; exit 3")
+	d.mustDocker("update", "--restart", "on-failure:1", "rp")
+	d.mustDocker("exec", "rp", "touch", "/go")
+	waitFor(t, "the updated restart policy", func() bool {
+		return d.mustDocker("inspect", "-f", "{{.State.Status}} {{.RestartCount}} {{.State.ExitCode}}", "rp") == "exited 1 3\n"
+	})
 
 	// A stopped container keeps the update for its next start.
 	d.mustDocker("create", "--name", "later", "busybox", "sleep", "1000")

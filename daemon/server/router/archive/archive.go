@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 
 	"berth.dev/berth/daemon/server/httputils"
+	"berth.dev/berth/errdefs"
 	containertypes "github.com/moby/moby/api/types/container"
 )
 
@@ -82,10 +84,13 @@ func (r *Router) get(ctx context.Context, w http.ResponseWriter, req *http.Reque
 }
 
 func (r *Router) put(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
+	// Only the query: ParseForm would read a form-typed body, the tar.
+	q, err := url.ParseQuery(req.URL.RawQuery)
+	if err != nil {
+		return errdefs.Invalid("parse request: %v", err)
 	}
-	err := r.b.ContainerExtractToDir(ctx, vars["name"], req.Form.Get("path"),
+	req.Form = q
+	err = r.b.ContainerExtractToDir(ctx, vars["name"], req.Form.Get("path"),
 		httputils.BoolValue(req, "copyUIDGID"), httputils.BoolValue(req, "noOverwriteDirNonDir"), req.Body)
 	if err != nil {
 		return err
