@@ -313,10 +313,11 @@ func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir s
 func bindMounts(c *container.Container, rootfs string) []specs.Mount {
 	c.Lock()
 	defer c.Unlock()
-	if spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: "/nonexistent"}); err == nil {
+	vols := stoppedVolumeMounts(c)
+	if spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: "/nonexistent", Volumes: vols}); err == nil {
 		return spec.Mounts
 	}
-	var out []specs.Mount
+	out := vols
 	for _, b := range c.HostConfig.Binds {
 		if m, err := container.ParseBind(b); err == nil {
 			out = append(out, m)

@@ -237,7 +237,7 @@ func (d *Daemon) attachVolumes(id string, plan []container.MountPoint) ([]contai
 // removeAnonymous (rm -v, --rm), removes its anonymous ones.
 func (d *Daemon) detachVolumes(id string, mps []container.MountPoint, removeAnonymous bool) {
 	for _, mp := range mps {
-		_ = d.vols.Unmount(mp.Name, id)
+		_, _ = d.vols.Unmount(mp.Name, id)
 		d.vols.Release(mp.Name, id)
 		if !removeAnonymous || !mp.Anonymous {
 			continue
@@ -265,7 +265,7 @@ func (d *Daemon) mountVolumes(c *container.Container, rootfs string) ([]specs.Mo
 		}
 		if err != nil {
 			for _, m := range mps[:i+1] {
-				_ = d.vols.Unmount(m.Name, id)
+				_, _ = d.vols.Unmount(m.Name, id)
 			}
 			return nil, fmt.Errorf("container %s: volume %s: %w", id, mp.Name, err)
 		}
@@ -282,11 +282,13 @@ func (d *Daemon) unmountVolumes(c *container.Container) {
 	mps, id := c.MountPoints, c.ID
 	c.Unlock()
 	for _, mp := range mps {
-		if err := d.vols.Unmount(mp.Name, id); err != nil {
+		had, err := d.vols.Unmount(mp.Name, id)
+		if err != nil {
 			d.log.Warn("unmount volume", "container", id, "volume", mp.Name, "error", err)
-			continue
 		}
-		d.publishVolume(mp.Name, events.ActionUnmount, map[string]string{"container": id})
+		if had {
+			d.publishVolume(mp.Name, events.ActionUnmount, map[string]string{"container": id})
+		}
 	}
 }
 
@@ -330,4 +332,31 @@ func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, error) {
 		}
 	}
 	return out, nil
+}
+
+// stoppedVolumeMounts are the volume binds of a container that is not
+// running, for docker cp (a volume whose driver options mount it shows
+// its data directory as it is while unused). Callers hold the container's
+// lock.
+func stoppedVolumeMounts(c *container.Container) []specs.Mount {
+	paths := map[string]string{}
+	for _, mp := range c.MountPoints {
+		paths[mp.Name] = mp.Source
+	}
+	return container.VolumeSpecMounts(c.MountPoints, paths)
+}
+
+// mountsVolume is ps's volume filter: a volume's name, a bind's source or
+// any mount's destination. Callers hold the container's lock.
+func mountsVolume(c *container.Container, values []string) bool {
+	for _, m := range mountPoints(c) {
+		key := m.Name
+		if key == "" {
+			key = m.Source
+		}
+		if slices.Contains(values, key) || slices.Contains(values, m.Destination) {
+			return true
+		}
+	}
+	return false
 }

@@ -18,17 +18,17 @@ import (
 // volume data directory dst when dst is empty, as docker fills a new
 // volume: contents, modes, owners and times; dst takes the mode and owner
 // of the image's directory. It reports whether it copied.
+//
+// Both trees are walked by file descriptor with *at calls that never
+// follow a symlink, so a container that shares the volume and swaps a
+// directory for a symlink meanwhile cannot send a write to the host.
 func CopyUp(rootfs, path, dst string) (bool, error) {
-	ents, err := os.ReadDir(dst)
-	if err != nil || len(ents) > 0 {
-		return false, err
-	}
-	root, err := os.Open(rootfs)
+	root, err := unix.Open(rootfs, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("copy-up of %s: %w", path, err)
 	}
-	defer root.Close()
-	fd, err := unix.Openat2(int(root.Fd()), path, &unix.OpenHow{
+	defer unix.Close(root)
+	src, err := unix.Openat2(root, path, &unix.OpenHow{
 		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
 	})
@@ -38,79 +38,143 @@ func CopyUp(rootfs, path, dst string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("copy-up of %s: %w", path, err)
 	}
-	src := os.NewFile(uintptr(fd), path)
-	defer src.Close()
-	// Below the opened directory, nothing is followed: WalkDir lstats and
-	// does not descend into symlinks.
-	base := "/proc/self/fd/" + strconv.Itoa(fd) + "/" // the slash: lstat follows the fd link
-	err = filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(base, p)
-		to := filepath.Join(dst, rel)
-		fi, err := os.Lstat(p)
-		if err != nil {
-			return err
-		}
-		st := fi.Sys().(*syscall.Stat_t)
-		switch {
-		case rel == ".":
-		case fi.IsDir():
-			if err := os.Mkdir(to, 0o700); err != nil {
-				return err
-			}
-		case fi.Mode().IsRegular():
-			if err := copyFile(p, to); err != nil {
-				return err
-			}
-		case fi.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := os.Symlink(target, to); err != nil {
-				return err
-			}
-			_ = os.Lchown(to, int(st.Uid), int(st.Gid))
-			return nil
-		case fi.Mode()&(fs.ModeDevice|fs.ModeNamedPipe) != 0:
-			if err := unix.Mknod(to, st.Mode, int(st.Rdev)); err != nil {
-				return err
-			}
-		default:
-			return nil // sockets are not copied
-		}
-		if err := os.Lchown(to, int(st.Uid), int(st.Gid)); err != nil {
-			return err
-		}
-		if err := os.Chmod(to, fi.Mode().Perm()|fi.Mode()&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-			return err
-		}
-		ts := []unix.Timespec{unix.NsecToTimespec(st.Atim.Nano()), unix.NsecToTimespec(st.Mtim.Nano())}
-		return unix.UtimesNanoAt(unix.AT_FDCWD, to, ts, unix.AT_SYMLINK_NOFOLLOW)
-	})
+	defer unix.Close(src)
+	to, err := unix.Open(dst, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
+		return false, fmt.Errorf("copy-up of %s: %w", path, err)
+	}
+	defer unix.Close(to)
+	if names, err := readNames(to); err != nil || len(names) > 0 {
+		return false, err
+	}
+	if err := copyDir(src, to); err != nil {
+		return false, fmt.Errorf("copy-up of %s: %w", path, err)
+	}
+	if err := setAttrs(src, to); err != nil {
 		return false, fmt.Errorf("copy-up of %s: %w", path, err)
 	}
 	return true, nil
 }
 
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
+// readNames lists a directory by fd (its own dup: the listing moves the
+// offset).
+func readNames(dirfd int) ([]string, error) {
+	fd, err := unix.Openat(dirfd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), ".")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func copyDir(src, dst int) error {
+	names, err := readNames(src)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(src, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
+		}
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFDIR:
+			if err := unix.Mkdirat(dst, name, 0o700); err != nil {
+				return err
+			}
+			err = withDirs(src, dst, name, func(s, d int) error {
+				if err := copyDir(s, d); err != nil {
+					return err
+				}
+				return setAttrs(s, d)
+			})
+		case unix.S_IFREG:
+			err = copyFile(src, dst, name)
+		case unix.S_IFLNK:
+			err = copySymlink(src, dst, name, &st)
+		case unix.S_IFCHR, unix.S_IFBLK, unix.S_IFIFO:
+			// The mode is the node's (less the umask).
+			if err = unix.Mknodat(dst, name, st.Mode, int(st.Rdev)); err == nil {
+				err = unix.Fchownat(dst, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW)
+			}
+		default:
+			continue // sockets are not copied
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func withDirs(src, dst int, name string, fn func(s, d int) error) error {
+	s, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	if cerr := out.Close(); err == nil {
+	defer unix.Close(s)
+	d, err := unix.Openat(dst, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	return fn(s, d)
+}
+
+// setAttrs gives the open file (or directory) to the owner, mode and
+// times of from.
+func setAttrs(from, to int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(from, &st); err != nil {
+		return err
+	}
+	if err := unix.Fchown(to, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	// After the chown, which clears setuid and setgid.
+	if err := unix.Fchmod(to, st.Mode&0o7777); err != nil {
+		return err
+	}
+	// Through the fd's own link: no path to swap.
+	return unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(to), []unix.Timespec{st.Atim, st.Mtim}, 0)
+}
+
+func copyFile(src, dst int, name string) error {
+	in, err := unix.Openat(src, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	inf := os.NewFile(uintptr(in), name)
+	defer inf.Close()
+	out, err := unix.Openat(dst, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	outf := os.NewFile(uintptr(out), name)
+	_, err = io.Copy(outf, inf)
+	if err == nil {
+		err = setAttrs(in, out)
+	}
+	if cerr := outf.Close(); err == nil {
 		err = cerr
 	}
 	return err
+}
+
+func copySymlink(src, dst int, name string, st *unix.Stat_t) error {
+	buf := make([]byte, unix.PathMax)
+	n, err := unix.Readlinkat(src, name, buf)
+	if err != nil {
+		return err
+	}
+	if err := unix.Symlinkat(string(buf[:n]), dst, name); err != nil {
+		return err
+	}
+	if err := unix.Fchownat(dst, name, int(st.Uid), int(st.Gid), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return err
+	}
+	return unix.UtimesNanoAt(dst, name, []unix.Timespec{st.Atim, st.Mtim}, unix.AT_SYMLINK_NOFOLLOW)
 }
 
 // Size is the bytes the volume's files hold (each inode counted once), as

@@ -289,33 +289,44 @@ func (s *Store) Release(name, ref string) {
 // Remove deletes a volume no container references (as in docker, not
 // even force removes one in use).
 func (s *Store) Remove(name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, ok := s.vols[name]
-	if !ok {
-		return notFound(name)
+	tmp, err := s.detach(name)
+	if err != nil {
+		return err
 	}
-	if len(e.refs) > 0 {
-		return errdefs.Conflict("remove %s: volume is in use - [%s]", name, strings.Join(sortedKeys(e.refs), ", "))
-	}
-	p := filepath.Join(s.root, name)
-	if e.mounted {
-		if err := unmountIfMounted(filepath.Join(p, "_data")); err != nil {
-			return fmt.Errorf("remove %s: %w", name, err)
-		}
-		e.mounted = false
-	}
-	// Renamed away first, so a crash during the removal of its data
-	// never leaves a volume half there.
-	tmp := filepath.Join(s.root, ".rm-"+NewName()[:16])
-	if err := os.Rename(p, tmp); err != nil {
-		return fmt.Errorf("remove %s: %w", name, err)
-	}
-	delete(s.vols, name)
+	// The data goes outside the lock: a big volume does not hold up the
+	// others.
 	if err := os.RemoveAll(tmp); err != nil {
 		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	return nil
+}
+
+// detach takes an unused volume out of the store and renames its
+// directory away (a crash during the removal of its data never leaves a
+// volume half there; Open clears what is left). Whatever is mounted on
+// its data, its options' mount or one left by a dead daemon, comes off
+// first, so the removal never reaches into a mounted tree.
+func (s *Store) detach(name string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.vols[name]
+	if !ok {
+		return "", notFound(name)
+	}
+	if len(e.refs) > 0 {
+		return "", errdefs.Conflict("remove %s: volume is in use - [%s]", name, strings.Join(sortedKeys(e.refs), ", "))
+	}
+	p := filepath.Join(s.root, name)
+	if err := unmountIfMounted(filepath.Join(p, "_data")); err != nil {
+		return "", fmt.Errorf("remove %s: %w", name, err)
+	}
+	e.mounted = false
+	tmp := filepath.Join(s.root, ".rm-"+NewName()[:16])
+	if err := os.Rename(p, tmp); err != nil {
+		return "", fmt.Errorf("remove %s: %w", name, err)
+	}
+	delete(s.vols, name)
+	return tmp, nil
 }
 
 // Mount makes the volume ready for container ref to use, doing its
@@ -338,22 +349,24 @@ func (s *Store) Mount(name, ref string) (string, error) {
 	return p, nil
 }
 
-// Unmount ends ref's mount; the options' mount goes with the last one.
-func (s *Store) Unmount(name, ref string) error {
+// Unmount ends ref's mount (reporting whether it had one); the options'
+// mount goes with the last one.
+func (s *Store) Unmount(name, ref string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.vols[name]
 	if !ok {
-		return nil
+		return false, nil
 	}
+	had := e.mounts[ref]
 	delete(e.mounts, ref)
 	if len(e.mounts) == 0 && e.mounted {
 		if err := unmountIfMounted(s.Path(name)); err != nil {
-			return fmt.Errorf("unmount volume %s: %w", name, err)
+			return had, fmt.Errorf("unmount volume %s: %w", name, err)
 		}
 		e.mounted = false
 	}
-	return nil
+	return had, nil
 }
 
 // UnmountUnused undoes the options' mounts no container uses: those a

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/leakcheck"
@@ -140,10 +141,13 @@ func TestOptionsMount(t *testing.T) {
 	if !strings.Contains(string(mi), p+" ") || !strings.Contains(string(mi), "size=1024k") {
 		t.Fatalf("tmpfs options not applied:\n%s", mi)
 	}
-	if err := s.Unmount("tmp1", "a"); err != nil || !isMountpoint(p) || s.Mounted("tmp1") != 1 {
+	if had, err := s.Unmount("tmp1", "a"); err != nil || !had || !isMountpoint(p) || s.Mounted("tmp1") != 1 {
 		t.Fatal("unmounted with a user left", err)
 	}
-	if err := s.Unmount("tmp1", "b"); err != nil || isMountpoint(p) {
+	if had, _ := s.Unmount("tmp1", "a"); had {
+		t.Fatal("a second unmount of the same user")
+	}
+	if _, err := s.Unmount("tmp1", "b"); err != nil || isMountpoint(p) {
 		t.Fatal("still mounted", err)
 	}
 	// A daemon that died with the volume mounted: the next Open sees the
@@ -197,6 +201,20 @@ func TestOptionsMount(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Something mounted on a plain volume's data (left by a dead daemon
+	// or an admin) comes off before the removal: the mounted tree stays.
+	if _, _, err := s.Create("plain1", "", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, s.Path("plain1"), "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Remove("plain1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "hello")); err != nil {
+		t.Fatal("remove went into a mount on the volume:", err)
+	}
 	if _, _, err := s.Create("bad1", "", map[string]string{"type": "none", "device": "/nonexistent", "o": "bind"}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +242,22 @@ func TestCopyUp(t *testing.T) {
 	if err := os.Chmod(data, 0o777|os.ModeSticky); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(data, "suid"), []byte("x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(data, "suid"), 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(data, "fifo"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 2, 3, 4, 5, 6, 7, time.UTC)
+	if err := os.Chtimes(filepath.Join(data, "sub", "f"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(data, "sub"), old, old); err != nil {
+		t.Fatal(err)
+	}
 	// A symlink in the image pointing out of its root is resolved inside.
 	if err := os.Symlink("/etc", filepath.Join(rootfs, "escape")); err != nil {
 		t.Fatal(err)
@@ -249,6 +283,16 @@ func TestCopyUp(t *testing.T) {
 	if fi, _ := os.Stat(dst); fi.Mode()&os.ModeSticky == 0 || fi.Mode().Perm() != 0o777 {
 		t.Fatal("dst mode", fi.Mode())
 	}
+	for p, want := range map[string]os.FileMode{"sub": os.ModeDir | 0o750, "suid": 0o755 | os.ModeSetuid, "fifo": os.ModeNamedPipe | 0o640} {
+		if fi, err := os.Lstat(filepath.Join(dst, p)); err != nil || fi.Mode() != want {
+			t.Errorf("%s: %v, want %v (%v)", p, fi.Mode(), want, err)
+		}
+	}
+	for _, p := range []string{"sub", "sub/f"} {
+		if fi, err := os.Lstat(filepath.Join(dst, p)); err != nil || !fi.ModTime().Equal(old) {
+			t.Errorf("%s: mtime %v (%v)", p, fi.ModTime(), err)
+		}
+	}
 	// Not empty any more: nothing is copied again.
 	if ok, err := CopyUp(rootfs, "/data", dst); ok || err != nil {
 		t.Fatal(ok, err)
@@ -263,6 +307,14 @@ func TestCopyUp(t *testing.T) {
 	}
 	if ok, err := CopyUp(rootfs, "/missing", dst2); ok || err != nil {
 		t.Fatal(ok, err)
+	}
+	// A volume directory that is a symlink is not followed.
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dst2, link); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := CopyUp(rootfs, "/data", link); ok || err == nil {
+		t.Fatal("copied through a symlink", ok, err)
 	}
 }
 

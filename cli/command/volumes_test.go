@@ -84,6 +84,9 @@ func TestVolumesSameAsDocker(t *testing.T) {
 				{"inspect", "nosuch"},
 				{"inspect", "-f", `{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Driver}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}`, "user"},
 				{"ps", "-a", "--format", "{{.Mounts}} {{.LocalVolumes}}"},
+				{"ps", "-a", "--filter", "volume=inuse", "--format", "{{.Names}}"},
+				{"ps", "-a", "--filter", "volume=/data", "--format", "{{.Names}}"},
+				{"ps", "-a", "--filter", "volume=v1", "--format", "{{.Names}}"},
 				{"system", "df"},
 				{"system", "df", "-v"},
 				{"system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Active}} {{.Size}} {{.Reclaimable}}"},
@@ -142,6 +145,9 @@ func TestVolumesSameAsDocker(t *testing.T) {
 				{"volume", "create", "v1"},
 				{"inspect", "-f", `{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Driver}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}`, "user"},
 				{"ps", "-a", "--format", "{{.Mounts}} {{.LocalVolumes}}"},
+				{"ps", "-a", "--filter", "volume=inuse", "--format", "{{.Names}}"},
+				{"ps", "-a", "--filter", "volume=/data", "--format", "{{.Names}}"},
+				{"ps", "-a", "--filter", "volume=v1", "--format", "{{.Names}}"},
 			}
 			for _, args := range crossCases {
 				daemonOut[dd.name] = append(daemonOut[dd.name], docker(args...))

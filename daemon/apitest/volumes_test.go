@@ -3,6 +3,7 @@ package apitest
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -276,6 +277,26 @@ func TestVolumesLiveRestore(t *testing.T) {
 	if isMount(t, filepath.Join(d.dataRoot, "volumes", "hb", "_data")) {
 		t.Fatal("bind volume still mounted after its user")
 	}
+	// docker cp into a stopped container's volume lands in the volume,
+	// and out of it reads the volume.
+	d.mustDocker("create", "--name", "cpv", "-v", "cpvol:/data", "busybox", "true")
+	cpf := filepath.Join(t.TempDir(), "cpfile")
+	if err := os.WriteFile(cpf, []byte("copied\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.mustDocker("cp", cpf, "cpv:/data/")
+	if out := d.mustDocker("run", "--rm", "-v", "cpvol:/v", "busybox", "cat", "/v/cpfile"); out != "copied\n" {
+		t.Fatalf("cp into a volume: %q", out)
+	}
+	d.mustDocker("run", "--rm", "-v", "cpvol:/v", "busybox", "sh", "-c", "echo from-volume > /v/back")
+	back := filepath.Join(t.TempDir(), "back")
+	d.mustDocker("cp", "cpv:/data/back", back)
+	if b, err := os.ReadFile(back); err != nil || string(b) != "from-volume\n" {
+		t.Fatalf("cp out of a volume: %q %v", b, err)
+	}
+	d.mustDocker("rm", "cpv")
+	d.mustDocker("volume", "rm", "cpvol")
+
 	// API 1.41's prune takes named volumes too; the host's files stay.
 	mustContain(t, "prune 1.41", d.curl("-X", "POST", "http://x/v1.41/volumes/prune"), `"VolumesDeleted":["hb"]`)
 	if _, err := os.Stat(filepath.Join(host, "hostfile")); err != nil {
@@ -295,4 +316,65 @@ func isMount(t *testing.T, p string) bool {
 		}
 	}
 	return false
+}
+
+// TestVolumesKill9 kills the daemon while volumes are being made and
+// removed: after the restart every volume listed is whole (metadata and
+// data directory), every whole one is listed, and nothing half-made is
+// left.
+func TestVolumesKill9(t *testing.T) {
+	d := newDaemon(t)
+	d.start()
+	root := filepath.Join(d.dataRoot, "volumes")
+	script := `for i in $(seq 1 400); do
+		curl -s --unix-socket "$1" -X POST -H 'Content-Type: application/json' -d "{\"Name\":\"k$i\"}" http://x/volumes/create >/dev/null || exit 0
+		[ $((i % 3)) = 0 ] && { curl -s --unix-socket "$1" -X DELETE http://x/volumes/k$((i-1)) >/dev/null || exit 0; }
+	done`
+	load := exec.Command("sh", "-c", script, "sh", d.sock)
+	if err := load.Start(); err != nil {
+		t.Fatal(err)
+	}
+	loadDone := make(chan struct{})
+	go func() { _ = load.Wait(); close(loadDone) }()
+	// Kill once a good number exist, whatever is in flight then.
+	for n := 0; n < 40; time.Sleep(5 * time.Millisecond) {
+		select {
+		case <-loadDone:
+			t.Fatal("load ended before the kill")
+		default:
+		}
+		ents, _ := os.ReadDir(root)
+		n = len(ents)
+	}
+	d.kill9()
+	<-loadDone
+	d.start()
+
+	listed := strings.Fields(d.mustDocker("volume", "ls", "-q"))
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onDisk []string
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("left after restart: %s", e.Name())
+			continue
+		}
+		for _, f := range []string{"volume.json", "_data"} {
+			if _, err := os.Stat(filepath.Join(root, e.Name(), f)); err != nil {
+				t.Errorf("volume %s: %v", e.Name(), err)
+			}
+		}
+		onDisk = append(onDisk, e.Name())
+	}
+	slices.Sort(listed)
+	if !slices.Equal(listed, onDisk) || len(listed) < 20 {
+		t.Fatalf("listed %v, on disk %v", listed, onDisk)
+	}
+	out := d.mustDocker("volume", "prune", "-f", "--all")
+	mustContain(t, "prune after kill", out, "Deleted Volumes:\n")
+	if ents, _ := os.ReadDir(root); len(ents) != 0 {
+		t.Fatalf("left after prune: %v", ents)
+	}
 }

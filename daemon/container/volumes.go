@@ -85,6 +85,12 @@ func VolumeFromMount(m mount.Mount) (MountPoint, error) {
 		}
 	}
 	if vo := m.VolumeOptions; vo != nil {
+		if vo.Subpath != "" {
+			// A subpath has to be bound without a path the container
+			// could swap for a symlink: not done yet, and refused rather
+			// than mounting the whole volume.
+			return MountPoint{}, errdefs.NotImplemented("volume subpaths are not supported yet")
+		}
 		mp.CopyData = !vo.NoCopy
 		mp.Labels = maps.Clone(vo.Labels)
 		if vo.DriverConfig != nil {
@@ -117,6 +123,9 @@ func VolumeSpecMounts(mps []MountPoint, paths map[string]string) []specs.Mount {
 // for --mount without a source and for the Config's and the image's
 // VOLUME paths that nothing else covers. Nothing is created here.
 func PlanVolumes(hc *containertypes.HostConfig, inherited []MountPoint, cfgVolumes, imageVolumes map[string]struct{}) ([]MountPoint, error) {
+	if hc.VolumeDriver != "" && hc.VolumeDriver != volume.DriverName {
+		return nil, errdefs.NotFound("error looking up volume plugin %s: plugin %q not found", hc.VolumeDriver, hc.VolumeDriver)
+	}
 	var out []MountPoint
 	seen := map[string]bool{}
 	dest := func(d string) error {

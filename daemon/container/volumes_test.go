@@ -68,6 +68,14 @@ func TestPlanVolumes(t *testing.T) {
 	if !errdefs.Is(err, errdefs.KindNotFound) {
 		t.Errorf("unknown driver: %v", err)
 	}
+	_, err = PlanVolumes(&containertypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v1", Target: "/d",
+		VolumeOptions: &mount.VolumeOptions{Subpath: "sub"}}}}, nil, nil, nil)
+	if !errdefs.Is(err, errdefs.KindNotImplemented) {
+		t.Errorf("subpath: %v", err)
+	}
+	if _, err := PlanVolumes(&containertypes.HostConfig{VolumeDriver: "nfs"}, nil, nil, nil); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Errorf("--volume-driver nfs: %v", err)
+	}
 	if _, err := PlanVolumes(&containertypes.HostConfig{}, nil, map[string]struct{}{"rel": {}}, nil); !errdefs.Is(err, errdefs.KindInvalid) {
 		t.Errorf("relative VOLUME: %v", err)
 	}
