@@ -416,17 +416,7 @@ func compileRootfs(c *cprog, spec *specs.Spec, root string, cgroupNS bool) error
 		}
 		c.op(opMknodInRoot, "prepare rootfs: rootfs: device "+p, p, int(typ|perm), int(unix.Mkdev(uint32(d.Major), uint32(d.Minor))), int(uid), int(gid))
 	}
-	links := [][2]string{
-		{"/proc/self/fd", "/dev/fd"},
-		{"/proc/self/fd/0", "/dev/stdin"},
-		{"/proc/self/fd/1", "/dev/stdout"},
-		{"/proc/self/fd/2", "/dev/stderr"},
-		{"pts/ptmx", "/dev/ptmx"},
-	}
-	if unix.Faccessat(unix.AT_FDCWD, "/proc/kcore", unix.F_OK, 0) == nil {
-		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
-	}
-	for _, l := range links {
+	for _, l := range rootfs.DevLinks() {
 		c.op(opSymlink, fmt.Sprintf("prepare rootfs: rootfs: symlink %s -> %s", l[1], l[0]), l[0], l[1])
 	}
 	return nil

@@ -37,17 +37,7 @@ func (b *builder) setupDev() error {
 			return fmt.Errorf("rootfs: device %s: %w", p, err)
 		}
 	}
-	links := [][2]string{
-		{"/proc/self/fd", "/dev/fd"},
-		{"/proc/self/fd/0", "/dev/stdin"},
-		{"/proc/self/fd/1", "/dev/stdout"},
-		{"/proc/self/fd/2", "/dev/stderr"},
-		{"pts/ptmx", "/dev/ptmx"},
-	}
-	if unix.Faccessat(unix.AT_FDCWD, "/proc/kcore", unix.F_OK, 0) == nil {
-		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
-	}
-	for _, l := range links {
+	for _, l := range DevLinks() {
 		if err := b.symlinkInRoot(l[0], l[1]); err != nil {
 			return err
 		}
@@ -136,4 +126,20 @@ func (b *builder) createDevice(p string, d specs.LinuxDevice) error {
 func (b *builder) bindDevice(p string) error {
 	o := mountOpts{flags: unix.MS_BIND}
 	return b.mountBind(specs.Mount{Source: p, Type: "bind"}, p, &o)
+}
+
+// DevLinks are the symlinks every container's /dev gets: target, then the
+// link's path.
+func DevLinks() [][2]string {
+	links := [][2]string{
+		{"/proc/self/fd", "/dev/fd"},
+		{"/proc/self/fd/0", "/dev/stdin"},
+		{"/proc/self/fd/1", "/dev/stdout"},
+		{"/proc/self/fd/2", "/dev/stderr"},
+		{"pts/ptmx", "/dev/ptmx"},
+	}
+	if unix.Faccessat(unix.AT_FDCWD, "/proc/kcore", unix.F_OK, 0) == nil {
+		links = append(links, [2]string{"/proc/kcore", "/dev/core"})
+	}
+	return links
 }
