@@ -91,9 +91,10 @@ func (c *CLI) attach(ctx context.Context, name, detachKeys string, noStdin, sigP
 		}
 	}
 	if err := c.stream(ctx, h); err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	select {
+	case <-ctx.Done():
 	case r := <-w.Result:
 		if r.Error != nil {
 			return errors.New(r.Error.Message)
@@ -137,7 +138,7 @@ func (c *CLI) startAttached(ctx context.Context, name, detachKeys string, stdin 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	status := waitExitOrRemoved(ctx, cl, ctr.ID, ctr.HostConfig != nil && ctr.HostConfig.AutoRemove)
-	if _, err := cl.ContainerStart(ctx, ctr.ID, client.ContainerStartOptions{}); err != nil {
+	if _, err := cl.ContainerStart(context.WithoutCancel(ctx), ctr.ID, client.ContainerStartOptions{}); err != nil {
 		resp.Close()
 		<-streamDone
 		if ctr.HostConfig != nil && ctr.HostConfig.AutoRemove {
@@ -154,10 +155,7 @@ func (c *CLI) startAttached(ctx context.Context, name, detachKeys string, stdin 
 		if isEscape(err) {
 			return nil
 		}
-		return err
+		return interrupted(ctx, err)
 	}
-	if code := <-status; code != 0 {
-		return statusError{code: code, err: errNoMessage}
-	}
-	return nil
+	return exitStatus(ctx, status)
 }

@@ -46,7 +46,7 @@ type containerOptions struct {
 
 // addFlags declares docker's create/run flags on f.
 func (o *containerOptions) addFlags(f *pflag.FlagSet) {
-	f.SetInterspersed(false) // the image ends the options; the rest is the command
+	f.SetInterspersed(false)             // the image ends the options; the rest is the command
 	f.Bool("help", false, "Print usage") // -h is --hostname, as docker's
 	f.VarP(&attachFlag{&o.attach}, "attach", "a", "Attach to STDIN, STDOUT or STDERR")
 	f.StringVar(&o.cidfile, "cidfile", "", "Write the container ID to the file")
@@ -338,7 +338,7 @@ func (o *containerOptions) healthConfig() (*container.HealthConfig, error) {
 
 // readKVFiles reads env or label files (KEY=VALUE lines, # comments) and
 // puts the flags' own values after them, as docker does. In env files a
-// name alone takes its value from the CLI's environment.
+// name alone takes its value from the CLI's environment, or is left out.
 func readKVFiles(files, values []string, env bool) ([]string, error) {
 	var out []string
 	for _, name := range files {
@@ -360,11 +360,11 @@ func readKVFiles(files, values []string, env bool) ([]string, error) {
 				return nil, fmt.Errorf("no variable name on line '%s'", line)
 			}
 			if !ok && env {
-				if v, set := os.LookupEnv(k); set {
-					line = k + "=" + v
-				} else {
-					continue
+				v, set := os.LookupEnv(k)
+				if !set {
+					continue // unlike -e NAME, which is sent bare
 				}
+				line = k + "=" + v
 			}
 			out = append(out, line)
 		}

@@ -100,7 +100,7 @@ func (c *CLI) exec(ctx context.Context, o *execOptions, name string, cmdArgs []s
 		}
 	}
 	if err := <-done; err != nil {
-		return err
+		return interrupted(ctx, err)
 	}
 	ins, err := cl.ExecInspect(ctx, res.ID, client.ExecInspectOptions{})
 	if err != nil {

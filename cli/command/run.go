@@ -42,10 +42,10 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 	ctx := cmd.Context()
 	req, err := o.config(flagsOf(cmd), args)
 	if err != nil {
-		return runStatus(err)
+		return withHelp(err, "run", ExitUsage)
 	}
 	if err := validatePull(o.pull); err != nil {
-		return runStatus(err)
+		return withHelp(err, "run", ExitUsage)
 	}
 	cfg := req.config
 	if o.detach {
@@ -94,12 +94,14 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 			}
 		}
 		streamDone = make(chan error, 1)
-		go func() { streamDone <- c.stream(context.WithoutCancel(ctx), h) }()
+		go func() { streamDone <- c.stream(ctx, h) }()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	status := waitExitOrRemoved(ctx, cl, id, o.rm)
-	if _, err := cl.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+	// The start is not cancelled with the CLI: berth daemon undoes a start
+	// whose request goes away, even when the process already ran.
+	if _, err := cl.ContainerStart(context.WithoutCancel(ctx), id, client.ContainerStartOptions{}); err != nil {
 		if attach {
 			closeAttach() // the daemon may hold an attach to what never starts
 			<-streamDone
@@ -123,12 +125,31 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 			return nil // detached with the keys: the container runs on
 		}
 		slog.Debug("hijack", "err", err)
-		return err
+		return interrupted(ctx, err)
 	}
-	if code := <-status; code != 0 {
-		return statusError{code: code, err: errNoMessage}
+	return exitStatus(ctx, status)
+}
+
+// exitStatus waits for the container's code and makes it the CLI's; an
+// interrupted CLI (its context cancelled) ends at once, with Main's code.
+func exitStatus(ctx context.Context, status <-chan int) error {
+	select {
+	case code := <-status:
+		if code != 0 {
+			return statusError{code: code, err: errNoMessage}
+		}
+	case <-ctx.Done():
 	}
 	return nil
+}
+
+// interrupted hides the error of a stream cut by the CLI's own
+// interruption: Main then gives 128 plus the signal.
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
 }
 
 // errNoMessage is an exit status without words (the container's code).
