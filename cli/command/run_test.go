@@ -313,6 +313,24 @@ func (m *tmux) waitLine(win, line string) {
 	m.t.Fatalf("window %s: no line %q in:\n%s", win, line, m.pane(win))
 }
 
+// waitSize types `stty size` until the pane shows size: a resize reaches
+// the container through the CLI's SIGWINCH and a request, which keys typed
+// at once may overtake.
+func (m *tmux) waitSize(win, size string) {
+	m.t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+		m.keys(win, "stty size", "Enter")
+		for next := time.Now().Add(time.Second); time.Now().Before(next); time.Sleep(50 * time.Millisecond) {
+			for _, l := range strings.Split(m.pane(win), "\n") {
+				if strings.TrimRight(l, " ") == size {
+					return
+				}
+			}
+		}
+	}
+	m.t.Fatalf("window %s: the size never became %q:\n%s", win, size, m.pane(win))
+}
+
 func waitExit(t *testing.T, file string) string {
 	t.Helper()
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
@@ -325,18 +343,25 @@ func waitExit(t *testing.T, file string) string {
 }
 
 // TestInteractiveTmux types into `run -it`, `attach` and `exec -it` in a
-// real terminal (tmux), through the berth CLI and through the docker CLI,
-// both against berth daemon: arithmetic, the terminal's size and its
-// change, ctrl-p ctrl-q detaching, re-attaching, and exit codes.
+// real terminal (tmux), through the berth CLI and through the docker CLI
+// against berth daemon, and through the berth CLI against dockerd:
+// arithmetic, the terminal's size and its change, ctrl-p ctrl-q detaching,
+// re-attaching, and exit codes.
 func TestInteractiveTmux(t *testing.T) {
 	requireTools(t)
 	bin := testutil.BerthBinary(t)
 	one, _ := images(t)
-	d := startBerthd(t)
-	if r := run(t, nil, bin, d.host, "load", "-i", one); r.code != 0 {
-		t.Fatalf("load: %s", r)
-	}
-	for _, cli := range []struct{ name, bin string }{{"berth", bin}, {"docker", dockerCLI}} {
+	var d daemon
+	for _, cli := range []struct {
+		name, bin string
+		start     func(*testing.T) daemon
+	}{{"berth", bin, startBerthd}, {"docker", dockerCLI, nil}, {"berth-on-dockerd", bin, startDockerd}} {
+		if cli.start != nil {
+			d = cli.start(t)
+			if r := run(t, nil, bin, d.host, "load", "-i", one); r.code != 0 {
+				t.Fatalf("load: %s", r)
+			}
+		}
 		t.Run(cli.name, func(t *testing.T) {
 			m := newTmux(t)
 			ctr, sleeper := cli.name+"-it", cli.name+"-sleeper"
@@ -349,8 +374,7 @@ func TestInteractiveTmux(t *testing.T) {
 			m.keys("run", "stty size", "Enter")
 			m.waitLine("run", "30 100")
 			m.run("resize-window", "-t", "s:run", "-x", "120", "-y", "40")
-			m.keys("run", "stty size", "Enter")
-			m.waitLine("run", "40 120")
+			m.waitSize("run", "40 120")
 			m.keys("run", "C-p", "C-q")
 			if code := waitExit(t, exit); code != "0" {
 				t.Errorf("run -it detached: exit %s\n%s", code, m.pane("run"))
@@ -386,11 +410,9 @@ func TestInteractiveTmux(t *testing.T) {
 			exit = m.window("exec", c+" exec -it "+sleeper+" sh")
 			m.keys("exec", "echo $((6*7))", "Enter")
 			m.waitLine("exec", "42")
-			m.keys("exec", "stty size", "Enter")
-			m.waitLine("exec", "30 100")
+			m.waitSize("exec", "30 100")
 			m.run("resize-window", "-t", "s:exec", "-x", "90", "-y", "20")
-			m.keys("exec", "stty size", "Enter")
-			m.waitLine("exec", "20 90")
+			m.waitSize("exec", "20 90")
 			m.keys("exec", "exit 3", "Enter")
 			if code := waitExit(t, exit); code != "3" {
 				t.Errorf("exec -it, exit 3: exit %s\n%s", code, m.pane("exec"))

@@ -151,8 +151,10 @@ func (c *CLI) ttySize() (h, w uint) {
 	return uint(ws.Height), uint(ws.Width)
 }
 
-// monitorTTYSize sends the terminal's size now (retrying a little: an
-// exec's process may not be there yet) and on every SIGWINCH until ctx ends.
+// monitorTTYSize sends the terminal's size now (before the caller goes on,
+// so that what is typed next sees it; retried a little in the background
+// when it fails: an exec's process may not be there yet) and on every
+// SIGWINCH until ctx ends.
 func (c *CLI) monitorTTYSize(ctx context.Context, resize func(ctx context.Context, h, w uint) error) {
 	send := func() error {
 		h, w := c.ttySize()
@@ -161,16 +163,17 @@ func (c *CLI) monitorTTYSize(ctx context.Context, resize func(ctx context.Contex
 		}
 		return resize(ctx, h, w)
 	}
-	go func() {
-		for i := 0; i < 10; i++ {
-			err := send()
-			if err == nil || ctx.Err() != nil {
-				return
+	if err := send(); err != nil {
+		go func() {
+			for i := 1; i <= 10 && ctx.Err() == nil; i++ {
+				slog.Debug("resize", "err", err)
+				time.Sleep(time.Duration(i) * 10 * time.Millisecond)
+				if err = send(); err == nil {
+					return
+				}
 			}
-			slog.Debug("resize", "err", err)
-			time.Sleep(time.Duration(i+1) * 10 * time.Millisecond)
-		}
-	}()
+		}()
+	}
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	go func() {
