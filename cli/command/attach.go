@@ -67,7 +67,7 @@ func (c *CLI) attach(ctx context.Context, name, detachKeys string, noStdin, sigP
 	opts := client.ContainerAttachOptions{Stream: true, Stdin: !noStdin && ctr.Config.OpenStdin,
 		Stdout: true, Stderr: true, DetachKeys: detachKeys}
 	if sigProxy && !ctr.Config.Tty {
-		defer c.proxySignals(cl, ctr.ID)()
+		defer c.proxySignals(cl, ctr.ID, closedChan)()
 	}
 	resp, err := cl.ContainerAttach(ctx, name, opts)
 	if err != nil {
@@ -120,8 +120,9 @@ func (c *CLI) startAttached(ctx context.Context, name, detachKeys string, stdin 
 		return err
 	}
 	ctr := res.Container
+	started := make(chan struct{})
 	if !ctr.Config.Tty {
-		defer c.proxySignals(cl, ctr.ID)()
+		defer c.proxySignals(cl, ctr.ID, started)()
 	}
 	opts := client.ContainerAttachOptions{Stream: true, Stdin: stdin && ctr.Config.OpenStdin, Stdout: true, Stderr: true, DetachKeys: detachKeys}
 	resp, err := cl.ContainerAttach(ctx, ctr.ID, opts)
@@ -138,7 +139,9 @@ func (c *CLI) startAttached(ctx context.Context, name, detachKeys string, stdin 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	status := waitExitOrRemoved(ctx, cl, ctr.ID, ctr.HostConfig != nil && ctr.HostConfig.AutoRemove)
-	if _, err := cl.ContainerStart(context.WithoutCancel(ctx), ctr.ID, client.ContainerStartOptions{}); err != nil {
+	_, err = cl.ContainerStart(context.WithoutCancel(ctx), ctr.ID, client.ContainerStartOptions{})
+	close(started)
+	if err != nil {
 		resp.Close()
 		<-streamDone
 		if ctr.HostConfig != nil && ctr.HostConfig.AutoRemove {

@@ -65,8 +65,9 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 		return runStatus(err)
 	}
 	// With a terminal, signals are the terminal's business (^C is a byte).
+	started := make(chan struct{})
 	if o.sigProxy && !cfg.Tty {
-		defer c.proxySignals(cl, id)()
+		defer c.proxySignals(cl, id, started)()
 	}
 	attach := cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr
 	var streamDone chan error
@@ -101,7 +102,9 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 	status := waitExitOrRemoved(ctx, cl, id, o.rm)
 	// The start is not cancelled with the CLI: berth daemon undoes a start
 	// whose request goes away, even when the process already ran.
-	if _, err := cl.ContainerStart(context.WithoutCancel(ctx), id, client.ContainerStartOptions{}); err != nil {
+	_, err = cl.ContainerStart(context.WithoutCancel(ctx), id, client.ContainerStartOptions{})
+	close(started)
+	if err != nil {
 		if attach {
 			closeAttach() // the daemon may hold an attach to what never starts
 			<-streamDone

@@ -20,7 +20,10 @@ import (
 )
 
 // defaultDetachKeys is docker's escape sequence when none is configured.
+// (closedChan is a start that is already over.)
 const defaultDetachKeys = "ctrl-p,ctrl-q"
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // hijacked is one attached session (run, start -a, attach, exec): the
 // streams to copy and whether the container has a terminal.
@@ -205,8 +208,10 @@ func execResizer(cl *client.Client, id string) func(context.Context, uint, uint)
 
 // proxySignals forwards the signals the CLI receives to the container
 // (docker's --sig-proxy) until stop is called; meanwhile SIGINT and SIGTERM
-// do not end the CLI, which exits with the container's code.
-func (c *CLI) proxySignals(cl *client.Client, id string) (stop func()) {
+// do not end the CLI, which exits with the container's code. Signals wait
+// for started to close: the container's output can arrive before its start
+// returns, and a kill before that is refused (not running).
+func (c *CLI) proxySignals(cl *client.Client, id string, started <-chan struct{}) (stop func()) {
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs)
 	c.proxying.Store(true)
@@ -219,6 +224,11 @@ func (c *CLI) proxySignals(cl *client.Client, id string) (stop func()) {
 				// SIGURG is the Go runtime's own preemption signal.
 				if !ok || sig == unix.SIGCHLD || sig == unix.SIGPIPE || sig == unix.SIGURG {
 					continue
+				}
+				select {
+				case <-started:
+				case <-done:
+					return
 				}
 				name := strings.TrimPrefix(unix.SignalName(sig), "SIG")
 				if _, err := cl.ContainerKill(context.Background(), id, client.ContainerKillOptions{Signal: name}); err != nil {
