@@ -18,6 +18,12 @@ import (
 // container's default hostname is its short ID).
 var ids = regexp.MustCompile(`\b[0-9a-f]{64}\b|\b[0-9a-f]{12}\b`)
 
+// cliCase is one command line, with what its stdin reads.
+type cliCase struct {
+	stdin string
+	args  []string
+}
+
 // TestRunSameAsDocker runs containers with berth's run, create, start -a
 // and exec and with docker's, against the same daemon: output, errors and
 // exit codes must agree (IDs normalised).
@@ -50,10 +56,7 @@ func TestRunSameAsDocker(t *testing.T) {
 			if r := docker(nil, "run", "-d", "--name", "up", img, "sleep", "1000"); r.code != 0 {
 				t.Fatalf("docker run -d: %s", r)
 			}
-			cases := []struct {
-				stdin string
-				args  []string
-			}{
+			cases := []cliCase{
 				{"", []string{"run", "--rm", img, "echo", "hi"}},
 				{"", []string{"run", "--rm", img, "sh", "-c", "echo out; echo err >&2; exit 3"}},
 				{"", []string{"run", "--rm", img, "true"}},
@@ -122,12 +125,15 @@ func TestRunSameAsDocker(t *testing.T) {
 				{"", []string{"start", "-a", "up", "c5"}},
 			}
 			if dd.name == "berth" {
-				// dockerd's runc says 126 here where the error says
-				// "not found" (docker reads its status, not its words)
-				cases = append(cases, struct {
-					stdin string
-					args  []string
-				}{"", []string{"exec", "up", "nosuchcmd"}})
+				cases = append(cases,
+					// dockerd's runc says 126 here where the error says
+					// "not found" (docker reads its status, not its words)
+					cliCase{"", []string{"exec", "up", "nosuchcmd"}},
+					// a missing image is pulled ("Unable to find image
+					// 'x:latest' locally"): berth daemon answers that pull is
+					// not there yet (dockerd would go to the network)
+					cliCase{"", []string{"run", "--rm", "berthtest/nosuch"}},
+					cliCase{"", []string{"create", "-q", "berthtest/nosuch:v3"}})
 			}
 			for _, c := range cases {
 				var in []byte
