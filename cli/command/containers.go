@@ -135,11 +135,19 @@ func containersCommand(c *CLI, use, short string, op func(ctx context.Context, c
 }
 
 func newStartCommand(c *CLI) *cobra.Command {
-	return &cobra.Command{
+	var attach, stdin bool
+	var detachKeys string
+	cmd := &cobra.Command{
 		Use:   "start [OPTIONS] CONTAINER [CONTAINER...]",
 		Short: "Start one or more stopped containers",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if attach || stdin {
+				if len(args) > 1 {
+					return errors.New("you cannot start and attach multiple containers at once")
+				}
+				return c.startAttached(cmd.Context(), args[0], detachKeys, stdin)
+			}
 			cl, err := c.Client()
 			if err != nil {
 				return err
@@ -159,6 +167,11 @@ func newStartCommand(c *CLI) *cobra.Command {
 			return nil
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVarP(&attach, "attach", "a", false, "Attach STDOUT/STDERR and forward signals")
+	f.StringVar(&detachKeys, "detach-keys", "", "Override the key sequence for detaching a container")
+	f.BoolVarP(&stdin, "interactive", "i", false, "Attach container's STDIN")
+	return cmd
 }
 
 // stopFlags are stop's and restart's -s and -t.

@@ -27,6 +27,7 @@ func newContainerCommand(c *CLI) *cobra.Command {
 		newStopCommand(c), newRestartCommand(c), newKillCommand(c), newRmCommand(c, "rm", "remove"),
 		newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c), newRenameCommand(c),
 		newTopCommand(c), newContainerPruneCommand(c), newCpCommand(c), newUpdateCommand(c), newStatsCommand(c))
+	cmd.AddCommand(newRunCommand(c), newCreateCommand(c), newAttachCommand(c), newExecCommand(c))
 	for _, sub := range cmd.Commands() {
 		setContainerAliases(sub, sub.Name())
 	}
@@ -43,7 +44,8 @@ func setContainerAliases(cmd *cobra.Command, name string) {
 		line = "berth container ls, berth container list, berth container ps, berth ps"
 	case "rm":
 		line = "berth container rm, berth container remove, berth rm"
-	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top", "cp", "update", "stats":
+	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top", "cp", "update", "stats",
+		"run", "create", "attach", "exec":
 		line = "berth container " + name + ", berth " + name
 	default:
 		return

@@ -47,6 +47,9 @@ type CLI struct {
 	debug                       bool
 
 	client *client.Client
+	// proxying says the signals go to a container (--sig-proxy): they
+	// then do not end the CLI.
+	proxying atomic.Bool
 }
 
 // statusError is an error with its own exit code.
@@ -80,13 +83,18 @@ func Main(args []string) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	var got atomic.Int32
+	c := &CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}
 	go func() {
-		if s, ok := <-sigs; ok {
+		for s := range sigs {
+			if c.proxying.Load() {
+				continue
+			}
 			got.Store(int32(s.(syscall.Signal)))
 			cancel()
+			return
 		}
 	}()
-	code := Run(ctx, &CLI{In: os.Stdin, Out: os.Stdout, Err: os.Stderr}, args)
+	code := Run(ctx, c, args)
 	if s := got.Load(); s != 0 {
 		return 128 + int(s)
 	}
@@ -186,6 +194,7 @@ func NewRoot(c *CLI) *cobra.Command {
 		newRmCommand(c, "rm"), newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c),
 		newRenameCommand(c), newTopCommand(c), newVolumeCommand(c), newCpCommand(c), newUpdateCommand(c), newStatsCommand(c),
 	)
+	root.AddCommand(newRunCommand(c), newCreateCommand(c), newAttachCommand(c), newExecCommand(c))
 	for _, cmd := range root.Commands() {
 		name := cmd.Name()
 		if name == "ps" {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strconv"
 	"strings"
 
 	units "github.com/docker/go-units"
@@ -63,27 +62,6 @@ func (n *nanoCPUsFlag) Set(s string) error {
 	}
 	*n = nanoCPUsFlag(nano.Num().Int64())
 	return nil
-}
-
-// parseRestartPolicy is docker's: NAME[:MAX_RETRIES].
-func parseRestartPolicy(s string) (container.RestartPolicy, error) {
-	var p container.RestartPolicy
-	if s == "" {
-		return p, nil
-	}
-	name, count, ok := strings.Cut(s, ":")
-	if ok && name == "" {
-		return p, errors.New("invalid restart policy format: no policy provided before colon")
-	}
-	if count != "" {
-		n, err := strconv.Atoi(count)
-		if err != nil {
-			return p, errors.New("invalid restart policy format: maximum retry count must be an integer")
-		}
-		p.MaximumRetryCount = n
-	}
-	p.Name = container.RestartPolicyMode(name)
-	return p, nil
 }
 
 func newUpdateCommand(c *CLI) *cobra.Command {

@@ -23,23 +23,12 @@ func newVolumeCommand(c *CLI) *cobra.Command {
 	return cmd
 }
 
-// mapFlag is docker's --opt: repeated key=value into a map.
-type mapFlag map[string]string
+// volumeLabelFlag is volume create's --label: "k=v" or "k" (empty value).
+type volumeLabelFlag map[string]string
 
-func (m mapFlag) String() string { return "" }
-func (m mapFlag) Type() string   { return "map" }
-func (m mapFlag) Set(v string) error {
-	k, val, _ := strings.Cut(v, "=")
-	m[k] = val
-	return nil
-}
-
-// labelFlag is docker's --label: "k=v" or "k" (empty value).
-type labelFlag map[string]string
-
-func (l labelFlag) String() string { return "" }
-func (l labelFlag) Type() string   { return "list" }
-func (l labelFlag) Set(v string) error {
+func (l volumeLabelFlag) String() string { return "" }
+func (l volumeLabelFlag) Type() string   { return "list" }
+func (l volumeLabelFlag) Set(v string) error {
 	k, val, _ := strings.Cut(v, "=")
 	l[k] = val
 	return nil
@@ -47,7 +36,7 @@ func (l labelFlag) Set(v string) error {
 
 func newVolumeCreateCommand(c *CLI) *cobra.Command {
 	var name, driver string
-	opts, labels := mapFlag{}, labelFlag{}
+	opts, labels := mapFlag{}, volumeLabelFlag{}
 	cmd := &cobra.Command{
 		Use:   "create [OPTIONS] [VOLUME]",
 		Short: "Create a volume",
@@ -76,7 +65,7 @@ func newVolumeCreateCommand(c *CLI) *cobra.Command {
 	f.StringVar(&name, "name", "", "Specify volume name")
 	_ = f.MarkHidden("name")
 	f.Var(labels, "label", "Set metadata for a volume")
-	f.VarP(opts, "opt", "o", "Set driver specific options")
+	f.VarP(&opts, "opt", "o", "Set driver specific options")
 	return cmd
 }
 
