@@ -2,9 +2,11 @@ package runtime_test
 
 import (
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -180,4 +182,36 @@ func TestCInitHostileRootfs(t *testing.T) {
 	if err := unix.Access(filepath.Join(outside, "sub"), unix.F_OK); err == nil {
 		t.Fatal("a mount destination was made outside the root")
 	}
+}
+
+// TestSignalsStartAtDefault: the user's process gets every signal at its
+// default action and none blocked, with either init, though the runtime's
+// caller ignores some (a shim ignores SIGHUP, SIGINT, SIGTERM, SIGPIPE; an
+// ignored signal survives execve, and a shell cannot trap one ignored at
+// its start). create, not run: run handles every signal itself to forward
+// them, which resets them in its children.
+func TestSignalsStartAtDefault(t *testing.T) {
+	e := newEnv(t)
+	signal.Ignore(syscall.SIGHUP, syscall.SIGINT) // Go keeps these ignored in the runtime's CLI
+	defer signal.Reset(syscall.SIGHUP, syscall.SIGINT)
+	for _, m := range initModes {
+		e.vars = m.vars
+		out := t.TempDir()
+		// "; true": busybox sh would exec a last command with SIGQUIT ignored
+		s := sh("grep -E '^Sig(Ign|Blk)' /proc/self/status > /out/sig; true")
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: out, Options: []string{"rbind", "rw"}})
+		id := e.id()
+		_, stderr, code := e.try("create", "--bundle", e.bundle(s), id)
+		if code != 0 {
+			t.Fatalf("%s init: create: %s", m.name, stderr)
+		}
+		e.must("start", id)
+		waitStatus(e, id, "stopped")
+		e.must("delete", id)
+		b, _ := os.ReadFile(filepath.Join(out, "sig"))
+		if string(b) != "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n" {
+			t.Errorf("%s init: %q", m.name, b)
+		}
+	}
+	e.vars = nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -326,6 +327,12 @@ func (in *initProc) finish(p *specs.Process) error {
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+homeDir(int(p.User.UID)))
 	}
+	// Every signal at its default action in the user's process, whatever
+	// the init's parents ignored (a shim ignores SIGTERM, SIGHUP, SIGINT,
+	// SIGPIPE; execve keeps ignored signals, and a non-interactive shell
+	// cannot trap one ignored when it started): signals Go handles are
+	// reset by execve, so Go handles them all from here on.
+	signal.Notify(make(chan os.Signal, 1))
 	trace("init: exec")
 	err = unix.Exec(path, p.Args, env)
 	return fmt.Errorf("exec %q: %w", p.Args[0], err)

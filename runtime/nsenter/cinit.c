@@ -7,6 +7,7 @@
  * fifo. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <stdint.h>
@@ -466,6 +467,22 @@ static const char *home(uint64_t uid) {
 	return "/";
 }
 
+/* The user's process starts with every signal at its default action and
+ * none blocked, whatever its parents ignored: execve keeps ignored
+ * signals, a shim ignores SIGTERM, SIGHUP, SIGINT and SIGPIPE, and a
+ * non-interactive shell cannot trap a signal ignored when it started. */
+static void reset_signals(void) {
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			sigaction(sig, &sa, NULL); /* glibc's reserved ones fail: fine */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 static void __attribute__((noreturn)) do_exec(char **args, char **env, uint64_t uid) {
 	const char *file = args[0];
 	char found[8192];
@@ -514,6 +531,7 @@ static void __attribute__((noreturn)) do_exec(char **args, char **env, uint64_t 
 		e2[n] = h;
 		env = e2;
 	}
+	reset_signals();
 	if (tracing)
 		trace("init(C): exec");
 	execve(found, args, env);
