@@ -8,7 +8,6 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"berth.dev/berth/cli/format"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -371,14 +370,7 @@ func newContainerPruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.ContainersDeleted) > 0 {
-				fmt.Fprintln(c.Out, "Deleted Containers:")
-				for _, id := range res.Report.ContainersDeleted {
-					fmt.Fprintln(c.Out, id)
-				}
-				fmt.Fprintln(c.Out)
-			}
-			fmt.Fprintln(c.Out, "Total reclaimed space:", format.SizeDF(int64(res.Report.SpaceReclaimed)))
+			c.printPruned("Deleted Containers:", res.Report.ContainersDeleted, res.Report.SpaceReclaimed)
 			return nil
 		},
 	}

@@ -538,18 +538,15 @@ func newImagePruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.ImagesDeleted) > 0 {
-				fmt.Fprintln(c.Out, "Deleted Images:")
-				for _, d := range res.Report.ImagesDeleted {
-					if d.Untagged != "" {
-						fmt.Fprintln(c.Out, "untagged:", d.Untagged)
-					} else {
-						fmt.Fprintln(c.Out, "deleted:", d.Deleted)
-					}
+			var lines []string
+			for _, d := range res.Report.ImagesDeleted {
+				if d.Untagged != "" {
+					lines = append(lines, "untagged: "+d.Untagged)
+				} else {
+					lines = append(lines, "deleted: "+d.Deleted)
 				}
-				fmt.Fprintln(c.Out)
 			}
-			fmt.Fprintln(c.Out, "Total reclaimed space:", format.SizeDF(int64(res.Report.SpaceReclaimed)))
+			c.printPruned("Deleted Images:", lines, res.Report.SpaceReclaimed)
 			return nil
 		},
 	}

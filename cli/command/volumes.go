@@ -276,14 +276,7 @@ func newVolumePruneCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if len(res.Report.VolumesDeleted) > 0 {
-				fmt.Fprintln(c.Out, "Deleted Volumes:")
-				for _, n := range res.Report.VolumesDeleted {
-					fmt.Fprintln(c.Out, n)
-				}
-				fmt.Fprintln(c.Out)
-			}
-			fmt.Fprintln(c.Out, "Total reclaimed space:", format.SizeDF(int64(res.Report.SpaceReclaimed)))
+			c.printPruned("Deleted Volumes:", res.Report.VolumesDeleted, res.Report.SpaceReclaimed)
 			return nil
 		},
 	}
