@@ -396,22 +396,16 @@ func (r *Router) execInspect(ctx context.Context, w http.ResponseWriter, _ *http
 }
 
 func (r *Router) execResize(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
-	if err := httputils.ParseForm(req); err != nil {
-		return err
-	}
-	h, err1 := strconv.Atoi(req.Form.Get("h"))
-	wd, err2 := strconv.Atoi(req.Form.Get("w"))
-	if err1 != nil || err2 != nil || h < 0 || wd < 0 {
-		return errdefs.Invalid("invalid resize: h=%q w=%q", req.Form.Get("h"), req.Form.Get("w"))
-	}
-	if err := r.b.ContainerExecResize(ctx, vars["id"], h, wd); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusOK)
-	return nil
+	return resizeWith(w, req, func(h, wd int) error { return r.b.ContainerExecResize(ctx, vars["id"], h, wd) })
 }
 
 func (r *Router) resize(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	return resizeWith(w, req, func(h, wd int) error { return r.b.ContainerResize(ctx, vars["name"], h, wd) })
+}
+
+// resizeWith reads a resize request's h and w and answers 200 when fn
+// resized.
+func resizeWith(w http.ResponseWriter, req *http.Request, fn func(h, wd int) error) error {
 	if err := httputils.ParseForm(req); err != nil {
 		return err
 	}
@@ -420,7 +414,7 @@ func (r *Router) resize(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err1 != nil || err2 != nil || h < 0 || wd < 0 {
 		return errdefs.Invalid("invalid resize: h=%q w=%q", req.Form.Get("h"), req.Form.Get("w"))
 	}
-	if err := r.b.ContainerResize(ctx, vars["name"], h, wd); err != nil {
+	if err := fn(h, wd); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusOK)
