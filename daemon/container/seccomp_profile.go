@@ -46,10 +46,28 @@ type seccompFilter struct {
 	MinKernel string   `json:"minKernel,omitempty"`
 }
 
-// seccompNative is the profile's name of each Go architecture's ABI.
-var seccompNative = map[string]specs.Arch{
-	"amd64": specs.ArchX86_64, "386": specs.ArchX86, "arm64": specs.ArchAARCH64, "arm": specs.ArchARM,
-	"riscv64": specs.ArchRISCV64, "s390x": specs.ArchS390X, "ppc64le": specs.ArchPPC64LE, "loong64": specs.ArchLOONGARCH64,
+// seccompNative is the profile's name of a Go architecture's ABI (a switch,
+// not a package-level map built at every start of the binary).
+func seccompNative(goarch string) (specs.Arch, bool) {
+	switch goarch {
+	case "amd64":
+		return specs.ArchX86_64, true
+	case "386":
+		return specs.ArchX86, true
+	case "arm64":
+		return specs.ArchAARCH64, true
+	case "arm":
+		return specs.ArchARM, true
+	case "riscv64":
+		return specs.ArchRISCV64, true
+	case "s390x":
+		return specs.ArchS390X, true
+	case "ppc64le":
+		return specs.ArchPPC64LE, true
+	case "loong64":
+		return specs.ArchLOONGARCH64, true
+	}
+	return "", false
 }
 
 // customSeccomp reads a profile for a container with capabilities caps.
@@ -67,7 +85,7 @@ func customSeccomp(body string, caps []string) (*specs.LinuxSeccomp, error) {
 	}
 	out := p.LinuxSeccomp
 	out.Syscalls = nil
-	if native, ok := seccompNative[runtime.GOARCH]; ok {
+	if native, ok := seccompNative(runtime.GOARCH); ok {
 		for _, a := range p.ArchMap {
 			if a.Arch == native {
 				out.Architectures = append(append(out.Architectures, a.Arch), a.SubArches...)

@@ -15,8 +15,9 @@ import (
 	"berth.dev/berth/errdefs"
 )
 
-// validName is docker's rule for container names.
-var validName = regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+// validName is docker's rule for container names, compiled on first use
+// rather than at every start of the binary.
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 // Store holds every container's record, by ID and by name.
 type Store struct {
@@ -74,7 +75,7 @@ func (s *Store) New(id, name string) (*Container, error) {
 			}
 		}
 	} else {
-		if !validName.MatchString(name) {
+		if !validName().MatchString(name) {
 			return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 		}
 		if !strings.HasPrefix(name, "/") {
@@ -174,7 +175,7 @@ func randomName(retry bool) string {
 
 // Rename gives c a new name (docker's rules), freeing the old one.
 func (s *Store) Rename(c *Container, name string) (old string, err error) {
-	if !validName.MatchString(name) {
+	if !validName().MatchString(name) {
 		return "", errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
 	if !strings.HasPrefix(name, "/") {

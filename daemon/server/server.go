@@ -44,7 +44,8 @@ type Server struct {
 	ls     []net.Listener
 }
 
-var versionPrefix = regexp.MustCompile(`^/v([0-9]+(?:\.[0-9]+)*)(/.*)$`)
+// The regexps are compiled on first use, not at every start of the binary.
+var versionPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v([0-9]+(?:\.[0-9]+)*)(/.*)$`) })
 
 // New returns a server with the routes of routers. Adding an API area is
 // one more router here.
@@ -59,12 +60,12 @@ func New(cfg Config, log *slog.Logger, routers ...httputils.Router) *Server {
 	return s
 }
 
-var partRE = regexp.MustCompile(`\{([a-zA-Z]+)(:[^}]*)?\}`)
+var partRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([a-zA-Z]+)(:[^}]*)?\}`) })
 
 func compile(rt httputils.Route) route {
 	var names []string
 	pat, last := "", 0
-	for _, m := range partRE.FindAllStringSubmatchIndex(rt.Path, -1) {
+	for _, m := range partRE().FindAllStringSubmatchIndex(rt.Path, -1) {
 		pat += regexp.QuoteMeta(rt.Path[last:m[0]])
 		names = append(names, rt.Path[m[2]:m[3]])
 		if m[4] >= 0 {
@@ -87,7 +88,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Ostype", "linux")
 
 	path, version := r.URL.Path, s.cfg.CurrentAPIVersion
-	if m := versionPrefix.FindStringSubmatch(path); m != nil {
+	if m := versionPrefix().FindStringSubmatch(path); m != nil {
 		version, path = m[1], m[2]
 	}
 	start := time.Now()
