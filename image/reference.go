@@ -5,8 +5,8 @@ import (
 	"strings"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/image/reference"
 	"berth.dev/berth/metadata"
-	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -16,9 +16,9 @@ import (
 func ParseRef(s string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
-		return nil, errdefs.Invalid("invalid reference %q: %v", s, err)
+		return reference.Named{}, errdefs.Invalid("invalid reference %q: %v", s, err)
 	}
-	return reference.TagNameOnly(named), nil
+	return named.TagNameOnly(), nil
 }
 
 // Familiar is how docker shows a normalized reference ("busybox:latest").
@@ -27,7 +27,7 @@ func Familiar(ref string) string {
 	if err != nil {
 		return ref
 	}
-	return reference.FamiliarString(named)
+	return named.FamiliarString()
 }
 
 // resolve finds the image s names: a reference, a full image ID

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/image/reference"
 	"berth.dev/berth/metadata"
-	"github.com/distribution/reference"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -100,17 +100,16 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string) error {
 		}
 		for _, t := range sv.tags {
 			named, _ := reference.ParseNormalizedNamed(t)
-			tagged, _ := named.(reference.Tagged)
 			d := md
 			d.Annotations = map[string]string{annotationImageName: t}
-			if tagged != nil {
-				d.Annotations[ocispec.AnnotationRefName] = tagged.Tag()
-				fam := reference.FamiliarName(named)
+			if named.Tag != "" {
+				d.Annotations[ocispec.AnnotationRefName] = named.Tag
+				fam := named.FamiliarName()
 				if repositories[fam] == nil {
 					repositories[fam] = map[string]string{}
 				}
 				if n := len(m.Layers); n > 0 {
-					repositories[fam][tagged.Tag()] = m.Layers[n-1].Digest.Encoded()
+					repositories[fam][named.Tag] = m.Layers[n-1].Digest.Encoded()
 				}
 			}
 			index.Manifests = append(index.Manifests, d)

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"syscall"
 
+	"berth.dev/berth/image/reference"
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/distribution/reference"
 	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/jsonmessage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -86,14 +86,12 @@ func (c *CLI) createContainer(ctx context.Context, cl *client.Client, o *contain
 			return "", fmt.Errorf("container ID file found, make sure the other container isn't running or delete %s", o.cidfile)
 		}
 	}
-	var named reference.Named
-	ref, err := reference.ParseAnyReference(req.config.Image)
+	ref, err := reference.ParseAny(req.config.Image)
 	if err != nil {
 		return "", err
 	}
-	if n, ok := ref.(reference.Named); ok {
-		named = reference.TagNameOnly(n)
-	}
+	named := ref.Name() != "" // not an image ID
+	ref = ref.TagNameOnly()
 	var platform *ocispec.Platform
 	if o.platform != "" {
 		p, err := parsePlatform(o.platform)
@@ -103,10 +101,10 @@ func (c *CLI) createContainer(ctx context.Context, cl *client.Client, o *contain
 		platform = &p
 	}
 	pull := func() error {
-		if named == nil {
+		if !named {
 			return fmt.Errorf("cannot pull %s: not a name", req.config.Image)
 		}
-		return c.pullImage(ctx, cl, reference.FamiliarString(named), platform, o.quiet)
+		return c.pullImage(ctx, cl, ref.FamiliarString(), platform, o.quiet)
 	}
 	if o.pull == "always" {
 		if err := pull(); err != nil {
@@ -117,9 +115,9 @@ func (c *CLI) createContainer(ctx context.Context, cl *client.Client, o *contain
 	opts := client.ContainerCreateOptions{Config: req.config, HostConfig: req.host, NetworkingConfig: req.networking,
 		Platform: platform, Name: o.name}
 	res, err := cl.ContainerCreate(ctx, opts)
-	if err != nil && cerrdefs.IsNotFound(err) && named != nil && o.pull == "missing" {
+	if err != nil && cerrdefs.IsNotFound(err) && named && o.pull == "missing" {
 		if !o.quiet {
-			fmt.Fprintf(c.Err, "Unable to find image '%s' locally\n", reference.FamiliarString(named))
+			fmt.Fprintf(c.Err, "Unable to find image '%s' locally\n", ref.FamiliarString())
 		}
 		if err := pull(); err != nil {
 			return "", err

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/image/reference"
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/distribution/reference"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/client"
@@ -160,15 +160,15 @@ func imageRows(img image.Summary, trunc, digests bool) []imageRow {
 	}
 	for _, s := range img.RepoTags {
 		if ref, err := reference.ParseNormalizedNamed(s); err == nil {
-			if t, ok := ref.(reference.NamedTagged); ok {
-				add(tags, reference.FamiliarName(ref), t.Tag())
+			if ref.Tag != "" {
+				add(tags, ref.FamiliarName(), ref.Tag)
 			}
 		}
 	}
 	for _, s := range img.RepoDigests {
 		if ref, err := reference.ParseNormalizedNamed(s); err == nil {
-			if d, ok := ref.(reference.Canonical); ok {
-				add(dgs, reference.FamiliarName(ref), d.Digest().String())
+			if ref.Digest != "" {
+				add(dgs, ref.FamiliarName(), ref.Digest.String())
 			}
 		}
 	}
@@ -464,7 +464,7 @@ func newTagCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			// Checked here for docker's wording; the client checks again.
-			if _, err := reference.ParseAnyReference(args[0]); err != nil {
+			if _, err := reference.ParseAny(args[0]); err != nil {
 				return fmt.Errorf("Error parsing reference: %q is not a valid repository/tag: %w", args[0], err)
 			}
 			if _, err := reference.ParseNormalizedNamed(args[1]); err != nil {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
-	"github.com/distribution/reference"
+	"berth.dev/berth/image/reference"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -166,13 +166,8 @@ func (r psRow) Image() string {
 			img = t
 		}
 		if ref, err := reference.ParseNormalizedNamed(img); err == nil {
-			if nt, ok := ref.(reference.NamedTagged); ok {
-				if tagged, err := reference.WithTag(reference.TrimNamed(nt), nt.Tag()); err == nil {
-					img = reference.FamiliarString(tagged)
-				}
-			} else {
-				img = reference.FamiliarString(reference.TrimNamed(ref))
-			}
+			ref.Digest = "" // the name and tag only
+			img = ref.FamiliarString()
 		}
 	}
 	if img == "" {
