@@ -13,31 +13,36 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// mountFlags are the options that are mount(2) flags rather than file
+// mountFlags (built on first use, as mountAttrs, not at every start of the
+// binary) are the options that are mount(2) flags rather than file
 // system data. "rw" and the "no..." negations clear nothing here: a fresh
 // mount starts with no flags.
-var mountFlags = map[string]uintptr{
-	"ro":         unix.MS_RDONLY,
-	"rw":         0,
-	"nosuid":     unix.MS_NOSUID,
-	"nodev":      unix.MS_NODEV,
-	"noexec":     unix.MS_NOEXEC,
-	"noatime":    unix.MS_NOATIME,
-	"nodiratime": unix.MS_NODIRATIME,
-	"relatime":   unix.MS_RELATIME,
-	"bind":       unix.MS_BIND,
-	"rbind":      unix.MS_BIND | unix.MS_REC,
-}
+var mountFlags = sync.OnceValue(func() map[string]uintptr {
+	return map[string]uintptr{
+		"ro":         unix.MS_RDONLY,
+		"rw":         0,
+		"nosuid":     unix.MS_NOSUID,
+		"nodev":      unix.MS_NODEV,
+		"noexec":     unix.MS_NOEXEC,
+		"noatime":    unix.MS_NOATIME,
+		"nodiratime": unix.MS_NODIRATIME,
+		"relatime":   unix.MS_RELATIME,
+		"bind":       unix.MS_BIND,
+		"rbind":      unix.MS_BIND | unix.MS_REC,
+	}
+})
 
 // mountAttrs maps the same flags to the new mount API's MOUNT_ATTR_*.
-var mountAttrs = map[string]int{
-	"ro":         unix.MOUNT_ATTR_RDONLY,
-	"nosuid":     unix.MOUNT_ATTR_NOSUID,
-	"nodev":      unix.MOUNT_ATTR_NODEV,
-	"noexec":     unix.MOUNT_ATTR_NOEXEC,
-	"noatime":    unix.MOUNT_ATTR_NOATIME,
-	"nodiratime": unix.MOUNT_ATTR_NODIRATIME,
-}
+var mountAttrs = sync.OnceValue(func() map[string]int {
+	return map[string]int{
+		"ro":         unix.MOUNT_ATTR_RDONLY,
+		"nosuid":     unix.MOUNT_ATTR_NOSUID,
+		"nodev":      unix.MOUNT_ATTR_NODEV,
+		"noexec":     unix.MOUNT_ATTR_NOEXEC,
+		"noatime":    unix.MOUNT_ATTR_NOATIME,
+		"nodiratime": unix.MOUNT_ATTR_NODIRATIME,
+	}
+})
 
 // pageSize bounds what mount(2) copies of its data argument.
 var pageSize = os.Getpagesize()
@@ -62,7 +67,7 @@ func mountOne(m MountSpec, target string) error {
 	var flags uintptr
 	var data []string
 	for _, o := range m.Options {
-		if f, ok := mountFlags[o]; ok {
+		if f, ok := mountFlags()[o]; ok {
 			flags |= f
 			continue
 		}
@@ -130,11 +135,11 @@ func mountOverlayFsconfig(m MountSpec, target string) (err error) {
 	}()
 	attrs := 0
 	for _, o := range m.Options {
-		if a, ok := mountAttrs[o]; ok {
+		if a, ok := mountAttrs()[o]; ok {
 			attrs |= a
 			continue
 		}
-		if _, ok := mountFlags[o]; ok {
+		if _, ok := mountFlags()[o]; ok {
 			continue
 		}
 		key, value, hasValue := strings.Cut(o, "=")
@@ -190,7 +195,7 @@ func mountOverlayFdPaths(m MountSpec, target string) error {
 	var flags uintptr
 	var data []string
 	for _, o := range m.Options {
-		if f, ok := mountFlags[o]; ok {
+		if f, ok := mountFlags()[o]; ok {
 			flags |= f
 			continue
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	"berth.dev/berth/errdefs"
 	"github.com/moby/sys/mountinfo"
@@ -36,18 +37,23 @@ func validateOpts(opts map[string]string) error {
 	return nil
 }
 
-var flagOpts = map[string]struct {
+// flagOpts is built on first use, not at every start of the binary.
+var flagOpts = sync.OnceValue(func() map[string]flagOpt {
+	return map[string]flagOpt{
+		"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
+		"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
+		"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
+		"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
+		"noatime": {false, unix.MS_NOATIME}, "atime": {true, unix.MS_NOATIME},
+		"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
+		"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
+		"defaults": {false, 0},
+	}
+})
+
+type flagOpt struct {
 	clear bool
 	flag  uintptr
-}{
-	"ro": {false, unix.MS_RDONLY}, "rw": {true, unix.MS_RDONLY},
-	"nosuid": {false, unix.MS_NOSUID}, "suid": {true, unix.MS_NOSUID},
-	"nodev": {false, unix.MS_NODEV}, "dev": {true, unix.MS_NODEV},
-	"noexec": {false, unix.MS_NOEXEC}, "exec": {true, unix.MS_NOEXEC},
-	"noatime": {false, unix.MS_NOATIME}, "atime": {true, unix.MS_NOATIME},
-	"sync": {false, unix.MS_SYNCHRONOUS}, "async": {true, unix.MS_SYNCHRONOUS},
-	"bind": {false, unix.MS_BIND}, "rbind": {false, unix.MS_BIND | unix.MS_REC},
-	"defaults": {false, 0},
 }
 
 // parseOptions splits mount(8)-style options into flags and the data the
@@ -59,7 +65,7 @@ func parseOptions(o string) (uintptr, string, error) {
 		if opt == "" {
 			continue
 		}
-		if f, ok := flagOpts[opt]; ok {
+		if f, ok := flagOpts()[opt]; ok {
 			if f.clear {
 				flags &^= f.flag
 			} else {

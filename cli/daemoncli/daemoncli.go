@@ -47,8 +47,16 @@ type options struct {
 	liveRestore bool
 }
 
-// flagKeys maps flags to daemon.json keys where the names differ.
-var flagKeys = map[string]string{"host": "hosts", "label": "labels"}
+// flagKey maps flags to daemon.json keys where the names differ.
+func flagKey(flag string) (string, bool) {
+	switch flag {
+	case "host":
+		return "hosts", true
+	case "label":
+		return "labels", true
+	}
+	return "", false
+}
 
 // Command returns the `daemon` command.
 func Command() *cobra.Command {
@@ -116,7 +124,7 @@ func loadConfig(flags *pflag.FlagSet, o *options) (*daemon.Config, error) {
 	var conflicts []string
 	flags.Visit(func(fl *pflag.Flag) {
 		key := fl.Name
-		if k, ok := flagKeys[key]; ok {
+		if k, ok := flagKey(key); ok {
 			key = k
 		}
 		if v, ok := keys[key]; ok {
