@@ -29,7 +29,7 @@ var (
 	ErrReferenceInvalidFormat = errors.New("invalid reference format")
 	ErrNameContainsUppercase  = errors.New("repository name must be lowercase")
 	ErrNameEmpty              = errors.New("repository name must have at least one component")
-	ErrNameTooLong            = fmt.Errorf("repository name must not be more than %v characters", NameTotalLengthMax)
+	ErrNameTooLong            = errors.New("repository name must not be more than 255 characters") // NameTotalLengthMax
 )
 
 // Named is a parsed reference: a repository (domain and path) with an
