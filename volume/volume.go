@@ -16,7 +16,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/lazyregexp"
 )
 
 // DriverName is the one driver berth has.
@@ -34,9 +34,7 @@ const AnonymousLabel = "com.docker.volume.anonymous"
 
 const metaName = "volume.json"
 
-// validName is compiled on first use: a package-level regexp costs every
-// start of the binary (the CLI, the runtime), which mostly never needs it.
-var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
+var validName = lazyregexp.New(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // Volume is one volume's metadata.
 type Volume struct {
@@ -109,7 +107,7 @@ func (s *Store) Path(name string) string { return filepath.Join(s.root, name, "_
 
 // ValidateName checks a volume name as docker's local driver does.
 func ValidateName(name string) error {
-	if !validName().MatchString(name) {
+	if !validName.MatchString(name) {
 		return errdefs.Invalid("%q includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path", name)
 	}
 	return nil

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"berth.dev/berth/cli/format"
 	"berth.dev/berth/image/reference"
+	"berth.dev/berth/internal/lazyregexp"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
@@ -101,7 +100,7 @@ func runPs(cmd *cobra.Command, c *CLI, o *psOptions) error {
 	}
 	opts := client.ContainerListOptions{All: o.all, Limit: o.last, Filters: o.filter.f,
 		// docker asks for sizes only when they are shown: they are costly.
-		Size: o.size || strings.Contains(f, ".Size") || wholeJSON().MatchString(f)}
+		Size: o.size || strings.Contains(f, ".Size") || wholeJSON.MatchString(f)}
 	if o.latest && o.last == -1 {
 		opts.Limit = 1
 	}
@@ -309,9 +308,8 @@ func (r psRow) Ports() string {
 	return strings.Join(append(out, mapped...), ", ")
 }
 
-// wholeJSON finds {{json .}}, which shows every column, Size too (compiled
-// on first use, not at every start of the binary).
-var wholeJSON = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{\{-?\s*json\s+\.\s*-?\}\}`) })
+// wholeJSON finds {{json .}}, which shows every column, Size too.
+var wholeJSON = lazyregexp.New(`\{\{-?\s*json\s+\.\s*-?\}\}`)
 
 // MarshalJSON is the row's columns, and docker's Platform (always null
 // here: summaries do not carry it).

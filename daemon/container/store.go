@@ -7,17 +7,16 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/lazyregexp"
 )
 
-// validName is docker's rule for container names, compiled on first use
-// rather than at every start of the binary.
-var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
+// validName is docker's rule for container names.
+var validName = lazyregexp.New(`^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
 
 // Store holds every container's record, by ID and by name.
 type Store struct {
@@ -75,7 +74,7 @@ func (s *Store) New(id, name string) (*Container, error) {
 			}
 		}
 	} else {
-		if !validName().MatchString(name) {
+		if !validName.MatchString(name) {
 			return nil, errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 		}
 		if !strings.HasPrefix(name, "/") {
@@ -175,7 +174,7 @@ func randomName(retry bool) string {
 
 // Rename gives c a new name (docker's rules), freeing the old one.
 func (s *Store) Rename(c *Container, name string) (old string, err error) {
-	if !validName().MatchString(name) {
+	if !validName.MatchString(name) {
 		return "", errdefs.Invalid("Invalid container name (%s), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", name)
 	}
 	if !strings.HasPrefix(name, "/") {

@@ -17,6 +17,7 @@ import (
 
 	"berth.dev/berth/daemon/server/httputils"
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/lazyregexp"
 )
 
 // Config is what the server tells clients about itself.
@@ -44,8 +45,7 @@ type Server struct {
 	ls     []net.Listener
 }
 
-// The regexps are compiled on first use, not at every start of the binary.
-var versionPrefix = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^/v([0-9]+(?:\.[0-9]+)*)(/.*)$`) })
+var versionPrefix = lazyregexp.New(`^/v([0-9]+(?:\.[0-9]+)*)(/.*)$`)
 
 // New returns a server with the routes of routers. Adding an API area is
 // one more router here.
@@ -60,12 +60,12 @@ func New(cfg Config, log *slog.Logger, routers ...httputils.Router) *Server {
 	return s
 }
 
-var partRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\{([a-zA-Z]+)(:[^}]*)?\}`) })
+var partRE = lazyregexp.New(`\{([a-zA-Z]+)(:[^}]*)?\}`)
 
 func compile(rt httputils.Route) route {
 	var names []string
 	pat, last := "", 0
-	for _, m := range partRE().FindAllStringSubmatchIndex(rt.Path, -1) {
+	for _, m := range partRE.FindAllStringSubmatchIndex(rt.Path, -1) {
 		pat += regexp.QuoteMeta(rt.Path[last:m[0]])
 		names = append(names, rt.Path[m[2]:m[3]])
 		if m[4] >= 0 {
@@ -88,7 +88,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Ostype", "linux")
 
 	path, version := r.URL.Path, s.cfg.CurrentAPIVersion
-	if m := versionPrefix().FindStringSubmatch(path); m != nil {
+	if m := versionPrefix.FindStringSubmatch(path); m != nil {
 		version, path = m[1], m[2]
 	}
 	start := time.Now()
