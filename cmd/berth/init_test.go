@@ -44,7 +44,7 @@ func TestInitAllocs(t *testing.T) {
 		}
 		sum += n
 		if n > perPackage {
-			t.Errorf("%s allocates %d bytes at init (at most %d): make what it builds lazy (sync.OnceValue) or constant", f[1], n, perPackage)
+			t.Errorf("%s allocates %d bytes at init (at most %d): make what it builds lazy (internal/lazyregexp, sync.OnceValue) or constant", f[1], n, perPackage)
 		}
 	}
 	if seen < 100 {
