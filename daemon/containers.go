@@ -361,14 +361,12 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	d.connectPending(ctx, c.ID, client)
 	if err := client.Start(ctx, ""); err != nil && !startRaced(err) {
-		_ = client.Shutdown(ctx)
+		d.abandonShim(client, c.ID)
 		return nil, err
 	}
 	st, err := client.State(ctx, "")
 	if err != nil {
-		_ = client.Kill(ctx, "", syscall.SIGKILL, true)
-		_, _ = client.Wait(ctx, "")
-		_ = client.Shutdown(ctx)
+		d.abandonShim(client, c.ID)
 		return nil, err
 	}
 	ok = true
