@@ -433,6 +433,7 @@ func fileExists(p string) bool {
 // root, records the exit and, for --rm, removes the container.
 func (d *Daemon) monitor(c *container.Container, r *running) {
 	ctx := context.Background()
+	oom := d.watchOOM(c)
 	exit, err := r.shim.Wait(ctx, "")
 	if err != nil {
 		// The shim is gone (killed); its exit.json may still tell.
@@ -444,7 +445,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	} else {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
-	ooms := oomKills(c.ID) // before the shim's shutdown removes the cgroup
+	ooms := oom.stop() // before the shim's shutdown removes the cgroup
 	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
 	}
@@ -454,7 +455,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	d.unmountVolumes(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
-	c.State.OOMKilled = initOOMKilled(ooms, exit)
+	c.State.OOMKilled = ooms > 0 // as dockerd: any kill in the run, the init's or not
 	if err := c.Save(); err != nil {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
@@ -468,9 +469,6 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	delete(d.ctrs.running, c.ID)
 	d.ctrs.mu.Unlock()
 	close(r.done)
-	if ooms > 0 {
-		d.publishContainer(c, events.ActionOOM, nil)
-	}
 	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
 	if restart {
 		d.restartLater(c)
