@@ -100,6 +100,9 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if body.Config == nil {
 		return errdefs.Invalid("config cannot be empty in order to create a container")
 	}
+	if err := checkCreateVersion(httputils.VersionFromContext(ctx), body.HostConfig); err != nil {
+		return err
+	}
 	resp, err := r.b.ContainerCreate(ctx, req.Form.Get("name"), body.Config, body.HostConfig)
 	if err != nil {
 		return err
