@@ -166,7 +166,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err := container.CheckSecurityOpt(hc); err != nil {
 			return err
 		}
-		from, err := d.volumesFrom(hc.VolumesFrom)
+		from, fromBinds, err := d.volumesFrom(hc.VolumesFrom)
 		if err != nil {
 			return err
 		}
@@ -174,6 +174,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err != nil {
 			return err
 		}
+		fromBinds = container.KeepInherited(hc, plan, fromBinds)
 		if _, err := logConfig("", hc.LogConfig); err != nil {
 			return err
 		}
@@ -199,7 +200,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 			return err
 		}
 		c.Lock()
-		c.MountPoints = mps
+		c.MountPoints, c.InheritedBinds = mps, fromBinds
 		c.Created = time.Now().UTC()
 		c.Image = img.ID.String()
 		c.Config, c.HostConfig = cfg, hc

@@ -139,6 +139,14 @@ func mountPoints(c *container.Container) []containertypes.MountPoint {
 		}
 		out = append(out, mp)
 	}
+	for _, b := range c.InheritedBinds {
+		prop := b.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
+		out = append(out, containertypes.MountPoint{Type: mount.TypeBind, Source: b.Source, Destination: b.Destination,
+			RW: b.RW, Propagation: mount.Propagation(prop)})
+	}
 	return append(out, volumeMountPoints(c)...)
 }
 

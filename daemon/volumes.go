@@ -329,35 +329,38 @@ func volumeMountPoints(c *container.Container) []containertypes.MountPoint {
 	return out
 }
 
-// volumesFrom are the volumes of the containers --volumes-from names
-// ("name[:ro|rw]"), with the access given (else theirs). Their host binds
-// are not inherited.
-func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, error) {
-	var out []container.MountPoint
+// volumesFrom are the volumes and host binds of the containers
+// --volumes-from names ("name[:ro|rw]"), as dockerd passes them on: each
+// read-write only when the source's is and the mode is not ro, shown with
+// no Mode; tmpfs mounts are not passed on.
+func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, []container.InheritedBind, error) {
+	var vols []container.MountPoint
+	var binds []container.InheritedBind
 	for _, spec := range specs {
 		name, mode, _ := strings.Cut(spec, ":")
 		if mode != "" && mode != "ro" && mode != "rw" {
-			return nil, errdefs.Invalid("invalid mode: %s", mode)
+			return nil, nil, errdefs.Invalid("invalid mode: %s", mode)
 		}
 		src, err := d.ctrs.store.Get(name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		src.Lock()
 		mps := slices.Clone(src.MountPoints)
+		hb := container.HostBinds(src.HostConfig, src.InheritedBinds)
 		src.Unlock()
 		for _, mp := range mps {
-			switch mode {
-			case "ro":
-				mp.RW = false
-			case "rw":
-				mp.RW = true
-			}
+			mp.RW = mp.RW && mode != "ro"
+			mp.Mode = ""
 			mp.CopyData = false // filled (or not) by the container that made it
-			out = append(out, mp)
+			vols = append(vols, mp)
+		}
+		for _, b := range hb {
+			b.RW = b.RW && mode != "ro"
+			binds = append(binds, b)
 		}
 	}
-	return out, nil
+	return vols, binds, nil
 }
 
 // stoppedVolumeMounts are the volume binds of a container that is not
