@@ -537,6 +537,9 @@ func parseSignal(s string) (syscall.Signal, error) {
 func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 	return d.job(ctx, "container.kill", true, func(ctx context.Context) error {
 		c, err := d.ctrs.store.Get(name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			return errdefs.NotFound("Cannot kill container: %s: %v", name, err)
+		}
 		if err != nil {
 			return err
 		}

@@ -342,6 +342,11 @@ func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, []containe
 			return nil, nil, errdefs.Invalid("invalid mode: %s", mode)
 		}
 		src, err := d.ctrs.store.Get(name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			// 400, as dockerd: a 404 to create would send the docker
+			// CLI pulling the image.
+			return nil, nil, errdefs.Invalid("%v", err)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
