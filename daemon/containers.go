@@ -127,7 +127,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		}
 		ic := img.Config.Config
 		// The image's run configuration under the request's.
-		cfg.Env = container.MergeEnv(ic.Env, cfg.Env)
+		cfg.Env = container.CreateEnv(ic.Env, cfg.Env)
 		if len(cfg.Entrypoint) == 0 && cfg.Entrypoint == nil {
 			cfg.Entrypoint = ic.Entrypoint
 			if len(cfg.Cmd) == 0 {
@@ -303,6 +303,12 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
+	c.Lock()
+	wd := c.Config.WorkingDir
+	c.Unlock()
+	if err := makeWorkdir(rootfs, wd); err != nil {
+		return nil, err
+	}
 	vols, err := d.mountVolumes(c, rootfs)
 	if err != nil {
 		return nil, err

@@ -476,7 +476,8 @@ func (r *Router) commit(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	o := ctr.CommitOptions{Container: req.Form.Get("container"), Repo: req.Form.Get("repo"), Tag: req.Form.Get("tag"),
-		Comment: req.Form.Get("comment"), Author: req.Form.Get("author"), Changes: req.Form["changes"]}
+		Comment: req.Form.Get("comment"), Author: req.Form.Get("author"), Changes: req.Form["changes"],
+		Pause: req.Form.Get("pause") == "" || httputils.BoolValue(req, "pause")} // pause unless told not to
 	if req.ContentLength > 0 {
 		o.Config = &containertypes.Config{}
 		if err := httputils.DecodeJSON(req, o.Config); err != nil {
