@@ -30,7 +30,10 @@ func TestCommitSameAsDocker(t *testing.T) {
 				return r.out
 			}
 			step("load", "-i", one)
-			t.Cleanup(func() { docker("rm", "-f", "cm", "pr"); docker("rmi", "-f", "berthtest/c1", "berthtest/c2", "berthtest/c3") })
+			t.Cleanup(func() {
+				docker("rm", "-f", "cm", "pr")
+				docker("rmi", "-f", "berthtest/c1", "berthtest/c2", "berthtest/c3")
+			})
 			var out []string
 			// The command fails (user 1000 may not write /): a commit
 			// does not care.

@@ -65,15 +65,8 @@ func (f *labelFlag) Set(v string) error {
 // mapFlag is a repeatable key=value option (--log-opt, --sysctl).
 type mapFlag map[string]string
 
-func (m *mapFlag) String() string {
-	var l []string
-	for k, v := range *m {
-		l = append(l, k+"="+v)
-	}
-	sort.Strings(l)
-	return "map[" + strings.Join(l, " ") + "]"
-}
-func (m *mapFlag) Type() string { return "map" }
+func (m *mapFlag) String() string { return "map[" + strings.Join(sortedPairs(*m), " ") + "]" }
+func (m *mapFlag) Type() string   { return "map" }
 func (m *mapFlag) Set(v string) error {
 	if *m == nil {
 		*m = mapFlag{}
