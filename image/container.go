@@ -39,20 +39,7 @@ func (s *Store) CreateContainer(ctx context.Context, id, ref string) (*Image, []
 	if err != nil {
 		return nil, nil, err
 	}
-	lease, err := s.db.NewLease()
-	if err != nil {
-		_ = s.db.Update(func(tx *metadata.Tx) error { return tx.DeleteContainer(id) })
-		return nil, nil, err
-	}
-	defer func() { _ = lease.Release() }()
-	initKey, err := s.prepareInit(ctx, lease, id, parent)
-	var mounts []snapshot.MountSpec
-	if err == nil {
-		mounts, err = s.sn.Prepare(ctx, id, initKey)
-		if err != nil {
-			_ = s.sn.Remove(context.WithoutCancel(ctx), initKey)
-		}
-	}
+	mounts, err := s.prepareOnInit(ctx, id, parent)
 	if err != nil {
 		_ = s.db.Update(func(tx *metadata.Tx) error { return tx.DeleteContainer(id) })
 		return nil, nil, fmt.Errorf("container %s: %w", id, err)
@@ -78,10 +65,6 @@ func (s *Store) RemoveContainer(ctx context.Context, id string) error {
 	}
 	if err := s.sn.Remove(ctx, c.Snapshot); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		return fmt.Errorf("container %s: %w", id, err)
-	}
-	// Containers made before init layers have none.
-	if err := s.sn.Remove(ctx, c.Snapshot+InitLayerSuffix); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
-		return fmt.Errorf("container %s: init layer: %w", id, err)
 	}
 	return s.db.Update(func(tx *metadata.Tx) error { return tx.DeleteContainer(id) })
 }
