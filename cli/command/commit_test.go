@@ -49,7 +49,9 @@ func TestCommitSameAsDocker(t *testing.T) {
 					step("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}", img))
 			}
 			step("run", "-d", "--name", "pr", "berthtest/one:v1", "sleep", "100")
-			since := strconv.FormatInt(time.Now().Unix(), 10)
+			// The events since pr started (later than cm's commits,
+			// which a whole second could include).
+			since := strings.TrimSpace(step("inspect", "-f", "{{.State.StartedAt}}", "pr"))
 			step("commit", "pr", "berthtest/c1")
 			step("commit", "--pause=false", "pr", "berthtest/c2")
 			ev := step("events", "--since", since, "--until", strconv.FormatInt(time.Now().Unix()+1, 10),
