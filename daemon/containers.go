@@ -557,7 +557,7 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		}
 		r := d.runningOf(c.ID)
 		if r == nil {
-			return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+			return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", name, c.ID)
 		}
 		c.Lock()
 		c.ManuallyStopped = true
@@ -566,10 +566,10 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		if err := r.shim.Kill(ctx, "", sig, false); err != nil {
 			select {
 			case <-r.done: // it exited meanwhile, its shim going with it
-				return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+				return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", name, c.ID)
 			case <-time.After(time.Second):
 			}
-			return fmt.Errorf("cannot kill container: %s: %w", name, err)
+			return fmt.Errorf("%s: %w", "Cannot kill container: "+name, err) // dockerd's capital
 		}
 		d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 		return nil

@@ -404,7 +404,7 @@ func (d *Daemon) ContainerResize(ctx context.Context, name string, height, width
 	}
 	r := d.runningOf(c.ID)
 	if r == nil {
-		return errdefs.Conflict("container %s is not running", c.ID)
+		return errdefs.Conflict("Container %s is not running", c.ID)
 	}
 	return r.shim.Resize(ctx, "", uint16(height), uint16(width))
 }

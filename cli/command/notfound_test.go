@@ -1,12 +1,14 @@
 package command_test
 
 import (
+	"regexp"
 	"testing"
 )
 
 // TestNotFoundSameAsDocker: what is missing (images by name, tag, ID or
-// digest, containers, volumes) and malformed names are told in dockerd's
-// words, with its exit codes, through the docker CLI.
+// digest, containers, volumes), malformed names and a container in the
+// wrong state (created, not running) are told in dockerd's words, with its
+// exit codes, through the docker CLI.
 func TestNotFoundSameAsDocker(t *testing.T) {
 	requireTools(t)
 	one, _ := images(t)
@@ -42,7 +44,13 @@ func TestNotFoundSameAsDocker(t *testing.T) {
 		{"volume", "inspect", "nosuch"},
 		{"volume", "rm", "nosuch"},
 		{"create", "--volumes-from", "nosuch", "berthtest/one:v1"},
+		{"pause", "made"},
+		{"unpause", "made"},
+		{"exec", "made", "true"},
+		{"kill", "made"},
+		{"top", "made"},
 	}
+	hexID := regexp.MustCompile(`[0-9a-f]{64}`)
 	got := map[string][]result{}
 	for _, dd := range daemons {
 		t.Run(dd.name, func(t *testing.T) {
@@ -51,11 +59,16 @@ func TestNotFoundSameAsDocker(t *testing.T) {
 			if r := docker("load", "-i", one); r.code != 0 {
 				t.Fatalf("load: %s", r)
 			}
+			if r := docker("create", "--name", "made", "berthtest/one:v1"); r.code != 0 {
+				t.Fatalf("create: %s", r)
+			}
+			t.Cleanup(func() { docker("rm", "-f", "made") })
 			for _, c := range cases {
 				r := docker(c...)
 				if c[0] == "save" {
 					r.out = "" // a tar, or nothing
 				}
+				r.err = hexID.ReplaceAllString(r.err, "<id>")
 				got[dd.name] = append(got[dd.name], r)
 			}
 		})
