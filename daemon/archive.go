@@ -328,5 +328,8 @@ func bindMounts(c *container.Container, rootfs string) []specs.Mount {
 			out = append(out, m)
 		}
 	}
+	for _, b := range c.InheritedBinds {
+		out = append(out, b.SpecMount())
+	}
 	return out
 }

@@ -37,46 +37,36 @@ func (d *Daemon) ContainerCommit(ctx context.Context, o container.CommitOptions)
 		} else if o.Tag != "" {
 			return errdefs.Invalid("tag without a repository")
 		}
-		opts := image.NewImageOptions{Ref: ref, Author: o.Author, Message: o.Comment, Changes: o.Changes}
-		if cfg := o.Config; cfg != nil && (len(cfg.Cmd) > 0 || len(cfg.Entrypoint) > 0 || len(cfg.Env) > 0 || cfg.WorkingDir != "" || cfg.User != "" || len(cfg.Labels) > 0) {
-			// The container's own configuration, with the request's on top.
+		c.Lock()
+		ccfg := *c.Config
+		c.Unlock()
+		opts := image.NewImageOptions{Ref: ref, Author: o.Author, Message: o.Comment, Changes: o.Changes,
+			Config: commitConfig(o.Config, &ccfg), CreatedBy: strings.Join(ccfg.Cmd, " ")}
+		if o.Pause {
 			c.Lock()
-			base := *c.Config
+			running := c.State.Status == container.StatusRunning
 			c.Unlock()
-			if len(cfg.Cmd) > 0 {
-				base.Cmd = cfg.Cmd
+			// As dockerd: the container is frozen while its layer is
+			// taken (pause and unpause events around the commit).
+			if running && d.freeze(ctx, c.ID, true) == nil {
+				defer func() {
+					if err := d.freeze(context.WithoutCancel(ctx), c.ID, false); err != nil {
+						d.log.Warn("unpause after commit", "id", c.ID, "error", err)
+					}
+				}()
 			}
-			if len(cfg.Entrypoint) > 0 {
-				base.Entrypoint = cfg.Entrypoint
-			}
-			if len(cfg.Env) > 0 {
-				base.Env = cfg.Env
-			}
-			if cfg.WorkingDir != "" {
-				base.WorkingDir = cfg.WorkingDir
-			}
-			if cfg.User != "" {
-				base.User = cfg.User
-			}
-			if len(cfg.Labels) > 0 {
-				base.Labels = cfg.Labels
-			}
-			ic := &image.ContainerConfig{}
-			ic.Env, ic.Cmd, ic.Entrypoint, ic.WorkingDir, ic.User, ic.Labels, ic.StopSignal =
-				base.Env, base.Cmd, base.Entrypoint, base.WorkingDir, base.User, base.Labels, base.StopSignal
-			ic.Shell = base.Shell
-			if h := base.Healthcheck; h != nil {
-				ic.Healthcheck = &image.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-					StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
-			}
-			opts.Config = ic
 		}
 		dg, err := d.images.Commit(ctx, c.ID, opts)
 		if err != nil {
 			return err
 		}
 		id = dg.String()
-		d.publishContainer(c, events.ActionCommit, map[string]string{"comment": o.Comment, "imageID": id})
+		imageRef := ""
+		if ref != "" {
+			imageRef = image.Familiar(ref)
+			d.events.Publish(events.ImageEventType, events.ActionTag, id, map[string]string{"name": imageRef})
+		}
+		d.publishContainer(c, events.ActionCommit, map[string]string{"comment": o.Comment, "imageID": id, "imageRef": imageRef})
 		return nil
 	})
 	return id, err

@@ -127,7 +127,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		}
 		ic := img.Config.Config
 		// The image's run configuration under the request's.
-		cfg.Env = container.MergeEnv(ic.Env, cfg.Env)
+		cfg.Env = container.CreateEnv(ic.Env, cfg.Env)
 		if len(cfg.Entrypoint) == 0 && cfg.Entrypoint == nil {
 			cfg.Entrypoint = ic.Entrypoint
 			if len(cfg.Cmd) == 0 {
@@ -166,7 +166,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err := container.CheckSecurityOpt(hc); err != nil {
 			return err
 		}
-		from, err := d.volumesFrom(hc.VolumesFrom)
+		from, fromBinds, err := d.volumesFrom(hc.VolumesFrom)
 		if err != nil {
 			return err
 		}
@@ -174,6 +174,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err != nil {
 			return err
 		}
+		fromBinds = container.KeepInherited(hc, plan, fromBinds)
 		if _, err := logConfig("", hc.LogConfig); err != nil {
 			return err
 		}
@@ -199,7 +200,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 			return err
 		}
 		c.Lock()
-		c.MountPoints = mps
+		c.MountPoints, c.InheritedBinds = mps, fromBinds
 		c.Created = time.Now().UTC()
 		c.Image = img.ID.String()
 		c.Config, c.HostConfig = cfg, hc
@@ -302,6 +303,12 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 			_ = snapshot.UnmountAll(rootfs)
 		}
 	}()
+	c.Lock()
+	wd := c.Config.WorkingDir
+	c.Unlock()
+	if err := makeWorkdir(rootfs, wd); err != nil {
+		return nil, err
+	}
 	vols, err := d.mountVolumes(c, rootfs)
 	if err != nil {
 		return nil, err
@@ -361,14 +368,12 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	d.connectPending(ctx, c.ID, client)
 	if err := client.Start(ctx, ""); err != nil && !startRaced(err) {
-		_ = client.Shutdown(ctx)
+		d.abandonShim(client, c.ID)
 		return nil, err
 	}
 	st, err := client.State(ctx, "")
 	if err != nil {
-		_ = client.Kill(ctx, "", syscall.SIGKILL, true)
-		_, _ = client.Wait(ctx, "")
-		_ = client.Shutdown(ctx)
+		d.abandonShim(client, c.ID)
 		return nil, err
 	}
 	ok = true
@@ -435,6 +440,7 @@ func fileExists(p string) bool {
 // root, records the exit and, for --rm, removes the container.
 func (d *Daemon) monitor(c *container.Container, r *running) {
 	ctx := context.Background()
+	oom := d.watchOOM(c)
 	exit, err := r.shim.Wait(ctx, "")
 	if err != nil {
 		// The shim is gone (killed); its exit.json may still tell.
@@ -446,7 +452,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	} else {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
-	ooms := oomKills(c.ID) // before the shim's shutdown removes the cgroup
+	ooms := oom.stop() // before the shim's shutdown removes the cgroup
 	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
 	}
@@ -456,7 +462,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	d.unmountVolumes(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
-	c.State.OOMKilled = initOOMKilled(ooms, exit)
+	c.State.OOMKilled = ooms > 0 // as dockerd: any kill in the run, the init's or not
 	if err := c.Save(); err != nil {
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
@@ -470,9 +476,6 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 	delete(d.ctrs.running, c.ID)
 	d.ctrs.mu.Unlock()
 	close(r.done)
-	if ooms > 0 {
-		d.publishContainer(c, events.ActionOOM, nil)
-	}
 	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
 	if restart {
 		d.restartLater(c)
@@ -540,6 +543,9 @@ func parseSignal(s string) (syscall.Signal, error) {
 func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 	return d.job(ctx, "container.kill", true, func(ctx context.Context) error {
 		c, err := d.ctrs.store.Get(name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			return errdefs.NotFound("Cannot kill container: %s: %v", name, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -551,7 +557,7 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		}
 		r := d.runningOf(c.ID)
 		if r == nil {
-			return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+			return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", name, c.ID)
 		}
 		c.Lock()
 		c.ManuallyStopped = true
@@ -560,10 +566,10 @@ func (d *Daemon) ContainerKill(ctx context.Context, name, signal string) error {
 		if err := r.shim.Kill(ctx, "", sig, false); err != nil {
 			select {
 			case <-r.done: // it exited meanwhile, its shim going with it
-				return errdefs.Conflict("cannot kill container: %s: container %s is not running", name, c.ID)
+				return errdefs.Conflict("Cannot kill container: %s: Container %s is not running", name, c.ID)
 			case <-time.After(time.Second):
 			}
-			return fmt.Errorf("cannot kill container: %s: %w", name, err)
+			return fmt.Errorf("%s: %w", "Cannot kill container: "+name, err) // dockerd's capital
 		}
 		d.publishContainer(c, events.ActionKill, map[string]string{"signal": strconv.Itoa(int(sig))})
 		return nil

@@ -39,14 +39,15 @@ func (d *Daemon) freeze(ctx context.Context, name string, pause bool) error {
 	c.Lock()
 	st, rtName := c.State.Status, c.HostConfig.Runtime
 	c.Unlock()
+	// In dockerd's order: an unpause of a stopped container is "not paused".
+	if !pause && st != container.StatusPaused {
+		return errdefs.Conflict("Container %s is not paused", c.ID)
+	}
 	if d.runningOf(c.ID) == nil {
-		return errdefs.Conflict("container %s is not running", c.ID)
+		return errdefs.Conflict("Container %s is not running", c.ID)
 	}
 	if pause && st == container.StatusPaused {
-		return errdefs.Conflict("container %s is already paused", c.ID)
-	}
-	if !pause && st != container.StatusPaused {
-		return errdefs.Conflict("container %s is not paused", c.ID)
+		return errdefs.Conflict("Container %s is already paused", c.ID)
 	}
 	if rtName == "" {
 		rtName = DefaultRuntime

@@ -139,6 +139,14 @@ func mountPoints(c *container.Container) []containertypes.MountPoint {
 		}
 		out = append(out, mp)
 	}
+	for _, b := range c.InheritedBinds {
+		prop := b.Propagation
+		if prop == "" {
+			prop = "rprivate"
+		}
+		out = append(out, containertypes.MountPoint{Type: mount.TypeBind, Source: b.Source, Destination: b.Destination,
+			RW: b.RW, Propagation: mount.Propagation(prop)})
+	}
 	return append(out, volumeMountPoints(c)...)
 }
 
@@ -396,7 +404,7 @@ func (d *Daemon) ContainerResize(ctx context.Context, name string, height, width
 	}
 	r := d.runningOf(c.ID)
 	if r == nil {
-		return errdefs.Conflict("container %s is not running", c.ID)
+		return errdefs.Conflict("Container %s is not running", c.ID)
 	}
 	return r.shim.Resize(ctx, "", uint16(height), uint16(width))
 }

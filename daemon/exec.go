@@ -61,10 +61,10 @@ func (d *Daemon) ContainerExecCreate(ctx context.Context, name string, req conta
 		paused := c.State.Status == container.StatusPaused
 		c.Unlock()
 		if d.runningOf(c.ID) == nil {
-			return errdefs.Conflict("container %s is not running", c.ID)
+			return errdefs.Conflict("Container %s is not running", c.ID)
 		}
 		if paused {
-			return errdefs.Conflict("container %s is paused, unpause the container before exec", c.ID)
+			return errdefs.Conflict("Container %s is paused, unpause the container before exec", name) // as named, as dockerd
 		}
 		if _, err := detachKeys(req.DetachKeys); err != nil {
 			return err
@@ -122,7 +122,7 @@ func (d *Daemon) ContainerExecResize(ctx context.Context, id string, height, wid
 	}
 	r := d.runningOf(e.ContainerID)
 	if r == nil {
-		return errdefs.Conflict("container %s is not running", e.ContainerID)
+		return errdefs.Conflict("Container %s is not running", e.ContainerID)
 	}
 	return r.shim.Resize(ctx, id, uint16(height), uint16(width))
 }
@@ -186,7 +186,7 @@ func (d *Daemon) ContainerExecStart(ctx context.Context, id string, detach bool,
 	}
 	r := d.runningOf(c.ID)
 	if r == nil {
-		return errdefs.Conflict("container %s is not running", c.ID)
+		return errdefs.Conflict("Container %s is not running", c.ID)
 	}
 	p, err := d.execProcess(c, cfg)
 	if err != nil {

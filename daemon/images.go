@@ -152,6 +152,9 @@ func (d *Daemon) ImageInspect(ctx context.Context, name string) (*imagetypes.Ins
 	var out *imagetypes.InspectResponse
 	err := d.job(ctx, "image.inspect", false, func(ctx context.Context) error {
 		img, err := d.images.Get(ctx, name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			return errdefs.NotFound("no such image: %s: %v", name, err) // dockerd 20.10's words
+		}
 		if err != nil {
 			return err
 		}
@@ -316,6 +319,9 @@ func (d *Daemon) ExportImages(ctx context.Context, names []string, w io.Writer) 
 		ids := make([]string, len(names))
 		for i, n := range names {
 			img, err := d.images.Get(ctx, n)
+			if errdefs.Is(err, errdefs.KindNotFound) {
+				return errdefs.NotFound("No such image: %s", n) // as given, as dockerd's save says
+			}
 			if err != nil {
 				return err
 			}

@@ -19,7 +19,7 @@ func (d *Daemon) ContainerTop(ctx context.Context, name, psArgs string) (*contai
 		return nil, err
 	}
 	if d.runningOf(c.ID) == nil {
-		return nil, errdefs.Conflict("container %s is not running", c.ID)
+		return nil, errdefs.Conflict("Container %s is not running", c.ID)
 	}
 	pids := map[int]bool{}
 	// cgroup v1 (pids controller) or v2 (the unified tree).

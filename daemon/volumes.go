@@ -258,22 +258,45 @@ func (d *Daemon) mountVolumes(c *container.Container, rootfs string) ([]specs.Mo
 	mps, id := c.MountPoints, c.ID
 	c.Unlock()
 	paths := map[string]string{}
+	subpaths := map[int]string{} // mount index → the subpath's bind
+	sdir := subpathDir(c)
+	_ = unbindSubpaths(sdir) // left by a daemon that died
 	for i, mp := range mps {
 		p, err := d.vols.Mount(mp.Name, id)
-		if err == nil && mp.CopyData {
+		if err == nil && mp.CopyData && mp.Subpath == "" {
 			_, err = volume.CopyUp(rootfs, mp.Destination, p)
+		}
+		if err == nil && mp.Subpath != "" {
+			subpaths[i], err = bindSubpath(p, mp.Subpath, sdir, i)
+			if err != nil {
+				for _, m := range mps[:i+1] {
+					_, _ = d.vols.Unmount(m.Name, id)
+				}
+				_ = unbindSubpaths(sdir)
+				return nil, err // dockerd's text, as the docker CLI shows it
+			}
 		}
 		if err != nil {
 			for _, m := range mps[:i+1] {
 				_, _ = d.vols.Unmount(m.Name, id)
 			}
+			_ = unbindSubpaths(sdir)
 			return nil, fmt.Errorf("container %s: volume %s: %w", id, mp.Name, err)
 		}
 		paths[mp.Name] = p
 		d.publishVolume(mp.Name, events.ActionMount, map[string]string{"container": id, "destination": mp.Destination,
 			"read/write": strconv.FormatBool(mp.RW), "propagation": ""})
 	}
-	return container.VolumeSpecMounts(mps, paths), nil
+	out := container.VolumeSpecMounts(mps, paths)
+	for i, p := range subpaths {
+		out[i].Source = p
+	}
+	return out, nil
+}
+
+// subpathDir holds the binds of a container's volume subpaths.
+func subpathDir(c *container.Container) string {
+	return filepath.Join(filepath.Dir(c.RootfsPath()), "subpaths")
 }
 
 // unmountVolumes ends a stopped container's use of its volumes' mounts.
@@ -281,6 +304,9 @@ func (d *Daemon) unmountVolumes(c *container.Container) {
 	c.Lock()
 	mps, id := c.MountPoints, c.ID
 	c.Unlock()
+	if err := unbindSubpaths(subpathDir(c)); err != nil {
+		d.log.Warn("unmount volume subpaths", "container", id, "error", err)
+	}
 	for _, mp := range mps {
 		had, err := d.vols.Unmount(mp.Name, id)
 		if err != nil {
@@ -303,35 +329,43 @@ func volumeMountPoints(c *container.Container) []containertypes.MountPoint {
 	return out
 }
 
-// volumesFrom are the volumes of the containers --volumes-from names
-// ("name[:ro|rw]"), with the access given (else theirs). Their host binds
-// are not inherited.
-func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, error) {
-	var out []container.MountPoint
+// volumesFrom are the volumes and host binds of the containers
+// --volumes-from names ("name[:ro|rw]"), as dockerd passes them on: each
+// read-write only when the source's is and the mode is not ro, shown with
+// no Mode; tmpfs mounts are not passed on.
+func (d *Daemon) volumesFrom(specs []string) ([]container.MountPoint, []container.InheritedBind, error) {
+	var vols []container.MountPoint
+	var binds []container.InheritedBind
 	for _, spec := range specs {
 		name, mode, _ := strings.Cut(spec, ":")
 		if mode != "" && mode != "ro" && mode != "rw" {
-			return nil, errdefs.Invalid("invalid mode: %s", mode)
+			return nil, nil, errdefs.Invalid("invalid mode: %s", mode)
 		}
 		src, err := d.ctrs.store.Get(name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			// 400, as dockerd: a 404 to create would send the docker
+			// CLI pulling the image.
+			return nil, nil, errdefs.Invalid("%v", err)
+		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		src.Lock()
 		mps := slices.Clone(src.MountPoints)
+		hb := container.HostBinds(src.HostConfig, src.InheritedBinds)
 		src.Unlock()
 		for _, mp := range mps {
-			switch mode {
-			case "ro":
-				mp.RW = false
-			case "rw":
-				mp.RW = true
-			}
+			mp.RW = mp.RW && mode != "ro"
+			mp.Mode = ""
 			mp.CopyData = false // filled (or not) by the container that made it
-			out = append(out, mp)
+			vols = append(vols, mp)
+		}
+		for _, b := range hb {
+			b.RW = b.RW && mode != "ro"
+			binds = append(binds, b)
 		}
 	}
-	return out, nil
+	return vols, binds, nil
 }
 
 // stoppedVolumeMounts are the volume binds of a container that is not
@@ -343,7 +377,21 @@ func stoppedVolumeMounts(c *container.Container) []specs.Mount {
 	for _, mp := range c.MountPoints {
 		paths[mp.Name] = mp.Source
 	}
-	return container.VolumeSpecMounts(c.MountPoints, paths)
+	all := container.VolumeSpecMounts(c.MountPoints, paths)
+	out := all[:0]
+	for i, m := range all {
+		if sub := c.MountPoints[i].Subpath; sub != "" {
+			// Resolved inside the volume now; one that no longer is
+			// (missing, or a symlink out) is not shown.
+			base, rel, err := resolveSubpath(m.Source, sub)
+			if err != nil {
+				continue
+			}
+			m.Source = filepath.Join(base, rel)
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // mountsVolume is ps's volume filter: a volume's name, a bind's source or

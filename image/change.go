@@ -13,7 +13,11 @@ import (
 // instructions import and commit accept: CMD, ENTRYPOINT, ENV, EXPOSE,
 // HEALTHCHECK, LABEL, ONBUILD, SHELL, STOPSIGNAL, USER, VOLUME, WORKDIR) to a
 // run configuration.
+//
+// As in a Dockerfile, an ENTRYPOINT drops the command inherited from the
+// base configuration unless a CMD among the changes sets one.
 func ApplyChanges(c *ContainerConfig, changes []string) error {
+	cmdSet := false
 	for _, ch := range changes {
 		ch = strings.TrimSpace(ch)
 		if ch == "" {
@@ -21,8 +25,15 @@ func ApplyChanges(c *ContainerConfig, changes []string) error {
 		}
 		instr, rest, _ := strings.Cut(ch, " ")
 		rest = strings.TrimSpace(rest)
-		if err := applyChange(c, strings.ToUpper(instr), rest); err != nil {
+		instr = strings.ToUpper(instr)
+		if err := applyChange(c, instr, rest); err != nil {
 			return errdefs.Invalid("change %q: %v", ch, err)
+		}
+		switch {
+		case instr == "CMD":
+			cmdSet = true
+		case instr == "ENTRYPOINT" && !cmdSet:
+			c.Cmd = nil
 		}
 	}
 	return nil

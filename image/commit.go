@@ -29,6 +29,9 @@ type NewImageOptions struct {
 	// Config, for commit, replaces the run configuration taken from the
 	// base image (docker commit's container config), before Changes.
 	Config *ContainerConfig
+	// CreatedBy, for commit, is the new history entry's "created by" (the
+	// container's command; default: the configuration's).
+	CreatedBy string
 }
 
 // Import makes a one-layer image from a rootfs tar (any compression), as
@@ -180,12 +183,16 @@ func (s *Store) Commit(ctx context.Context, containerID string, opts NewImageOpt
 	cfg.Comment = opts.Message
 	cfg.Container = containerID
 	cfg.RootFS.DiffIDs = append(append([]digest.Digest{}, base.Config.RootFS.DiffIDs...), blobDigest)
-	cfg.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
-		Created: &now, Author: opts.Author, Comment: opts.Message, CreatedBy: strings.Join(cfg.Config.Cmd, " "),
-	})
 	if opts.Config != nil {
 		cfg.Config = *opts.Config
 	}
+	createdBy := opts.CreatedBy
+	if createdBy == "" {
+		createdBy = strings.Join(cfg.Config.Cmd, " ")
+	}
+	cfg.History = append(append([]ocispec.History{}, base.Config.History...), ocispec.History{
+		Created: &now, Author: opts.Author, Comment: opts.Message, CreatedBy: createdBy,
+	})
 	if err := ApplyChanges(&cfg.Config, opts.Changes); err != nil {
 		return "", err
 	}

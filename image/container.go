@@ -39,7 +39,7 @@ func (s *Store) CreateContainer(ctx context.Context, id, ref string) (*Image, []
 	if err != nil {
 		return nil, nil, err
 	}
-	mounts, err := s.sn.Prepare(ctx, id, parent)
+	mounts, err := s.prepareOnInit(ctx, id, parent)
 	if err != nil {
 		_ = s.db.Update(func(tx *metadata.Tx) error { return tx.DeleteContainer(id) })
 		return nil, nil, fmt.Errorf("container %s: %w", id, err)

@@ -291,8 +291,8 @@ func TestTagRemovePrune(t *testing.T) {
 		t.Fatalf("image still there: %v", err)
 	}
 	// The container keeps its layers.
-	if _, snaps, _, _ := e.counts(t); snaps != 3 {
-		t.Fatalf("%d snapshots, want the two layers and the container's", snaps)
+	if _, snaps, _, _ := e.counts(t); snaps != 4 {
+		t.Fatalf("%d snapshots, want the two layers, the container's init layer and its own", snaps)
 	}
 	if err := s.RemoveContainer(ctx, "c1"); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,15 @@ import (
 func ParseRef(s string) (reference.Named, error) {
 	named, err := reference.ParseNormalizedNamed(s)
 	if err != nil {
-		return reference.Named{}, errdefs.Invalid("invalid reference %q: %v", s, err)
+		// The library's words, as dockerd says them; dockerd 20.10's
+		// library did not name the repository in the uppercase case.
+		msg := err.Error()
+		if pre, rest, ok := strings.Cut(msg, "repository name ("); ok {
+			if _, post, ok := strings.Cut(rest, ") must be lowercase"); ok {
+				msg = pre + "repository name must be lowercase" + post
+			}
+		}
+		return reference.Named{}, errdefs.Invalid("%s", msg)
 	}
 	return named.TagNameOnly(), nil
 }
@@ -68,6 +76,9 @@ func resolve(tx *metadata.Tx, s string) (id digest.Digest, ref string, err error
 		if _, perr := ParseRef(s); perr != nil {
 			return "", "", perr
 		}
+	}
+	if ref != "" {
+		s = Familiar(ref) // dockerd names what it looked for: "nosuch:latest"
 	}
 	return "", "", errdefs.NotFound("No such image: %s", s)
 }

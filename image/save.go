@@ -33,6 +33,9 @@ func (s *Store) Save(ctx context.Context, w io.Writer, refs []string) error {
 	err := s.db.View(func(tx *metadata.Tx) error {
 		for _, r := range refs {
 			id, ref, err := resolve(tx, r)
+			if errdefs.Is(err, errdefs.KindNotFound) {
+				return errdefs.NotFound("No such image: %s", r) // save names it as given, as dockerd
+			}
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,7 @@ type containerOptions struct {
 	attach, env, envFile, labels, labelFile, volumes, tmpfs    listFlag
 	capAdd, capDrop, securityOpt, devices, groupAdd, expose    listFlag
 	publish, dns, dnsSearch, dnsOption, addHost, storageOpt    listFlag
+	volumesFrom                                                listFlag
 	mounts                                                     mountsFlag
 	ulimits                                                    ulimitFlag
 	logOpts, sysctls                                           mapFlag
@@ -66,6 +67,7 @@ func (o *containerOptions) addFlags(f *pflag.FlagSet) {
 	f.VarP(&o.volumes, "volume", "v", "Bind mount a volume")
 	f.Var(&o.mounts, "mount", "Attach a filesystem mount to the container")
 	f.Var(&o.tmpfs, "tmpfs", "Mount a tmpfs directory")
+	f.Var(&o.volumesFrom, "volumes-from", "Mount volumes from the specified container(s)")
 	f.BoolVar(&o.readOnly, "read-only", false, "Mount the container's root filesystem as read only")
 	f.StringVar(&o.restart, "restart", "no", "Restart policy to apply when a container exits")
 	f.BoolVar(&o.init, "init", false, "Run an init inside the container that forwards signals and reaps processes")
@@ -270,6 +272,7 @@ func (o *containerOptions) config(f *pflag.FlagSet, args []string) (*createReque
 		SecurityOpt:     secOpts,
 		StorageOpt:      kvMap(o.storageOpt),
 		Tmpfs:           tmpfs,
+		VolumesFrom:     o.volumesFrom,
 		UTSMode:         container.UTSMode(o.uts),
 		UsernsMode:      container.UsernsMode(o.userns),
 		ShmSize:         int64(o.shmSize),

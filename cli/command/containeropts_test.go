@@ -34,7 +34,8 @@ func TestContainerOptions(t *testing.T) {
 		"--device", "/dev/fuse", "--device", "/dev/a:/dev/b:r", "--device", "/dev/c:rw",
 		"-p", "127.0.0.1:8080:80/udp", "-p", "9000-9001:9000-9001", "--expose", "7000",
 		"--health-cmd", "true", "--health-interval", "2s", "-e", "A=1", "-e", "BERTH_OPT_TEST", "-e", "BERTH_OPT_UNSET",
-		"--entrypoint=", "-v", "/h:/c:ro", "-v", "/anon", "--tmpfs", "/run:size=1m", "--init", "--stop-timeout", "4",
+		"--entrypoint=", "-v", "/h:/c:ro", "-v", "/anon", "--tmpfs", "/run:size=1m", "--volumes-from", "a:ro", "--volumes-from", "b",
+		"--mount", "type=volume,src=v,dst=/v,volume-subpath=sub/x,volume-driver=local,volume-opt=o=1,volume-label=l=2,volume-nocopy", "--init", "--stop-timeout", "4",
 		"--sysctl", "net.ipv4.ip_forward=1", "--log-opt", "max-size=1m", "--network", "none", "--shm-size", "64m",
 		"--security-opt", "no-new-privileges", "--group-add", "10", "--oom-score-adj", "-5",
 		"busybox", "sh", "-c", "x")
@@ -58,7 +59,10 @@ func TestContainerOptions(t *testing.T) {
 	check("ulimits", h.Ulimits, []*container.Ulimit{{Name: "nofile", Soft: 10, Hard: 20}, {Name: "nproc", Soft: 5, Hard: 5}})
 	check("restart", h.RestartPolicy, container.RestartPolicy{Name: "on-failure", MaximumRetryCount: 3})
 	check("mounts", h.Mounts, []mount.Mount{{Type: "bind", Source: "/a", Target: "/b", ReadOnly: true},
-		{Type: "tmpfs", Target: "/t", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1770}}})
+		{Type: "tmpfs", Target: "/t", TmpfsOptions: &mount.TmpfsOptions{SizeBytes: 1 << 20, Mode: 0o1770}},
+		{Type: "volume", Source: "v", Target: "/v", VolumeOptions: &mount.VolumeOptions{Subpath: "sub/x", NoCopy: true,
+			Labels: map[string]string{"l": "2"}, DriverConfig: &mount.Driver{Name: "local", Options: map[string]string{"o": "1"}}}}})
+	check("volumes-from", h.VolumesFrom, []string{"a:ro", "b"})
 	check("devices", h.Devices, []container.DeviceMapping{{PathOnHost: "/dev/fuse", PathInContainer: "/dev/fuse", CgroupPermissions: "rwm"},
 		{PathOnHost: "/dev/a", PathInContainer: "/dev/b", CgroupPermissions: "r"}, {PathOnHost: "/dev/c", PathInContainer: "/dev/c", CgroupPermissions: "rw"}})
 	udp := network.MustParsePort("80/udp")

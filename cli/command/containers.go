@@ -15,23 +15,11 @@ import (
 )
 
 func newContainerInspectCommand(c *CLI) *cobra.Command {
-	var f string
 	var size bool
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] CONTAINER [CONTAINER...]",
-		Short: "Display detailed information on one or more containers",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
-				return inspectContainer(cmd.Context(), cl, ref, size)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
+	cmd := inspectCommand(c, "inspect [OPTIONS] CONTAINER [CONTAINER...]", "Display detailed information on one or more containers",
+		func(ctx context.Context, cl *client.Client, ref string) ([]byte, any, error) {
+			return inspectContainer(ctx, cl, ref, size)
+		})
 	cmd.Flags().BoolVarP(&size, "size", "s", false, "Display total file sizes")
 	return cmd
 }
@@ -93,7 +81,7 @@ func newLogsCommand(c *CLI) *cobra.Command {
 	return cmd
 }
 
-// each runs op on every container named, printing each name that
+// each runs op on every object named, printing each name that
 // succeeded as docker does; the errors are reported together (exit 1).
 func (c *CLI) each(names []string, op func(string) error) error {
 	var errs []string
@@ -107,7 +95,7 @@ func (c *CLI) each(names []string, op func(string) error) error {
 	return joinedErrors(errs)
 }
 
-// joinedErrors reports the messages of the containers that failed together,
+// joinedErrors reports the messages of the objects that failed together,
 // one a line, with exit 1, as docker does; nil when none did.
 func joinedErrors(errs []string) error {
 	if len(errs) == 0 {

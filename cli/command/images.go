@@ -70,16 +70,11 @@ func runImages(cmd *cobra.Command, c *CLI, o *imagesOptions, args []string) erro
 	if err != nil {
 		return err
 	}
-	f := o.format
-	switch {
-	case o.quiet && (f == "" || f == format.TableKey):
-		f = "{{.ID}}"
-	case f == "" || f == format.TableKey:
-		f = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-		if o.digests {
-			f = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
-		}
+	table := "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+	if o.digests {
+		table = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 	}
+	f := listFormat(o.format, o.quiet, "{{.ID}}", table)
 	w, err := format.NewWriter(c.Out, f, imageRow{}.Headers())
 	if err != nil {
 		return err
@@ -202,23 +197,7 @@ func imageRows(img image.Summary, trunc, digests bool) []imageRow {
 }
 
 func newImageInspectCommand(c *CLI) *cobra.Command {
-	var f string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] IMAGE [IMAGE...]",
-		Short: "Display detailed information on one or more images",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
-				return inspectImage(cmd.Context(), cl, ref)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
-	return cmd
+	return inspectCommand(c, "inspect [OPTIONS] IMAGE [IMAGE...]", "Display detailed information on one or more images", inspectImage)
 }
 
 func inspectImage(ctx context.Context, cl *client.Client, ref string) ([]byte, any, error) {
@@ -293,6 +272,29 @@ func newInspectCommand(c *CLI) *cobra.Command {
 	return cmd
 }
 
+// inspectCommand is an object kind's `inspect` (container, image, volume):
+// names to inspectAll, get fetching one object (its raw JSON and typed
+// value), -f/--format.
+func inspectCommand(c *CLI, use, short string, get func(ctx context.Context, cl *client.Client, ref string) ([]byte, any, error)) *cobra.Command {
+	var f string
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cl, err := c.Client()
+			if err != nil {
+				return err
+			}
+			return inspectAll(c, f, args, func(ref string) ([]byte, any, error) {
+				return get(cmd.Context(), cl, ref)
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
+	return cmd
+}
+
 // inspectAll prints objects as docker inspect does: without a template, one
 // indented JSON array of the daemon's own bytes; with one, a line per object
 // (executed on the typed value, or on the raw JSON if that fails). Objects
@@ -355,10 +357,7 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 	if _, err := out.WriteTo(c.Out); err != nil {
 		return err
 	}
-	if len(errs) > 0 {
-		return statusError{code: ExitError, err: fmt.Errorf("%s", strings.Join(errs, "\n"))}
-	}
-	return nil
+	return joinedErrors(errs)
 }
 
 type historyOptions struct {
@@ -381,13 +380,7 @@ func newHistoryCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			f := o.format
-			switch {
-			case o.quiet && (f == "" || f == format.TableKey):
-				f = "{{.ID}}"
-			case f == "" || f == format.TableKey:
-				f = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
-			}
+			f := listFormat(o.format, o.quiet, "{{.ID}}", "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}")
 			w, err := format.NewWriter(c.Out, f, historyRow{human: o.human}.Headers())
 			if err != nil {
 				return err
@@ -502,10 +495,7 @@ func newRmiCommand(c *CLI) *cobra.Command {
 					}
 				}
 			}
-			if len(errs) > 0 {
-				return statusError{code: ExitError, err: fmt.Errorf("%s", strings.Join(errs, "\n"))}
-			}
-			return nil
+			return joinedErrors(errs)
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force removal of the image")

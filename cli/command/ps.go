@@ -88,16 +88,11 @@ func runPs(cmd *cobra.Command, c *CLI, o *psOptions) error {
 	if err != nil {
 		return err
 	}
-	f := o.format
-	switch {
-	case o.quiet && (f == "" || f == format.TableKey):
-		f = "{{.ID}}"
-	case f == "" || f == format.TableKey:
-		f = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
-		if o.size {
-			f += "\t{{.Size}}"
-		}
+	table := "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+	if o.size {
+		table += "\t{{.Size}}"
 	}
+	f := listFormat(o.format, o.quiet, "{{.ID}}", table)
 	opts := client.ContainerListOptions{All: o.all, Limit: o.last, Filters: o.filter.f,
 		// docker asks for sizes only when they are shown: they are costly.
 		Size: o.size || strings.Contains(f, ".Size") || wholeJSON.MatchString(f)}
@@ -196,14 +191,7 @@ func (r psRow) Size() string {
 	return rw
 }
 
-func (r psRow) Labels() string {
-	var l []string
-	for k, v := range r.c.Labels {
-		l = append(l, k+"="+v)
-	}
-	sort.Strings(l)
-	return strings.Join(l, ",")
-}
+func (r psRow) Labels() string { return strings.Join(sortedPairs(r.c.Labels), ",") }
 
 // Label is one label's value, as in {{.Label "k"}}.
 func (r psRow) Label(name string) string { return r.c.Labels[name] }

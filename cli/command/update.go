@@ -3,72 +3,18 @@ package command
 import (
 	"errors"
 	"fmt"
-	"math/big"
 	"strings"
 
-	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 
-// bytesFlag is docker's MemBytes: "64m", "1g", plain bytes.
-type bytesFlag int64
-
-func (b *bytesFlag) String() string {
-	if *b == 0 {
-		return "0"
-	}
-	return units.BytesSize(float64(*b))
-}
-func (b *bytesFlag) Type() string { return "bytes" }
-func (b *bytesFlag) Set(s string) error {
-	v, err := units.RAMInBytes(s)
-	*b = bytesFlag(v)
-	return err
-}
-
-// swapFlag is docker's MemSwapBytes: bytes, or -1 for unlimited.
-type swapFlag int64
-
-func (b *swapFlag) String() string { return (*bytesFlag)(b).String() }
-func (b *swapFlag) Type() string   { return "bytes" }
-func (b *swapFlag) Set(s string) error {
-	if s == "-1" {
-		*b = -1
-		return nil
-	}
-	return (*bytesFlag)(b).Set(s)
-}
-
-// nanoCPUsFlag is docker's NanoCPUs: a decimal number of CPUs.
-type nanoCPUsFlag int64
-
-func (n *nanoCPUsFlag) String() string {
-	if *n == 0 {
-		return ""
-	}
-	return big.NewRat(int64(*n), 1e9).FloatString(3)
-}
-func (n *nanoCPUsFlag) Type() string { return "decimal" }
-func (n *nanoCPUsFlag) Set(s string) error {
-	r, ok := new(big.Rat).SetString(s)
-	if !ok {
-		return fmt.Errorf("failed to parse %v as a rational number", s)
-	}
-	nano := r.Mul(r, big.NewRat(1e9, 1))
-	if !nano.IsInt() {
-		return errors.New("value is too precise")
-	}
-	*n = nanoCPUsFlag(nano.Num().Int64())
-	return nil
-}
-
 func newUpdateCommand(c *CLI) *cobra.Command {
 	var r container.Resources
-	var memory, reservation bytesFlag
-	var swap swapFlag
-	var cpus nanoCPUsFlag
+	var memory, reservation memBytes
+	var swap memSwapBytes
+	var cpus nanoCPUs
 	var pids int64
 	var restart string
 	cmd := &cobra.Command{

@@ -65,15 +65,8 @@ func (f *labelFlag) Set(v string) error {
 // mapFlag is a repeatable key=value option (--log-opt, --sysctl).
 type mapFlag map[string]string
 
-func (m *mapFlag) String() string {
-	var l []string
-	for k, v := range *m {
-		l = append(l, k+"="+v)
-	}
-	sort.Strings(l)
-	return "map[" + strings.Join(l, " ") + "]"
-}
-func (m *mapFlag) Type() string { return "map" }
+func (m *mapFlag) String() string { return "map[" + strings.Join(sortedPairs(*m), " ") + "]" }
+func (m *mapFlag) Type() string   { return "map" }
 func (m *mapFlag) Set(v string) error {
 	if *m == nil {
 		*m = mapFlag{}
@@ -207,10 +200,25 @@ func (m *mountsFlag) Set(v string) error {
 		case "bind-create-mountpoint":
 			bindOpts(&mt).CreateMountpoint = val == "" || val == "true" || val == "1"
 		case "volume-nocopy":
-			if mt.VolumeOptions == nil {
-				mt.VolumeOptions = &mount.VolumeOptions{}
+			volumeOpts(&mt).NoCopy = !hasVal || val == "true" || val == "1"
+		case "volume-subpath":
+			volumeOpts(&mt).Subpath = val
+		case "volume-driver":
+			driverOpts(&mt).Name = val
+		case "volume-opt":
+			k, v, _ := strings.Cut(val, "=")
+			d := driverOpts(&mt)
+			if d.Options == nil {
+				d.Options = map[string]string{}
 			}
-			mt.VolumeOptions.NoCopy = !hasVal || val == "true" || val == "1"
+			d.Options[k] = v
+		case "volume-label":
+			k, v, _ := strings.Cut(val, "=")
+			vo := volumeOpts(&mt)
+			if vo.Labels == nil {
+				vo.Labels = map[string]string{}
+			}
+			vo.Labels[k] = v
 		case "tmpfs-size":
 			n, err := units.RAMInBytes(val)
 			if err != nil {
@@ -239,6 +247,21 @@ func bindOpts(m *mount.Mount) *mount.BindOptions {
 		m.BindOptions = &mount.BindOptions{}
 	}
 	return m.BindOptions
+}
+
+func volumeOpts(m *mount.Mount) *mount.VolumeOptions {
+	if m.VolumeOptions == nil {
+		m.VolumeOptions = &mount.VolumeOptions{}
+	}
+	return m.VolumeOptions
+}
+
+func driverOpts(m *mount.Mount) *mount.Driver {
+	vo := volumeOpts(m)
+	if vo.DriverConfig == nil {
+		vo.DriverConfig = &mount.Driver{}
+	}
+	return vo.DriverConfig
 }
 
 func tmpfsOpts(m *mount.Mount) *mount.TmpfsOptions {

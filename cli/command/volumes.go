@@ -83,12 +83,7 @@ func newVolumeLsCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			switch {
-			case quiet && (f == "" || f == format.TableKey):
-				f = "{{.Name}}"
-			case f == "" || f == format.TableKey:
-				f = "table {{.Driver}}\t{{.Name}}"
-			}
+			f = listFormat(f, quiet, "{{.Name}}", "table {{.Driver}}\t{{.Name}}")
 			res, err := cl.VolumeList(cmd.Context(), client.VolumeListOptions{Filters: filter.f})
 			if err != nil {
 				return err
@@ -163,14 +158,7 @@ func (r volumeRow) Group() string { return "N/A" }
 // Status is a cluster volume's; local ones have none.
 func (r volumeRow) Status() string { return "N/A" }
 
-func (r volumeRow) Labels() string {
-	var l []string
-	for k, v := range r.v.Labels {
-		l = append(l, k+"="+v)
-	}
-	sort.Strings(l)
-	return strings.Join(l, ",")
-}
+func (r volumeRow) Labels() string { return strings.Join(sortedPairs(r.v.Labels), ",") }
 
 // Label is one label's value, as in {{.Label "k"}}.
 func (r volumeRow) Label(name string) string { return r.v.Labels[name] }
@@ -192,23 +180,7 @@ func (r volumeRow) Size() string {
 func (r volumeRow) MarshalJSON() ([]byte, error) { return format.MarshalRow(r) }
 
 func newVolumeInspectCommand(c *CLI) *cobra.Command {
-	var f string
-	cmd := &cobra.Command{
-		Use:   "inspect [OPTIONS] VOLUME [VOLUME...]",
-		Short: "Display detailed information on one or more volumes",
-		Args:  minArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := c.Client()
-			if err != nil {
-				return err
-			}
-			return inspectAll(c, f, args, func(name string) ([]byte, any, error) {
-				return inspectVolume(cmd.Context(), cl, name)
-			})
-		},
-	}
-	cmd.Flags().StringVarP(&f, "format", "f", "", formatHelpNoTable)
-	return cmd
+	return inspectCommand(c, "inspect [OPTIONS] VOLUME [VOLUME...]", "Display detailed information on one or more volumes", inspectVolume)
 }
 
 func inspectVolume(ctx context.Context, cl *client.Client, name string) ([]byte, any, error) {
@@ -232,18 +204,10 @@ func newVolumeRmCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var errs []string
-			for _, name := range args {
-				if _, err := cl.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force}); err != nil {
-					errs = append(errs, err.Error())
-					continue
-				}
-				fmt.Fprintln(c.Out, name)
-			}
-			if len(errs) > 0 {
-				return statusError{code: ExitError, err: errors.New(strings.Join(errs, "\n"))}
-			}
-			return nil
+			return c.each(args, func(name string) error {
+				_, err := cl.VolumeRemove(cmd.Context(), name, client.VolumeRemoveOptions{Force: force})
+				return err
+			})
 		},
 	}
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "Force the removal of one or more volumes")

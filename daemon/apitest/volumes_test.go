@@ -225,10 +225,14 @@ func TestVolumesLiveRestore(t *testing.T) {
 	if !isMount(t, data) {
 		t.Fatal("the second user's exit unmounted the volume of the first")
 	}
-	// (docker's CLI takes a 404 from create for a missing image and
-	// tries a pull, with dockerd too: asked directly.)
+	// 400, as dockerd 20.10: docker's CLI takes a 404 from create for a
+	// missing image and would try a pull.
 	mustContain(t, "--volumes-from missing", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
-		"-d", `{"Image":"busybox","HostConfig":{"VolumesFrom":["nosuch"]}}`, "http://x/containers/create"), "404 Not Found", "No such container: nosuch")
+		"-d", `{"Image":"busybox","HostConfig":{"VolumesFrom":["nosuch"]}}`, "http://x/containers/create"), "400 Bad Request", "No such container: nosuch")
+	if out, code := d.exitCode("run", "--rm", "--volumes-from", "nosuch", "busybox", "true"); code != 125 ||
+		!strings.Contains(out, "Error response from daemon: No such container: nosuch") || strings.Contains(out, "Unable to find image") {
+		t.Errorf("docker run --volumes-from nosuch: exit %d: %s", code, out)
+	}
 	mustContain(t, "--volumes-from bad mode", d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json",
 		"-d", `{"Image":"busybox","HostConfig":{"VolumesFrom":["live:rx"]}}`, "http://x/containers/create"), "400 Bad Request", "invalid mode: rx")
 

@@ -71,6 +71,8 @@ type Container struct {
 	ManuallyStopped bool
 	// MountPoints are the volumes it mounts (volumes.go).
 	MountPoints []MountPoint `json:",omitempty"`
+	// InheritedBinds are the host binds --volumes-from gave it.
+	InheritedBinds []InheritedBind `json:",omitempty"`
 
 	dir     string        // <data-root>/containers/<id>
 	changed chan struct{} // closed and replaced on every state change

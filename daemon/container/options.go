@@ -46,4 +46,6 @@ type CommitOptions struct {
 	Changes                               []string
 	// Config, when set, is laid over the container's run configuration.
 	Config *containertypes.Config
+	// Pause freezes a running container while its layer is taken.
+	Pause bool
 }

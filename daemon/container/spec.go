@@ -170,6 +170,9 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		}
 		extra = append(extra, m)
 	}
+	for _, b := range c.InheritedBinds {
+		extra = append(extra, b.SpecMount())
+	}
 	extra = append(extra, o.Volumes...)
 	for dst, opts := range hc.Tmpfs {
 		if !filepath.IsAbs(dst) {

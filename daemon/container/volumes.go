@@ -25,6 +25,9 @@ type MountPoint struct {
 	CopyData bool
 	// Anonymous volumes go with the container on rm -v and --rm.
 	Anonymous bool
+	// Subpath, when set, is the path inside the volume that is mounted
+	// (--mount volume-subpath=...).
+	Subpath string `json:",omitempty"`
 	// DriverOpts and Labels are for a volume --mount creates.
 	DriverOpts map[string]string `json:",omitempty"`
 	Labels     map[string]string `json:",omitempty"`
@@ -86,10 +89,13 @@ func VolumeFromMount(m mount.Mount) (MountPoint, error) {
 	}
 	if vo := m.VolumeOptions; vo != nil {
 		if vo.Subpath != "" {
-			// A subpath has to be bound without a path the container
-			// could swap for a symlink: not done yet, and refused rather
-			// than mounting the whole volume.
-			return MountPoint{}, errdefs.NotImplemented("volume subpaths are not supported yet")
+			if mp.Anonymous {
+				return MountPoint{}, errdefs.Invalid("invalid mount config for type \"volume\": must not set Subpath when using anonymous volumes")
+			}
+			if !filepath.IsLocal(vo.Subpath) {
+				return MountPoint{}, errdefs.Invalid("invalid mount config for type \"volume\": subpath must be a relative path within the volume")
+			}
+			mp.Subpath = vo.Subpath
 		}
 		mp.CopyData = !vo.NoCopy
 		mp.Labels = maps.Clone(vo.Labels)

@@ -69,9 +69,16 @@ func TestPlanVolumes(t *testing.T) {
 		t.Errorf("unknown driver: %v", err)
 	}
 	_, err = PlanVolumes(&containertypes.HostConfig{Mounts: []mount.Mount{{Type: mount.TypeVolume, Source: "v1", Target: "/d",
-		VolumeOptions: &mount.VolumeOptions{Subpath: "sub"}}}}, nil, nil, nil)
-	if !errdefs.Is(err, errdefs.KindNotImplemented) {
+		VolumeOptions: &mount.VolumeOptions{Subpath: "sub/x"}}}}, nil, nil, nil)
+	if err != nil {
 		t.Errorf("subpath: %v", err)
+	}
+	for _, m := range []mount.Mount{{Type: mount.TypeVolume, Source: "v1", Target: "/d", VolumeOptions: &mount.VolumeOptions{Subpath: "../x"}},
+		{Type: mount.TypeVolume, Source: "v1", Target: "/d", VolumeOptions: &mount.VolumeOptions{Subpath: "/x"}},
+		{Type: mount.TypeVolume, Target: "/d", VolumeOptions: &mount.VolumeOptions{Subpath: "x"}}} {
+		if _, err := PlanVolumes(&containertypes.HostConfig{Mounts: []mount.Mount{m}}, nil, nil, nil); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("subpath %q of %q: %v", m.VolumeOptions.Subpath, m.Source, err)
+		}
 	}
 	if _, err := PlanVolumes(&containertypes.HostConfig{VolumeDriver: "nfs"}, nil, nil, nil); !errdefs.Is(err, errdefs.KindNotFound) {
 		t.Errorf("--volume-driver nfs: %v", err)

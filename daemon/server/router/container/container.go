@@ -100,6 +100,9 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if body.Config == nil {
 		return errdefs.Invalid("config cannot be empty in order to create a container")
 	}
+	if err := checkCreateVersion(httputils.VersionFromContext(ctx), body.HostConfig); err != nil {
+		return err
+	}
 	resp, err := r.b.ContainerCreate(ctx, req.Form.Get("name"), body.Config, body.HostConfig)
 	if err != nil {
 		return err
@@ -473,7 +476,8 @@ func (r *Router) commit(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	o := ctr.CommitOptions{Container: req.Form.Get("container"), Repo: req.Form.Get("repo"), Tag: req.Form.Get("tag"),
-		Comment: req.Form.Get("comment"), Author: req.Form.Get("author"), Changes: req.Form["changes"]}
+		Comment: req.Form.Get("comment"), Author: req.Form.Get("author"), Changes: req.Form["changes"],
+		Pause: req.Form.Get("pause") == "" || httputils.BoolValue(req, "pause")} // pause unless told not to
 	if req.ContentLength > 0 {
 		o.Config = &containertypes.Config{}
 		if err := httputils.DecodeJSON(req, o.Config); err != nil {
