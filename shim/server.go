@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/trace"
 	"berth.dev/berth/shim/logs"
 )
 
@@ -30,6 +31,7 @@ func Main(args []string) int {
 		return InitReaper(args[1:])
 	}
 	if len(args) > 1 && args[1] == "--spare" {
+		prepare()
 		if args = spareArgs(); args == nil {
 			return 0 // not needed after all
 		}
@@ -91,17 +93,15 @@ func serve(args []string) error {
 	if InProcess != nil {
 		s.inproc = InProcess(s.rt)
 	}
-	// A shim is one of many; a small heap matters more than GC time, and
-	// heap profiling's bucket table alone is bigger than its heap.
-	goruntime.MemProfileRate = 0
-	debug.SetGCPercent(25)
-	debug.SetMemoryLimit(4 << 20)
-	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	if early == nil {
+		prepare()
+	}
 
 	var ready *os.File
 	if readyFd >= 0 {
 		ready = os.NewFile(uintptr(readyFd), "ready")
 	}
+	trace.Step("shim: arguments read")
 	err := s.setup(tty, stdin, uint16(height), uint16(width), lc)
 	if ready != nil {
 		msg := "ok\n"
@@ -129,11 +129,37 @@ func serve(args []string) error {
 	return nil
 }
 
-func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
+// early is what a shim sets up before knowing its container, which a
+// spare does while it waits for its arguments: off the start's path (the
+// signal handlers alone are round trips to the Go runtime's signal thread).
+var early *struct {
+	reaper *reaper
+	err    error // of becoming a subreaper
+}
+
+func prepare() {
+	// A shim is one of many; a small heap matters more than GC time, and
+	// heap profiling's bucket table alone is bigger than its heap.
+	goruntime.MemProfileRate = 0
+	debug.SetGCPercent(25)
+	debug.SetMemoryLimit(4 << 20)
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	early = &struct {
+		reaper *reaper
+		err    error
+	}{}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become a subreaper: %w", err)
+		early.err = fmt.Errorf("become a subreaper: %w", err)
+		return
 	}
-	s.reaper = newReaper()
+	early.reaper = newReaper()
+}
+
+func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
+	if early.err != nil {
+		return early.err
+	}
+	s.reaper = early.reaper
 	fd, err := unix.Open(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open state dir: %w", err)
@@ -261,6 +287,8 @@ func (s *shim) handle(c *net.UnixConn) {
 		reply(c, &response{Error: "bad request: " + err.Error(), Kind: int(errdefs.KindInvalid)})
 		return
 	}
+	trace.Step("shim: " + req.Op)
+	defer trace.Step("shim: " + req.Op + " answered")
 	var resp response
 	switch req.Op {
 	case "attach":
@@ -316,7 +344,12 @@ func (s *shim) do(req *request, resp *response) error {
 	}
 	switch req.Op {
 	case "start":
-		return p.start()
+		if err := p.start(); err != nil {
+			return err
+		}
+		st := p.state() // saves the starter a state request
+		resp.State = &st
+		return nil
 	case "state":
 		st := p.state()
 		resp.State = &st
