@@ -171,17 +171,24 @@ func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
 			return err
 		}
 	}
+	// The socket and pid file first: the starter waits from the runtime's
+	// create to the ready message, and nothing answers on the socket until
+	// then (the accept loop starts after it).
+	if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	if err := s.listen(); err != nil {
+		return err
+	}
 	p, err := s.newProc("", tty, stdin)
 	if err != nil {
 		return err
 	}
 	s.init = p
-	if err := p.create(h, w); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
+	return p.create(h, w)
+}
+
+func (s *shim) listen() error {
 	sock := s.path(SocketName)
 	os.Remove(sock)
 	old := unix.Umask(0o077) // the socket is born private
