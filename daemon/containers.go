@@ -465,7 +465,9 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
 	ooms := oomKills(c.ID) // before the shim's shutdown removes the cgroup
-	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+	// The shim's process ends while the root is unmounted and the exit
+	// recorded; the monitor waits for it before anyone hears of the exit.
+	if err := r.shim.ShutdownAsync(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
 	}
 	trace.Step("monitor: shim shut down")
@@ -493,8 +495,12 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		c.SetStatus(container.StatusRestarting)
 	}
 	c.Unlock()
+	r.shim.WaitGone()
+	trace.Step("monitor: shim gone")
 	d.ctrs.mu.Lock()
-	delete(d.ctrs.running, c.ID)
+	if d.ctrs.running[c.ID] == r { // not a start that came meanwhile
+		delete(d.ctrs.running, c.ID)
+	}
 	d.ctrs.mu.Unlock()
 	close(r.done)
 	if ooms > 0 {

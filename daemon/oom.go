@@ -17,17 +17,9 @@ import (
 // runtime's delete removes the cgroup (the monitor does, before the
 // shim's shutdown). 0 when the cgroup or the file is gone.
 func oomKills(id string) uint64 {
-	m, err := cgroups.New(containerCgroup(id), id, nil)
-	if err != nil {
+	file := oomFile(id)
+	if file == "" {
 		return 0
-	}
-	paths := m.Paths()
-	file := filepath.Join(paths["memory"], "memory.oom_control")
-	if paths["memory"] == "" {
-		if paths[""] == "" {
-			return 0
-		}
-		file = filepath.Join(paths[""], "memory.events")
 	}
 	b, err := os.ReadFile(file)
 	if err != nil {
@@ -40,6 +32,34 @@ func oomKills(id string) uint64 {
 		}
 	}
 	return 0
+}
+
+// oomFile is the file that counts the container's OOM kills. On the plain
+// layouts (v1 controllers under /sys/fs/cgroup/<controller>, or v2 at
+// /sys/fs/cgroup) the path is known without asking the cgroup library,
+// whose look-up (mountinfo) cost every exit a millisecond here.
+func oomFile(id string) string {
+	rel := containerCgroup(id)
+	if filepath.IsAbs(rel) {
+		if st, err := os.Stat("/sys/fs/cgroup/memory"); err == nil && st.IsDir() {
+			return filepath.Join("/sys/fs/cgroup/memory", rel, "memory.oom_control")
+		}
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+			return filepath.Join("/sys/fs/cgroup", rel, "memory.events")
+		}
+	}
+	m, err := cgroups.New(rel, id, nil)
+	if err != nil {
+		return ""
+	}
+	paths := m.Paths()
+	if paths["memory"] != "" {
+		return filepath.Join(paths["memory"], "memory.oom_control")
+	}
+	if paths[""] != "" {
+		return filepath.Join(paths[""], "memory.events")
+	}
+	return ""
 }
 
 // initOOMKilled is State.OOMKilled: the OOM killer killed something in

@@ -393,10 +393,23 @@ func (c *Client) Shutdown(ctx context.Context) error {
 	}
 	// The shim exits right after answering; wait for it (our child is
 	// reaped by Start's goroutine, others by their reaper).
+	c.WaitGone()
+	return nil
+}
+
+// ShutdownAsync is Shutdown without waiting for the shim's process to
+// end (about a millisecond of Go and kernel exit): WaitGone does, later.
+func (c *Client) ShutdownAsync(ctx context.Context) error {
+	_, err := c.simple(ctx, &request{Op: "shutdown"})
+	return err
+}
+
+// WaitGone waits (up to 5 s) for the shim's process to end after a
+// shutdown.
+func (c *Client) WaitGone() {
 	if c.pid > 0 {
 		waitGone(c.pid, 5*time.Second)
 	}
-	return nil
 }
 
 // waitGone waits up to limit for process pid to end. A pidfd becomes

@@ -513,8 +513,11 @@ func errResp(err error) *response {
 	return &response{Error: err.Error(), Kind: int(errdefs.KindOf(err))}
 }
 
-// writeExit records e in dir/exit.json atomically and durably: a daemon
-// that was down learns the exit from it.
+// writeExit records e in dir/exit.json atomically: a daemon that was down
+// learns the exit from it. Not synced: it is for a daemon that died, not
+// the machine (after an OS crash no shim and no container is left, and the
+// exec root is usually a tmpfs), and the two fsyncs cost every exit about
+// a millisecond before any waiter heard of it.
 func writeExit(dir string, e *Exit) error {
 	b, _ := json.Marshal(e)
 	tmp := filepath.Join(dir, ExitName+".tmp")
@@ -523,9 +526,6 @@ func writeExit(dir string, e *Exit) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -534,11 +534,6 @@ func writeExit(dir string, e *Exit) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return err
 }
