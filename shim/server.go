@@ -138,11 +138,8 @@ var early *struct {
 }
 
 func prepare() {
-	// A shim is one of many; a small heap matters more than GC time, and
-	// heap profiling's bucket table alone is bigger than its heap.
+	// Heap profiling's bucket table alone is bigger than a shim's heap.
 	goruntime.MemProfileRate = 0
-	debug.SetGCPercent(25)
-	debug.SetMemoryLimit(4 << 20)
 	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
 	early = &struct {
 		reaper *reaper
@@ -221,10 +218,18 @@ var settling atomic.Bool
 // settle gives the heap back to the kernel a moment after a burst of work
 // (create, start, a request): a shim spends its life idle, and what the Go
 // scavenger would return only slowly is resident memory per container.
+// That is also when the shim's heap is kept small (a collection at 25%
+// growth, a 4 MiB soft limit): one of many idle shims, its size matters
+// more than GC time. Not before: the whole binary's initialisation leaves
+// the heap near such a limit, and the collector then ran all through a
+// container's start (2-3 ms of it). Set after every burst, as the
+// runtime's in-process steps lift them for their duration.
 func (s *shim) settle() {
 	if settling.CompareAndSwap(false, true) {
 		time.AfterFunc(300*time.Millisecond, func() {
 			settling.Store(false)
+			debug.SetGCPercent(25)
+			debug.SetMemoryLimit(4 << 20)
 			debug.FreeOSMemory()
 		})
 	}
