@@ -20,9 +20,11 @@ func (d *daemon) rootMount(t *testing.T, id string) *mountinfo.Info {
 	return ms[0]
 }
 
-func hasOption(opts, o string) bool {
+// volatile says whether an overlay's super options have it volatile
+// ("volatile"; "fsync=volatile" since Linux 6.x).
+func volatile(opts string) bool {
 	for _, x := range strings.Split(opts, ",") {
-		if x == o {
+		if x == "volatile" || x == "fsync=volatile" {
 			return true
 		}
 	}
@@ -42,10 +44,10 @@ func TestRunRmVolatileAndTrash(t *testing.T) {
 	}
 	rm := strings.TrimSpace(d.mustDocker("run", "-d", "--rm", "busybox", "sleep", "1000"))
 	kept := strings.TrimSpace(d.mustDocker("run", "-d", "busybox", "sleep", "1000"))
-	if m := d.rootMount(t, rm); m.FSType != "overlay" || !hasOption(m.VFSOptions, "volatile") {
+	if m := d.rootMount(t, rm); m.FSType != "overlay" || !volatile(m.VFSOptions) {
 		t.Errorf("--rm root: %s %q, want a volatile overlay", m.FSType, m.VFSOptions)
 	}
-	if m := d.rootMount(t, kept); hasOption(m.VFSOptions, "volatile") {
+	if m := d.rootMount(t, kept); volatile(m.VFSOptions) {
 		t.Errorf("root of a kept container is volatile: %q", m.VFSOptions)
 	}
 	d.mustDocker("rm", "-f", rm, kept)
