@@ -46,7 +46,9 @@ type Daemon struct {
 	lock         *os.File     // flock on <data-root>/berth.lock: one daemon per data root
 	spares       *shim.Spares // a shim started ahead of the next container start
 	mu           sync.RWMutex // guards what Reload changes in cfg
-	trashWG      sync.WaitGroup
+	trashMu      sync.Mutex
+	trashClosed  bool
+	trashWG      sync.WaitGroup // deletions in the background (trash.go)
 }
 
 // New opens the data root and the stores under it. A data root another
@@ -184,7 +186,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	d.closeContainers()
-	d.trashWG.Wait()
+	d.closeTrash()
 	err := d.images.Close()
 	d.lock.Close()
 	return err

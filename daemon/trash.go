@@ -39,12 +39,28 @@ func (d *Daemon) discard(root, dir string) error {
 	if err != nil {
 		return os.RemoveAll(dir) // another file system, or the like
 	}
+	d.trashMu.Lock()
+	if d.trashClosed { // the daemon is closing: no more background work
+		d.trashMu.Unlock()
+		d.deleteTrash(dst)
+		return nil
+	}
 	d.trashWG.Add(1)
+	d.trashMu.Unlock()
 	go func() {
 		defer d.trashWG.Done()
 		d.deleteTrash(dst)
 	}()
 	return nil
+}
+
+// closeTrash waits for the background deletions; later ones are done in
+// place.
+func (d *Daemon) closeTrash() {
+	d.trashMu.Lock()
+	d.trashClosed = true
+	d.trashMu.Unlock()
+	d.trashWG.Wait()
 }
 
 // emptyTrash deletes what is in root's trash (a daemon that died before
