@@ -13,6 +13,8 @@
 #
 #   bench/daemon.sh [RUNS [ROUNDS [N]]]   # as root; 30 runs, 3 rounds, N=100
 #   BERTH_BIN=/path/to/berth bench/daemon.sh
+#   BERTH_BASE=/path/to/berth bench/daemon.sh   # and that berth too (its own
+#       daemon, driven by the docker CLI and its own CLI) in the same rounds
 #
 # berth is driven by the docker CLI (the same client as for dockerd, so the
 # daemons are compared) and by its own CLI when that has `run`.
@@ -28,7 +30,7 @@ for t in hyperfine docker dockerd busybox python3; do
 done
 
 work=$(mktemp -d /var/tmp/berth-bench-daemon.XXXXXX)
-berthd_pid='' dockerd_pid=''
+berthd_pid='' dockerd_pid='' based_pid=''
 stop() { # pid: TERM, then KILL after 30 s
 	[ -n "$1" ] || return 0
 	kill "$1" 2>/dev/null || return 0
@@ -41,6 +43,11 @@ cleanup() {
 		mapfile -t ids < <(docker -H "$B" ps -aq 2>/dev/null)
 		[ ${#ids[@]} -gt 0 ] && docker -H "$B" rm -f "${ids[@]}" >/dev/null 2>&1
 		stop "$berthd_pid"
+	fi
+	if [ -n "$based_pid" ]; then
+		mapfile -t ids < <(docker -H "$BB" ps -aq 2>/dev/null)
+		[ ${#ids[@]} -gt 0 ] && docker -H "$BB" rm -f "${ids[@]}" >/dev/null 2>&1
+		stop "$based_pid"
 	fi
 	if [ -n "$dockerd_pid" ]; then
 		mapfile -t ids < <(docker -H "$D" ps -aq 2>/dev/null)
@@ -86,6 +93,15 @@ dockerd --host "$D" --data-root "$work/docker-data" --exec-root "$work/docker-ex
 	--storage-driver overlay2 --containerd-namespace berth-bench \
 	--containerd-plugins-namespace berth-bench-plugins >"$work/dockerd.log" 2>&1 &
 dockerd_pid=$!
+BB=unix://$work/berth-base.sock
+if [ -n "${BERTH_BASE:-}" ]; then
+	cp "$BERTH_BASE" "$work/berth-base"
+	"$work/berth-base" daemon -H "$BB" --data-root "$work/base-data" --exec-root "$work/base-exec" \
+		--config-file "$work/daemon.json" >"$work/based.log" 2>&1 &
+	based_pid=$!
+	up "$BB"
+	docker -H "$BB" import "$work/busybox.tar" busybox:latest >/dev/null
+fi
 up "$B"
 up "$D"
 docker -H "$B" import "$work/busybox.tar" busybox:latest >/dev/null
@@ -102,6 +118,19 @@ if "$work/berth" run --help 2>/dev/null | grep -q "berth run"; then
 	run+=("$work/berth -H $B run --rm --network none busybox true")
 	create+=("sh -c '$work/berth -H $B rm \$($work/berth -H $B create --network none busybox true) >/dev/null'")
 	ps+=("$work/berth -H $B ps -a")
+fi
+if [ -n "$based_pid" ]; then
+	base=$work/berth-base
+	names+=(berth-base)
+	run+=("docker -H $BB run --rm --network none busybox true")
+	create+=("sh -c 'docker -H $BB rm \$(docker -H $BB create --network none busybox true) >/dev/null'")
+	ps+=("docker -H $BB ps -a")
+	if "$base" run --help 2>/dev/null | grep -q "berth run"; then
+		names+=(berth-base-cli)
+		run+=("$base -H $BB run --rm --network none busybox true")
+		create+=("sh -c '$base -H $BB rm \$($base -H $BB create --network none busybox true) >/dev/null'")
+		ps+=("$base -H $BB ps -a")
+	fi
 fi
 podman=
 if command -v podman >/dev/null; then
@@ -136,15 +165,22 @@ bench run "${run[@]}"
 bench create "${create[@]}"
 for i in $(seq 20); do
 	docker -H "$B" create --network none busybox true >/dev/null
+	[ -n "$based_pid" ] && docker -H "$BB" create --network none busybox true >/dev/null
 	docker -H "$D" create --network none busybox true >/dev/null
 	# shellcheck disable=SC2086 # $podman and $pflags are word lists
 	[ -n "$podman" ] && $podman create $pflags busybox true >/dev/null
 done
 bench ps "${ps[@]}"
-for h in "$B" "$D"; do
+hosts=("$B" "$D")
+[ -n "$based_pid" ] && hosts+=("$BB")
+for h in "${hosts[@]}"; do
 	mapfile -t ids < <(docker -H "$h" ps -aq)
 	docker -H "$h" rm "${ids[@]}" >/dev/null
 done
+if [ -n "$based_pid" ]; then # memory is the tree's berth against docker's
+	stop "$based_pid"
+	based_pid=
+fi
 [ -n "$podman" ] && $podman rm -a >/dev/null
 
 # Memory: the processes whose command line names this run's directory are

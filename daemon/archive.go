@@ -261,6 +261,11 @@ func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir s
 	if err != nil {
 		return err
 	}
+	c.Lock()
+	if c.HostConfig.AutoRemove {
+		mounts = withVolatile(mounts)
+	}
+	c.Unlock()
 	if err := snapshot.MountAll(mounts, dir); err != nil {
 		return fmt.Errorf("mount container %s: %w", c.ID, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"berth.dev/berth/daemon/container"
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/trace"
 	berthruntime "berth.dev/berth/runtime"
 	"berth.dev/berth/shim"
 	"berth.dev/berth/shim/logs"
@@ -289,14 +290,21 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if err != nil {
 		return nil, err
 	}
+	c.Lock()
+	if c.HostConfig.AutoRemove {
+		mounts = withVolatile(mounts)
+	}
+	c.Unlock()
 	rootfs := c.RootfsPath()
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, err
 	}
 	_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	trace.Step("start: mounts known")
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
 		return nil, fmt.Errorf("mount container %s: %w", c.ID, err)
 	}
+	trace.Step("start: root mounted")
 	ok := false
 	defer func() {
 		if !ok {
@@ -335,6 +343,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if err != nil {
 		return nil, err
 	}
+	trace.Step("start: spec made")
 	resolv, _ := os.ReadFile("/etc/resolv.conf")
 	if err := container.WriteEtcFiles(c, spec.Hostname, hostNet, resolv); err != nil {
 		return nil, err
@@ -361,17 +370,24 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		}
 	}
 	d.forgetExecs(c.ID)
+	trace.Step("start: bundle written")
 	client, err := shim.Start(ctx, shim.Options{ID: c.ID, Bundle: bundle, StateDir: state, Tty: tty, Stdin: stdin,
 		Height: h, Width: w, Log: logCfg, Runtime: rtCmd, Spares: d.spares})
 	if err != nil {
 		return nil, err
 	}
+	trace.Step("start: shim created the container")
 	d.connectPending(ctx, c.ID, client)
-	if err := client.Start(ctx, ""); err != nil && !startRaced(err) {
+	trace.Step("start: attaches connected")
+	st, err := client.StartState(ctx, "")
+	if err != nil && !startRaced(err) {
 		d.abandonShim(client, c.ID)
 		return nil, err
 	}
-	st, err := client.State(ctx, "")
+	trace.Step("start: started")
+	if err != nil {
+		st, err = client.State(ctx, "")
+	}
 	if err != nil {
 		d.abandonShim(client, c.ID)
 		return nil, err
@@ -387,6 +403,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		d.log.Warn("save container", "id", c.ID, "error", err)
 	}
 	c.Unlock()
+	trace.Step("start: state saved")
 	d.publishContainer(c, events.ActionStart, nil)
 	go d.monitor(c, r)
 	d.startHealth(c, r, false)
@@ -446,6 +463,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		// The shim is gone (killed); its exit.json may still tell.
 		exit, err = shim.ReadExit(d.shimDir(c.ID))
 	}
+	trace.Step("monitor: exit known")
 	code, at, msg := 255, time.Now().UTC(), ""
 	if err != nil {
 		msg = "shim lost: " + err.Error()
@@ -453,27 +471,42 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
 	ooms := oom.stop() // before the shim's shutdown removes the cgroup
-	if err := r.shim.Shutdown(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+	// The shim's process ends while the root is unmounted and the exit
+	// recorded; the monitor waits for it before anyone hears of the exit.
+	if err := r.shim.ShutdownAsync(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		d.log.Warn("shim shutdown", "id", c.ID, "error", err)
 	}
+	trace.Step("monitor: shim shut down")
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		d.log.Warn("unmount container root", "id", c.ID, "error", err)
 	}
 	d.unmountVolumes(c)
+	trace.Step("monitor: unmounted")
 	c.Lock()
 	c.SetExited(code, at, msg)
 	c.State.OOMKilled = ooms > 0 // as dockerd: any kill in the run, the init's or not
-	if err := c.Save(); err != nil {
-		d.log.Warn("save container", "id", c.ID, "error", err)
-	}
 	auto := c.HostConfig.AutoRemove
 	restart := !d.shuttingDown.Load() && c.ShouldRestart()
+	save := c.Save
+	if auto && !restart {
+		// Removed next: after an OS crash it would be removed anyway
+		// (restore finds it running, its shim gone).
+		save = c.SaveLazy
+	}
+	if err := save(); err != nil {
+		d.log.Warn("save container", "id", c.ID, "error", err)
+	}
+	trace.Step("monitor: exit saved")
 	if restart {
 		c.SetStatus(container.StatusRestarting)
 	}
 	c.Unlock()
+	r.shim.WaitGone()
+	trace.Step("monitor: shim gone")
 	d.ctrs.mu.Lock()
-	delete(d.ctrs.running, c.ID)
+	if d.ctrs.running[c.ID] == r { // not a start that came meanwhile
+		delete(d.ctrs.running, c.ID)
+	}
 	d.ctrs.mu.Unlock()
 	close(r.done)
 	d.publishContainer(c, events.ActionDie, map[string]string{"exitCode": strconv.Itoa(code)})
@@ -739,13 +772,21 @@ func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error 
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		return fmt.Errorf("remove container %s: unmount: %w", c.ID, err)
 	}
+	trace.Step("remove: unmounted")
 	if err := d.images.RemoveContainer(ctx, c.ID); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	if err := os.RemoveAll(d.shimDir(c.ID)); err != nil {
+	trace.Step("remove: snapshot removed")
+	if err := d.discard(d.cfg.ExecRoot, d.shimDir(c.ID)); err != nil {
 		return fmt.Errorf("remove container %s: %w", c.ID, err)
 	}
-	return d.ctrs.store.Delete(c)
+	trace.Step("remove: shim dir removed")
+	if err := d.discard(d.cfg.DataRoot, c.Dir()); err != nil {
+		return fmt.Errorf("remove container %s: %w", c.ID, err)
+	}
+	err := d.ctrs.store.Delete(c)
+	trace.Step("remove: record removed")
+	return err
 }
 
 // RestoreContainers reattaches to the shims of containers that ran when

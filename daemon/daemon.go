@@ -46,6 +46,9 @@ type Daemon struct {
 	lock         *os.File     // flock on <data-root>/berth.lock: one daemon per data root
 	spares       *shim.Spares // a shim started ahead of the next container start
 	mu           sync.RWMutex // guards what Reload changes in cfg
+	trashMu      sync.Mutex
+	trashClosed  bool
+	trashWG      sync.WaitGroup // deletions in the background (trash.go)
 }
 
 // New opens the data root and the stores under it. A data root another
@@ -82,6 +85,8 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		lock.Close()
 		return nil, fmt.Errorf("open image store in %s: %w", cfg.DataRoot, err)
 	}
+	d.emptyTrash(cfg.DataRoot)
+	d.emptyTrash(cfg.ExecRoot)
 	if err := d.openContainers(); err != nil {
 		d.images.Close()
 		lock.Close()
@@ -181,6 +186,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	d.closeContainers()
+	d.closeTrash()
 	err := d.images.Close()
 	d.lock.Close()
 	return err

@@ -231,6 +231,13 @@ func (d *Daemon) ContainerExecStart(ctx context.Context, id string, detach bool,
 			so.Stderr = &stdWriter{w: stdout, stream: 2, mu: &mu}
 		}
 	}
+	gate := &startGate{}
+	if so.Stdout != nil {
+		so.Stdout = gate.writer(so.Stdout)
+	}
+	if so.Stderr != nil {
+		so.Stderr = gate.writer(so.Stderr)
+	}
 	detached := make(chan struct{})
 	var once sync.Once
 	var att *shim.Attachment
@@ -254,6 +261,7 @@ func (d *Daemon) ContainerExecStart(ctx context.Context, id string, detach bool,
 	att = a
 	attMu.Unlock()
 	if err := client.Start(bg, id); err != nil {
+		gate.release(false)
 		a.Close()
 		_ = client.DeleteExec(bg, id)
 		// The stream is the client's now: the error goes into it, as
@@ -272,6 +280,7 @@ func (d *Daemon) ContainerExecStart(ctx context.Context, id string, detach bool,
 		e.mu.Unlock()
 		return nil
 	}
+	gate.release(true)
 	d.execStarted(bg, client, e)
 	done := make(chan error, 1)
 	go func() { done <- a.Wait() }()

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/trace"
 	"github.com/moby/moby/api/types/events"
 )
 
@@ -17,8 +18,10 @@ import (
 func (d *Daemon) job(ctx context.Context, name string, mutates bool, fn func(context.Context) error) error {
 	start := time.Now()
 	d.log.Debug("job start", "job", name)
+	trace.Step("job " + name)
 	err := fn(ctx)
 	dur := time.Since(start)
+	trace.Step("job " + name + " done")
 	if err != nil {
 		d.log.Debug("job done", "job", name, "duration", dur, "outcome", "error", "kind", errdefs.KindOf(err).String(), "error", err)
 		if mutates {

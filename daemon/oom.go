@@ -34,9 +34,22 @@ func oomKills(id string) uint64 {
 
 // oomFiles are the file that counts the container's OOM kills and, on
 // cgroup v1, the memory cgroup's directory (where its cgroup.event_control
-// is); both "" when the container has no memory cgroup.
+// is); both "" when the container has no memory cgroup. On the plain
+// layouts (v1 controllers under /sys/fs/cgroup/<controller>, or v2 at
+// /sys/fs/cgroup) the path is known without asking the cgroup library,
+// whose look-up (mountinfo) cost every exit a millisecond here.
 func oomFiles(id string) (counter, v1dir string) {
-	m, err := cgroups.New(containerCgroup(id), id, nil)
+	rel := containerCgroup(id)
+	if filepath.IsAbs(rel) {
+		if st, err := os.Stat("/sys/fs/cgroup/memory"); err == nil && st.IsDir() {
+			dir := filepath.Join("/sys/fs/cgroup/memory", rel)
+			return filepath.Join(dir, "memory.oom_control"), dir
+		}
+		if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+			return filepath.Join("/sys/fs/cgroup", rel, "memory.events"), ""
+		}
+	}
+	m, err := cgroups.New(rel, id, nil)
 	if err != nil {
 		return "", ""
 	}

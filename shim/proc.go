@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"berth.dev/berth/internal/trace"
+
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/shim/logs"
 )
@@ -222,6 +224,7 @@ func (p *proc) takeConsole(cs *consoleSocket, h, w uint16) error {
 func (p *proc) waitExit(ws <-chan unix.WaitStatus) {
 	st := <-ws
 	now := time.Now()
+	trace.Step("shim: exit reaped")
 	drained := make(chan struct{})
 	go func() { p.outputs.Wait(); close(drained) }()
 	select {
@@ -245,6 +248,7 @@ func (p *proc) waitExit(ws <-chan unix.WaitStatus) {
 			fmt.Fprintln(os.Stderr, "berth shim: record exit:", err)
 		}
 	}
+	trace.Step("shim: exit recorded")
 	p.finish()
 }
 

@@ -6,7 +6,7 @@
 // spawn one, Connect after a restart). The package also holds `berth
 // init-reaper`, the PID 1 that --init puts in a container.
 //
-// Lifetime: the shim records the exit in exit.json (written and synced
+// Lifetime: the shim records the exit in exit.json (written atomically
 // before any waiter is told), then stays until the daemon sends shutdown
 // (runtime delete, then it exits), however long that takes: with live
 // restore the daemon comes back, and an idle shim costs about 1.5 MB. A

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"berth.dev/berth/internal/trace"
 )
 
 // InProcess, when set, runs berth's own runtime inside the shim instead of
@@ -33,6 +35,8 @@ type Runner func(stdio []*os.File, logPath string, args []string) (handled bool,
 // container's own); otherwise it gets /dev/null and a file in the state dir
 // for its errors. The runtime's own log (--log) goes to the state dir.
 func (s *shim) runtime(stdio []*os.File, args ...string) error {
+	trace.Step("shim: runtime " + args[0])
+	defer trace.Step("shim: runtime " + args[0] + " done")
 	if s.inproc != nil {
 		if handled, err := s.inproc(stdio, s.path(rtLog), args); handled {
 			if err != nil {

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/trace"
 	"berth.dev/berth/shim/logs"
 )
 
@@ -30,6 +31,7 @@ func Main(args []string) int {
 		return InitReaper(args[1:])
 	}
 	if len(args) > 1 && args[1] == "--spare" {
+		prepare()
 		if args = spareArgs(); args == nil {
 			return 0 // not needed after all
 		}
@@ -91,17 +93,15 @@ func serve(args []string) error {
 	if InProcess != nil {
 		s.inproc = InProcess(s.rt)
 	}
-	// A shim is one of many; a small heap matters more than GC time, and
-	// heap profiling's bucket table alone is bigger than its heap.
-	goruntime.MemProfileRate = 0
-	debug.SetGCPercent(25)
-	debug.SetMemoryLimit(4 << 20)
-	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	if early == nil {
+		prepare()
+	}
 
 	var ready *os.File
 	if readyFd >= 0 {
 		ready = os.NewFile(uintptr(readyFd), "ready")
 	}
+	trace.Step("shim: arguments read")
 	err := s.setup(tty, stdin, uint16(height), uint16(width), lc)
 	if ready != nil {
 		msg := "ok\n"
@@ -129,11 +129,34 @@ func serve(args []string) error {
 	return nil
 }
 
-func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
+// early is what a shim sets up before knowing its container, which a
+// spare does while it waits for its arguments: off the start's path (the
+// signal handlers alone are round trips to the Go runtime's signal thread).
+var early *struct {
+	reaper *reaper
+	err    error // of becoming a subreaper
+}
+
+func prepare() {
+	// Heap profiling's bucket table alone is bigger than a shim's heap.
+	goruntime.MemProfileRate = 0
+	signal.Ignore(unix.SIGHUP, unix.SIGPIPE, unix.SIGINT, unix.SIGTERM)
+	early = &struct {
+		reaper *reaper
+		err    error
+	}{}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("become a subreaper: %w", err)
+		early.err = fmt.Errorf("become a subreaper: %w", err)
+		return
 	}
-	s.reaper = newReaper()
+	early.reaper = newReaper()
+}
+
+func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
+	if early.err != nil {
+		return early.err
+	}
+	s.reaper = early.reaper
 	fd, err := unix.Open(s.dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("open state dir: %w", err)
@@ -145,17 +168,24 @@ func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
 			return err
 		}
 	}
+	// The socket and pid file first: the starter waits from the runtime's
+	// create to the ready message, and nothing answers on the socket until
+	// then (the accept loop starts after it).
+	if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		return err
+	}
+	if err := s.listen(); err != nil {
+		return err
+	}
 	p, err := s.newProc("", tty, stdin)
 	if err != nil {
 		return err
 	}
 	s.init = p
-	if err := p.create(h, w); err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
+	return p.create(h, w)
+}
+
+func (s *shim) listen() error {
 	sock := s.path(SocketName)
 	os.Remove(sock)
 	old := unix.Umask(0o077) // the socket is born private
@@ -188,10 +218,18 @@ var settling atomic.Bool
 // settle gives the heap back to the kernel a moment after a burst of work
 // (create, start, a request): a shim spends its life idle, and what the Go
 // scavenger would return only slowly is resident memory per container.
+// That is also when the shim's heap is kept small (a collection at 25%
+// growth, a 4 MiB soft limit): one of many idle shims, its size matters
+// more than GC time. Not before: the whole binary's initialisation leaves
+// the heap near such a limit, and the collector then ran all through a
+// container's start (2-3 ms of it). Set after every burst, as the
+// runtime's in-process steps lift them for their duration.
 func (s *shim) settle() {
 	if settling.CompareAndSwap(false, true) {
 		time.AfterFunc(300*time.Millisecond, func() {
 			settling.Store(false)
+			debug.SetGCPercent(25)
+			debug.SetMemoryLimit(4 << 20)
 			debug.FreeOSMemory()
 		})
 	}
@@ -261,6 +299,8 @@ func (s *shim) handle(c *net.UnixConn) {
 		reply(c, &response{Error: "bad request: " + err.Error(), Kind: int(errdefs.KindInvalid)})
 		return
 	}
+	trace.Step("shim: " + req.Op)
+	defer trace.Step("shim: " + req.Op + " answered")
 	var resp response
 	switch req.Op {
 	case "attach":
@@ -316,7 +356,12 @@ func (s *shim) do(req *request, resp *response) error {
 	}
 	switch req.Op {
 	case "start":
-		return p.start()
+		if err := p.start(); err != nil {
+			return err
+		}
+		st := p.state() // saves the starter a state request
+		resp.State = &st
+		return nil
 	case "state":
 		st := p.state()
 		resp.State = &st
@@ -473,8 +518,11 @@ func errResp(err error) *response {
 	return &response{Error: err.Error(), Kind: int(errdefs.KindOf(err))}
 }
 
-// writeExit records e in dir/exit.json atomically and durably: a daemon
-// that was down learns the exit from it.
+// writeExit records e in dir/exit.json atomically: a daemon that was down
+// learns the exit from it. Not synced: it is for a daemon that died, not
+// the machine (after an OS crash no shim and no container is left, and the
+// exec root is usually a tmpfs), and the two fsyncs cost every exit about
+// a millisecond before any waiter heard of it.
 func writeExit(dir string, e *Exit) error {
 	b, _ := json.Marshal(e)
 	tmp := filepath.Join(dir, ExitName+".tmp")
@@ -483,9 +531,6 @@ func writeExit(dir string, e *Exit) error {
 		return err
 	}
 	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -494,11 +539,6 @@ func writeExit(dir string, e *Exit) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return err
 }

@@ -8,6 +8,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
+
+	"berth.dev/berth/internal/trace"
 )
 
 type runOptions struct {
@@ -60,14 +62,24 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	// With a terminal, signals are the terminal's business (^C is a byte).
+	proxy := o.sigProxy && !cfg.Tty
+	var caught *signalCatch
+	if proxy {
+		caught = catchSignals() // while the create is on its way
+	}
+	trace.Step("cli: create")
 	id, err := c.createContainer(ctx, cl, &o.containerOptions, req)
 	if err != nil {
+		if caught != nil {
+			caught.release()
+		}
 		return runStatus(err)
 	}
-	// With a terminal, signals are the terminal's business (^C is a byte).
+	trace.Step("cli: created")
 	started := make(chan struct{})
-	if o.sigProxy && !cfg.Tty {
-		defer c.proxySignals(cl, id, started)()
+	if proxy {
+		defer c.proxyCaught(caught, cl, id, started)()
 	}
 	attach := cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr
 	var streamDone chan error
@@ -79,6 +91,7 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 		if err != nil {
 			return err
 		}
+		trace.Step("cli: attached")
 		closeAttach = resp.Close
 		defer resp.Close()
 		h := hijacked{resp: resp.HijackedResponse, tty: cfg.Tty, detachKeys: keys}
@@ -102,7 +115,9 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 	status := waitExitOrRemoved(ctx, cl, id, o.rm)
 	// The start is not cancelled with the CLI: berth daemon undoes a start
 	// whose request goes away, even when the process already ran.
+	trace.Step("cli: start")
 	_, err = cl.ContainerStart(context.WithoutCancel(ctx), id, client.ContainerStartOptions{})
+	trace.Step("cli: started")
 	close(started)
 	if err != nil {
 		if attach {
@@ -123,7 +138,9 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 			c.monitorTTYSize(ctx, containerResizer(cl, id))
 		}
 	}
-	if err := <-streamDone; err != nil {
+	err = <-streamDone
+	trace.Step("cli: stream ended")
+	if err != nil {
 		if isEscape(err) {
 			return nil // detached with the keys: the container runs on
 		}
@@ -171,6 +188,7 @@ func waitExitOrRemoved(ctx context.Context, cl *client.Client, id string, remove
 		select {
 		case <-ctx.Done():
 		case r := <-w.Result:
+			trace.Step("cli: wait answered")
 			if r.Error != nil {
 				slog.Error("Error waiting for container: " + r.Error.Message)
 				status <- ExitUsage

@@ -18,6 +18,7 @@ import (
 	"berth.dev/berth/daemon/server/httputils"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/lazyregexp"
+	"berth.dev/berth/internal/trace"
 )
 
 // Config is what the server tells clients about itself.
@@ -93,7 +94,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
+	trace.Stepf("api %s %s", r.Method, r.URL.Path)
 	defer func() {
+		trace.Stepf("api %s %s: %d", r.Method, r.URL.Path, rw.status)
 		s.log.Debug("api request", "method", r.Method, "path", r.URL.Path, "version", version, "status", rw.status, "duration", time.Since(start))
 	}()
 	if httputils.CompareVersions(version, s.cfg.MinAPIVersion) < 0 {
