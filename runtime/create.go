@@ -378,7 +378,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	// waiting for it): it records the device policy the hooks phase
 	// installs (before any of the user's code runs, or create fails and
 	// removes it all), not the open one the cgroup may have now.
-	if c.Saved.Spec, err = json.Marshal(spec); err != nil {
+	if c.Saved.Spec, err = savedSpec(spec, file); err != nil {
 		return nil, err
 	}
 	c.Saved.Cgroup.Devices = finalPolicy
@@ -429,6 +429,17 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 	return &Created{Container: c, Cmd: cmd}, nil
+}
+
+// savedSpec is the spec as the state file keeps it: config.json's own bytes
+// when create read them (json.Marshal of a specs.Spec builds encoders for
+// every type the spec reaches, 0.3 ms of a start), else the spec encoded.
+// A relative root.path in them is made absolute again by Container.Spec.
+func savedSpec(spec *specs.Spec, file *SpecFile) (json.RawMessage, error) {
+	if file != nil {
+		return file.raw, nil
+	}
+	return json.Marshal(spec)
 }
 
 // seccompFilter compiles the spec's seccomp profile (cached on disk under
