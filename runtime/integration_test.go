@@ -256,6 +256,34 @@ func TestNamespacesAndHostname(t *testing.T) {
 	}
 }
 
+// TestHooksSeeContainerNamespaces checks that the namespaces the init makes
+// itself (spawn leaves net, ipc, uts and mnt to its constructor) exist by
+// the time the runtime's hooks run: a createRuntime hook (network setup,
+// say) finds the container's, not the host's, under /proc/<pid>/ns.
+func TestHooksSeeContainerNamespaces(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	var hooks []specs.Hook
+	for _, n := range []string{"net", "ipc", "uts", "mnt"} {
+		script := `pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/'); readlink /proc/$pid/ns/` + n + ` > ` + filepath.Join(dir, n)
+		hooks = append(hooks, specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", script}})
+	}
+	s := sh(`for n in net ipc uts mnt; do readlink /proc/self/ns/$n; done`)
+	s.Hooks = &specs.Hooks{CreateRuntime: hooks}
+	out := strings.Fields(e.mustRun(s))
+	for i, n := range []string{"net", "ipc", "uts", "mnt"} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatalf("%s hook: %v", n, err)
+		}
+		mine, _ := os.Readlink("/proc/self/ns/" + n)
+		got := strings.TrimSpace(string(b))
+		if i >= len(out) || got != out[i] || got == mine {
+			t.Errorf("createRuntime hook saw %s namespace %q; the container has %v, the host %q", n, got, out, mine)
+		}
+	}
+}
+
 func TestJoinNamespaceByPath(t *testing.T) {
 	e := newEnv(t)
 	holder := exec.Command("unshare", "--net", "--uts", "sleep", "60")
