@@ -18,6 +18,7 @@ import (
 
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/runtime"
+	"berth.dev/berth/runtime/cgroups"
 	ocispec "berth.dev/berth/runtime/spec"
 )
 
@@ -447,6 +448,43 @@ cat /data/hostfile`)
 		"/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n1\n1\nfrom-host\n"
 	if out != want {
 		t.Fatalf("inside the container:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestProcessInItsCgroups checks that the container's process is in its
+// cgroup in every v1 hierarchy (create moves the C init there by pid, the
+// Go init moves itself), as the host sees it: no cgroup namespace.
+func TestProcessInItsCgroups(t *testing.T) {
+	e := newEnv(t)
+	if cgroups.HostMode() == cgroups.ModeV2 {
+		t.Skip("v1 hierarchies only")
+	}
+	s := sh(`cat /proc/self/cgroup`)
+	var nss []specs.LinuxNamespace
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type != specs.CgroupNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	s.Linux.Namespaces = nss
+	id := e.id()
+	out, errs, code := e.try("run", "--bundle", e.bundle(s), id)
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, errs)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 || f[1] == "" { // the v2 half joins only for its limits
+			continue
+		}
+		n++
+		if f[2] != "/berth/"+id {
+			t.Errorf("hierarchy %s: in %q, want /berth/%s", f[1], f[2], id)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no v1 hierarchy in /proc/self/cgroup:\n%s", out)
 	}
 }
 
