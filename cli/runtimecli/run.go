@@ -77,7 +77,17 @@ func (g *globals) runCmd() *cobra.Command {
 				}
 			}
 			runtime.Trace("cli: created")
+			// The init's mount namespace, held until it has exited: its
+			// teardown (every mount, an RCU grace period) then runs beside
+			// the delete instead of before the exit is reported.
+			mntns := -1
+			if !detach {
+				mntns, _ = unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", created.Saved.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			}
 			if err := created.Start(); err != nil {
+				if mntns >= 0 {
+					unix.Close(mntns)
+				}
 				created.Delete(true)
 				return err
 			}
@@ -87,6 +97,9 @@ func (g *globals) runCmd() *cobra.Command {
 			runtime.Trace("cli: started")
 			status := waitForwarding(created.Cmd, created.Saved.Pid, sigc, term)
 			runtime.Trace("cli: exited")
+			if mntns >= 0 {
+				go unix.Close(mntns)
+			}
 			if !keep {
 				if err := created.Delete(true); err != nil {
 					g.log.Warn("delete after run", "error", err)
