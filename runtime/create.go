@@ -132,6 +132,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, err
 	}
 	trace("create")
+	warmPidfd()
 	bundle, err := filepath.Abs(o.Bundle)
 	if err != nil {
 		return nil, err
@@ -174,20 +175,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if devicesEarly {
 		policy = el.devicePolicy()
 	}
-	// On a v2 host the init is cloned straight into its cgroup, which must
-	// exist first. On v1 the init starts at once and boots while the cgroups
-	// are made; then this goroutine moves the C init (one thread, so "pid >
-	// tasks" moves all of it without the threadgroup lock) into them before
-	// the init gets its config, or the Go init moves its own main thread
-	// (initConfig.CgroupTasks). In a new user namespace neither could: the
-	// host's cgroup files are not the init's to write, and it is cloned
-	// into them like on v2.
-	lateCgroups := cgroups.HostMode() != cgroups.ModeV2 && !newUser
-	offerC := cinitEarly(early, early.Process != nil && early.Process.Terminal, o.NoPivot)
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
-	pidc := make(chan int, 1) // the init's pid, 0 if it never started
-	pidIn := pidc             // the goroutine's: sendPid clears pidc
 	go func() {
 		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
 		if err != nil {
@@ -201,23 +190,8 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return
 		}
 		trace("cgroups made (goroutine)")
-		if lateCgroups && offerC {
-			if err := moveInit(m, <-pidIn); err != nil {
-				cgc <- err
-				return
-			}
-			trace("init moved into cgroups (goroutine)")
-		}
 		cgc <- nil
 	}()
-	sendPid := func(pid int) {
-		if pidc != nil {
-			pidc <- pid
-			pidc = nil
-		}
-	}
-	// After the cgroups' goroutine, which is on the way to the config.
-	warmPidfd()
 	waitCgroup := func() error {
 		if cgc == nil {
 			return nil
@@ -232,7 +206,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		if retErr == nil {
 			return
 		}
-		sendPid(0)
 		waitCgroup()
 		if cmd != nil && cmd.Process != nil {
 			cmd.Process.Kill()
@@ -270,6 +243,12 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	defer fifo.Close()
 	cfg := &initConfig{ID: id, NoPivot: o.NoPivot, NoNewKeyring: o.NoNewKeyring, NewUser: newUser}
+	// On a v2 host the init is cloned straight into its cgroup, which must
+	// exist first. On v1 the init starts at once and boots while the cgroups
+	// are made, then moves its own main thread in (initConfig.CgroupTasks).
+	// In a new user namespace it could not: the host's cgroup files are not
+	// its to write.
+	lateCgroups := cgroups.HostMode() != cgroups.ModeV2 && !newUser
 	cgfd, cgTasks := -1, []string(nil)
 	if !lateCgroups {
 		if err := waitCgroup(); err != nil {
@@ -293,7 +272,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		uidMap: el.UIDMappings, gidMap: el.GIDMappings,
 		cgroupFD: cgfd, cgroupTasks: cgTasks, lateCgroupNS: lateCgroups, extra: files.extra,
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
-		cinit: offerC,
+		cinit: cinitEarly(early, early.Process != nil && early.Process.Terminal, o.NoPivot),
 	}
 	cmd, err = sp.start()
 	if err != nil {
@@ -301,7 +280,6 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	trace("init started")
 	pid := cmd.Process.Pid
-	sendPid(pid)
 	files.started()
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
@@ -376,9 +354,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		trace("cgroup created")
 		for k, dir := range cg.Paths() {
 			if k != "" {
-				if prog == nil { // the Go init: (the C init was moved in)
-					cfg.CgroupTasks = append(cfg.CgroupTasks, dir)
-				}
+				cfg.CgroupTasks = append(cfg.CgroupTasks, dir)
 			} else if needsUnified(spec.Linux.Resources) {
 				// The v2 half of a hybrid host only matters for its limits;
 				// joining it moves the whole process (the slow lock).
@@ -465,25 +441,6 @@ func savedSpec(spec *specs.Spec, file *SpecFile) (json.RawMessage, error) {
 		return file.raw, nil
 	}
 	return json.Marshal(spec)
-}
-
-// moveInit moves the C init, by its host pid, into m's v1 cgroups: it has a
-// single thread, so writing the pid to tasks moves the whole process
-// without the threadgroup lock that cgroup.procs takes.
-func moveInit(m cgroups.Manager, pid int) error {
-	if pid <= 0 {
-		return nil // it never started
-	}
-	p := []byte(strconv.Itoa(pid))
-	for k, dir := range m.Paths() {
-		if k == "" {
-			continue // the hybrid v2 half: the init joins it when limits need it
-		}
-		if err := os.WriteFile(filepath.Join(dir, "tasks"), p, 0); err != nil {
-			return fmt.Errorf("move init into cgroup %s: %w", dir, err)
-		}
-	}
-	return nil
 }
 
 // warmPidfd has os run, on another thread, the check it makes before its
