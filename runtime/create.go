@@ -155,16 +155,10 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	el := early.linux()
 	newUser := early.newNS(specs.UserNamespace)
-	dir := r.dir(id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return nil, errdefs.Conflict("container %q already exists", id)
-		}
-		return nil, fmt.Errorf("create state directory: %w", err)
-	}
-	trace("state dir made")
 	// The cgroups are made while the rest of create goes on: they are needed
-	// only when the init is forked.
+	// only when the init is forked. Their paths are resolved at once (that
+	// reads mountinfo, which waits while the init copies the mount table
+	// for its namespace), made once the state dir says the id is ours.
 	// The init creates the spec's device nodes, which the spec's device
 	// rules may deny: then the cgroup starts open and limits are set once
 	// the rootfs is made, before any of the user's code runs (as runc
@@ -177,8 +171,13 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
+	proceed := make(chan bool, 1) // the state dir is made: the id is ours
 	go func() {
 		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
+		if !<-proceed {
+			cgc <- errors.New("create abandoned")
+			return
+		}
 		if err != nil {
 			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
 			return
@@ -192,6 +191,16 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		trace("cgroups made (goroutine)")
 		cgc <- nil
 	}()
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		proceed <- false
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.Conflict("container %q already exists", id)
+		}
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	proceed <- true
+	trace("state dir made")
 	waitCgroup := func() error {
 		if cgc == nil {
 			return nil

@@ -196,6 +196,32 @@ func TestRunOutputAndExitCode(t *testing.T) {
 	}
 }
 
+// TestCreateDuplicateID checks that a create of an id in use fails as
+// dockerd words it and leaves the container that has it alone: its state
+// and its cgroups (create resolves cgroups before it knows the id is its
+// own, and must make or remove nothing then).
+func TestCreateDuplicateID(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	bundle := e.bundle(spec("sleep", "100"))
+	e.must("create", "--bundle", bundle, id)
+	_, errs, code := e.try("create", "--bundle", bundle, id)
+	if code == 0 || !strings.Contains(errs, `container "`+id+`" already exists`) {
+		t.Fatalf("second create: exit %d, stderr %q", code, errs)
+	}
+	if st := e.state(id)["status"]; st != "created" {
+		t.Fatalf("first container is %v after the second create, want created", st)
+	}
+	if cgroups.HostMode() != cgroups.ModeV2 {
+		for _, h := range []string{"memory", "devices", "pids"} {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, "berth", id)); err != nil {
+				t.Errorf("the first container's %s cgroup: %v", h, err)
+			}
+		}
+	}
+	e.must("delete", "--force", id)
+}
+
 func TestLifecycle(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
