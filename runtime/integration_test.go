@@ -18,6 +18,7 @@ import (
 
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/runtime"
+	"berth.dev/berth/runtime/cgroups"
 	ocispec "berth.dev/berth/runtime/spec"
 )
 
@@ -195,6 +196,32 @@ func TestRunOutputAndExitCode(t *testing.T) {
 	}
 }
 
+// TestCreateDuplicateID checks that a create of an id in use fails as
+// dockerd words it and leaves the container that has it alone: its state
+// and its cgroups (create resolves cgroups before it knows the id is its
+// own, and must make or remove nothing then).
+func TestCreateDuplicateID(t *testing.T) {
+	e := newEnv(t)
+	id := e.id()
+	bundle := e.bundle(spec("sleep", "100"))
+	e.must("create", "--bundle", bundle, id)
+	_, errs, code := e.try("create", "--bundle", bundle, id)
+	if code == 0 || !strings.Contains(errs, `container "`+id+`" already exists`) {
+		t.Fatalf("second create: exit %d, stderr %q", code, errs)
+	}
+	if st := e.state(id)["status"]; st != "created" {
+		t.Fatalf("first container is %v after the second create, want created", st)
+	}
+	if cgroups.HostMode() != cgroups.ModeV2 {
+		for _, h := range []string{"memory", "devices", "pids"} {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", h, "berth", id)); err != nil {
+				t.Errorf("the first container's %s cgroup: %v", h, err)
+			}
+		}
+	}
+	e.must("delete", "--force", id)
+}
+
 func TestLifecycle(t *testing.T) {
 	e := newEnv(t)
 	id := e.id()
@@ -252,6 +279,34 @@ func TestNamespacesAndHostname(t *testing.T) {
 		mine, _ := os.Readlink("/proc/self/ns/" + typ)
 		if l == mine {
 			t.Errorf("namespace %s is the host's", l)
+		}
+	}
+}
+
+// TestHooksSeeContainerNamespaces checks that the namespaces the init makes
+// itself (spawn leaves net, ipc, uts and mnt to its constructor) exist by
+// the time the runtime's hooks run: a createRuntime hook (network setup,
+// say) finds the container's, not the host's, under /proc/<pid>/ns.
+func TestHooksSeeContainerNamespaces(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	var hooks []specs.Hook
+	for _, n := range []string{"net", "ipc", "uts", "mnt"} {
+		script := `pid=$(sed 's/.*"pid":\([0-9]*\).*/\1/'); readlink /proc/$pid/ns/` + n + ` > ` + filepath.Join(dir, n)
+		hooks = append(hooks, specs.Hook{Path: "/bin/sh", Args: []string{"sh", "-c", script}})
+	}
+	s := sh(`for n in net ipc uts mnt; do readlink /proc/self/ns/$n; done`)
+	s.Hooks = &specs.Hooks{CreateRuntime: hooks}
+	out := strings.Fields(e.mustRun(s))
+	for i, n := range []string{"net", "ipc", "uts", "mnt"} {
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatalf("%s hook: %v", n, err)
+		}
+		mine, _ := os.Readlink("/proc/self/ns/" + n)
+		got := strings.TrimSpace(string(b))
+		if i >= len(out) || got != out[i] || got == mine {
+			t.Errorf("createRuntime hook saw %s namespace %q; the container has %v, the host %q", n, got, out, mine)
 		}
 	}
 }
@@ -419,6 +474,43 @@ cat /data/hostfile`)
 		"/proc/self/fd\n/proc/self/fd/0\n/proc/self/fd/1\n/proc/self/fd/2\npts/ptmx\n1\n1\nfrom-host\n"
 	if out != want {
 		t.Fatalf("inside the container:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestProcessInItsCgroups checks that the container's process is in its
+// cgroup in every v1 hierarchy (create moves the C init there by pid, the
+// Go init moves itself), as the host sees it: no cgroup namespace.
+func TestProcessInItsCgroups(t *testing.T) {
+	e := newEnv(t)
+	if cgroups.HostMode() == cgroups.ModeV2 {
+		t.Skip("v1 hierarchies only")
+	}
+	s := sh(`cat /proc/self/cgroup`)
+	var nss []specs.LinuxNamespace
+	for _, ns := range s.Linux.Namespaces {
+		if ns.Type != specs.CgroupNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	s.Linux.Namespaces = nss
+	id := e.id()
+	out, errs, code := e.try("run", "--bundle", e.bundle(s), id)
+	if code != 0 {
+		t.Fatalf("run: exit %d: %s", code, errs)
+	}
+	n := 0
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 || f[1] == "" { // the v2 half joins only for its limits
+			continue
+		}
+		n++
+		if f[2] != "/berth/"+id {
+			t.Errorf("hierarchy %s: in %q, want /berth/%s", f[1], f[2], id)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no v1 hierarchy in /proc/self/cgroup:\n%s", out)
 	}
 }
 

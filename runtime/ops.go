@@ -117,6 +117,10 @@ func (c *Container) Spec() (*specs.Spec, error) {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return nil, err
 	}
+	// The bundle's config.json may give the root relative to the bundle.
+	if s.Root != nil && s.Root.Path != "" && !filepath.IsAbs(s.Root.Path) && c.Saved.Bundle != "" {
+		s.Root.Path = filepath.Join(c.Saved.Bundle, s.Root.Path)
+	}
 	c.spec = &s
 	return &s, nil
 }

@@ -121,6 +121,9 @@ var procNsName = map[specs.LinuxNamespaceType]string{
 	specs.TimeNamespace:    "time",
 }
 
+// lateNSFlags are the new namespaces the init makes itself (see start).
+const lateNSFlags = unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNS
+
 // childJoined are the namespaces only a single-threaded process can join: the
 // init's C constructor (package nsenter) joins them.
 func childJoined(t specs.LinuxNamespaceType) bool {
@@ -194,6 +197,16 @@ func (s *spawn) start() (*exec.Cmd, error) {
 			}
 		}
 		cmd.Env = append(cmd.Env, nsenter.EnvVar+"="+strings.Join(parts, ","))
+	}
+	// The new namespaces a process may make for itself are left to the
+	// init's constructor (nsenter): made by clone they hold the parent in
+	// the fork for most of its cost (a network namespace's above all),
+	// made there they overlap with the parent's work until the config.
+	// The pid (and time) namespace only takes effect for children, and a
+	// new user namespace owns the others: those stay with clone.
+	if late := attr.Cloneflags & lateNSFlags; late != 0 && attr.Cloneflags&unix.CLONE_NEWUSER == 0 {
+		attr.Cloneflags &^= late
+		cmd.Env = append(cmd.Env, nsenter.UnshareEnvVar+"="+strconv.FormatUint(uint64(late), 10))
 	}
 	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		for _, m := range s.uidMap {

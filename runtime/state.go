@@ -61,8 +61,10 @@ type Saved struct {
 	// Status is the status when the file was written; the live status is
 	// derived (Status).
 	Status specs.ContainerState `json:"status"`
-	// Spec is the spec as created (root made absolute), for exec, delete
-	// and hooks; kept raw so that loading the state does not decode it.
+	// Spec is the spec as created (config.json's bytes as read, or the
+	// spec given encoded; Container.Spec makes its root absolute), for
+	// exec, delete and hooks; kept raw so that loading the state does not
+	// decode it.
 	Spec json.RawMessage `json:"spec,omitempty"`
 }
 

@@ -77,7 +77,17 @@ func (g *globals) runCmd() *cobra.Command {
 				}
 			}
 			runtime.Trace("cli: created")
+			// The init's mount namespace, held until it has exited: its
+			// teardown (every mount, an RCU grace period) then runs beside
+			// the delete instead of before the exit is reported.
+			mntns := -1
+			if !detach {
+				mntns, _ = unix.Open(fmt.Sprintf("/proc/%d/ns/mnt", created.Saved.Pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			}
 			if err := created.Start(); err != nil {
+				if mntns >= 0 {
+					unix.Close(mntns)
+				}
 				created.Delete(true)
 				return err
 			}
@@ -87,6 +97,9 @@ func (g *globals) runCmd() *cobra.Command {
 			runtime.Trace("cli: started")
 			status := waitForwarding(created.Cmd, created.Saved.Pid, sigc, term)
 			runtime.Trace("cli: exited")
+			if mntns >= 0 {
+				go unix.Close(mntns)
+			}
 			if !keep {
 				if err := created.Delete(true); err != nil {
 					g.log.Warn("delete after run", "error", err)
@@ -117,18 +130,17 @@ var forwarded = []os.Signal{
 }
 
 // waitForwarding waits for cmd, forwarding our signals to pid, and returns a
-// shell-style exit status (128+signal when killed).
+// shell-style exit status (128+signal when killed). The wait is this
+// goroutine's own (the exit wakes this thread, no hand-over from another);
+// signals go through a pidfd, which after the exit reaches nothing, where a
+// pid might by then name another process.
 func waitForwarding(cmd *exec.Cmd, pid int, sigc chan os.Signal, term *ttyProxy) int {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for {
-		select {
-		case err := <-done:
-			if term != nil {
-				term.drain()
-			}
-			return exitStatus(cmd, err)
-		case s := <-sigc:
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		pidfd = -1 // gone already: nothing to forward to
+	}
+	go func() {
+		for s := range sigc {
 			sig := s.(syscall.Signal)
 			switch sig {
 			case syscall.SIGCHLD, syscall.SIGURG, syscall.SIGPIPE:
@@ -139,9 +151,16 @@ func waitForwarding(cmd *exec.Cmd, pid int, sigc chan os.Signal, term *ttyProxy)
 				}
 				continue
 			}
-			syscall.Kill(pid, sig)
+			if pidfd >= 0 {
+				unix.PidfdSendSignal(pidfd, sig, nil, 0)
+			}
 		}
+	}()
+	err = cmd.Wait()
+	if term != nil {
+		term.drain()
 	}
+	return exitStatus(cmd, err)
 }
 
 func exitStatus(cmd *exec.Cmd, err error) int {

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/opencontainers/cgroups"
 	devconfig "github.com/opencontainers/cgroups/devices/config"
@@ -55,14 +57,18 @@ func (m *v1Manager) Apply(pid int) error {
 		return err
 	}
 	dev := m.st.Paths["devices"]
-	if err := os.MkdirAll(dev, 0o755); err != nil {
+	if err := mkdirCgroup(dev); err != nil {
 		return writeErr("create devices cgroup", err)
 	}
 	if err := writeV1Devices(dev, rules); err != nil {
 		return err
 	}
-	if err := m.lib.Apply(pid); err != nil {
-		return writeErr("join v1 cgroups", err)
+	if pid > 0 {
+		if err := m.lib.Apply(pid); err != nil {
+			return writeErr("join v1 cgroups", err)
+		}
+	} else if err := m.create(); err != nil {
+		return err
 	}
 	if m.unified != "" {
 		if err := createUnified(m.unified); err != nil {
@@ -73,6 +79,61 @@ func (m *v1Manager) Apply(pid int) error {
 		}
 	}
 	return nil
+}
+
+// create makes the cgroup in every hierarchy, as the library's Apply(-1)
+// does with no resources (a mkdir each, and cpuset's cpus and mems filled
+// in), with a syscall per hierarchy where the library spends four or more.
+func (m *v1Manager) create() error {
+	for k, dir := range m.st.Paths {
+		switch k {
+		case "", "devices": // the hybrid v2 half is made by Apply; devices already
+		case "cpuset":
+			if err := createCpuset(dir); err != nil {
+				return writeErr("create cpuset cgroup", err)
+			}
+		default:
+			if err := mkdirCgroup(dir); err != nil {
+				return writeErr("create "+k+" cgroup", err)
+			}
+		}
+	}
+	return nil
+}
+
+// mkdirCgroup makes dir, and its parents only when they are missing.
+func mkdirCgroup(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if errors.Is(err, unix.ENOENT) {
+		return os.MkdirAll(dir, 0o755)
+	}
+	if err == nil || errors.Is(err, unix.EEXIST) {
+		return nil
+	}
+	return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+}
+
+// createCpuset makes a cpuset cgroup, which cannot take a task while its
+// cpus or mems are empty, as they are in a new one: they are copied from
+// the parent. The library's way (read every level's, fill in the empty
+// ones up the tree) is kept for the rest: a cgroup that was there already,
+// a parent without them.
+func createCpuset(dir string) error {
+	err := unix.Mkdir(dir, 0o755)
+	if err == nil {
+		parent := filepath.Dir(dir)
+		cpus, err1 := cgroups.ReadFile(parent, "cpuset.cpus")
+		mems, err2 := cgroups.ReadFile(parent, "cpuset.mems")
+		if err1 == nil && err2 == nil && strings.TrimSpace(cpus) != "" && strings.TrimSpace(mems) != "" {
+			if err := cgroups.WriteFile(dir, "cpuset.cpus", cpus); err != nil {
+				return err
+			}
+			return cgroups.WriteFile(dir, "cpuset.mems", mems)
+		}
+	} else if !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EEXIST) {
+		return &os.PathError{Op: "mkdir", Path: dir, Err: err}
+	}
+	return (&fs.CpusetGroup{}).ApplyDir(dir, &cgroups.Resources{}, -1)
 }
 
 func (m *v1Manager) Set(r *specs.LinuxResources) error {
@@ -140,14 +201,30 @@ func (m *v1Manager) Set(r *specs.LinuxResources) error {
 // writeV1Devices installs rules in their listed order (OCI requires it, and
 // the kernel's devices.list keeps it), from a deny-all start. The library's
 // minimal-transition writer sorts them instead.
+//
+// Each file is opened once: the kernel takes one rule per write.
 func writeV1Devices(dir string, rules []*devconfig.Rule) error {
+	open := map[string]*os.File{}
+	defer func() {
+		for _, f := range open {
+			f.Close()
+		}
+	}()
 	write := func(r *devconfig.Rule) error {
 		file := "devices.deny"
 		if r.Allow {
 			file = "devices.allow"
 		}
 		line := v1DeviceLine(r)
-		if err := cgroups.WriteFile(dir, file, line); err != nil {
+		f := open[file]
+		if f == nil {
+			var err error
+			if f, err = cgroups.OpenFile(dir, file, os.O_WRONLY); err != nil {
+				return writeErr(fmt.Sprintf("%s %q", file, line), err)
+			}
+			open[file] = f
+		}
+		if _, err := f.WriteString(line); err != nil {
 			return writeErr(fmt.Sprintf("%s %q", file, line), err)
 		}
 		return nil

@@ -16,10 +16,29 @@ static void die(const char *what, const char *path) {
 	_exit(1);
 }
 
+/* Makes the new namespaces in _BERTH_UNSHARE (clone flags, decimal): the
+ * parent leaves the costly ones (a network namespace is most of a clone's
+ * time) to the init, which makes them while the parent gets its config
+ * ready, instead of the parent waiting in clone. Before any join, as clone
+ * would have made them. */
+static void berth_unshare(void) {
+	const char *env = getenv("_BERTH_UNSHARE");
+	if (env == NULL || *env == '\0')
+		return;
+	char *end = NULL;
+	long flags = strtol(env, &end, 10);
+	if (*end != '\0' || flags <= 0)
+		die("unshare: malformed flags", env);
+	if (unshare((int)flags) < 0)
+		die("unshare", env);
+	unsetenv("_BERTH_UNSHARE");
+}
+
 /* Joins the namespaces listed in _BERTH_NSENTER ("mnt=/proc/1/ns/mnt,user=...").
  * All paths are opened first, since joining the mount namespace changes what
  * later paths resolve to. */
 void berth_nsenter(void) {
+	berth_unshare();
 	const char *env = getenv("_BERTH_NSENTER");
 	if (env == NULL || *env == '\0')
 		return;

@@ -40,3 +40,7 @@ func StartNanos() int64 { return int64(C.berth_start()) }
 // comma-separated list of type=path (type one of mnt, user, time), joined in
 // that order after all are opened.
 const EnvVar = "_BERTH_NSENTER"
+
+// UnshareEnvVar names the variable that holds clone flags (decimal) of new
+// namespaces the constructor makes with unshare before it joins any.
+const UnshareEnvVar = "_BERTH_UNSHARE"
