@@ -103,6 +103,9 @@ func serve(args []string) error {
 	}
 	trace.Step("shim: arguments read")
 	err := s.setup(tty, stdin, uint16(height), uint16(width), lc)
+	if err != nil {
+		s.cleanup() // before the starter hears of it: nothing is left for it to find
+	}
 	if ready != nil {
 		msg := "ok\n"
 		if err != nil {
@@ -119,10 +122,10 @@ func serve(args []string) error {
 			case <-s.init.done:
 			case <-time.After(5 * time.Second):
 			}
+			s.cleanup()
 		}
 	}
 	if err != nil {
-		s.cleanup()
 		return err
 	}
 	s.acceptLoop()
