@@ -67,7 +67,7 @@ trap cleanup EXIT
 if [ -n "${BERTH_BIN:-}" ]; then
 	cp "$BERTH_BIN" "$work/berth"
 else
-	go build -tags netgo,osusergo -o "$work/berth" ./cmd/berth
+	hack/build "$work/berth"
 fi
 
 # busybox as a one-layer image, imported into each engine.

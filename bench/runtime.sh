@@ -41,7 +41,7 @@ trap cleanup EXIT
 if [ -n "${BERTH_BIN:-}" ]; then # a prebuilt berth, e.g. an older one to compare
 	cp "$BERTH_BIN" "$work/berth"
 else
-	go build -tags netgo,osusergo -o "$work/berth" ./cmd/berth
+	hack/build "$work/berth"
 fi
 
 # The bundle: busybox with one symlink per applet.
@@ -93,6 +93,10 @@ for ((round = 0; round < ROUNDS; round++)); do
 	args=()
 	for ((i = 0; i < n; i++)); do
 		j=$(((i + round) % n))
+		# Odd rounds go the other way round: each command's batch starts
+		# in what the one before it left (page cache, cgroups being
+		# freed), and a fixed neighbour biased pairs by ~6%.
+		((round % 2)) && j=$(((n - 1 - i + round) % n))
 		args+=(-n "${names[j]}" "${cmds[j]}")
 	done
 	hyperfine -N --warmup 5 --runs "$per" --export-json "$work/result-$round.json" "${args[@]}" >&2

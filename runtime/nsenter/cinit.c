@@ -47,6 +47,9 @@
 #define IN_ROOT (B_RESOLVE_IN_ROOT | B_RESOLVE_NO_MAGICLINKS)
 #define B_OPEN_TREE_CLONE 1
 #define B_AT_RECURSIVE 0x8000
+#ifndef MOUNT_ATTR_RDONLY /* glibc's sys/mount.h has it, musl's not */
+#define MOUNT_ATTR_RDONLY 0x00000001
+#endif
 #define B_MOVE_MOUNT_F_EMPTY_PATH 0x04
 #define B_MOVE_MOUNT_T_EMPTY_PATH 0x40
 #define B_CLOSE_RANGE_CLOEXEC 4
