@@ -178,13 +178,25 @@ func (d *daemon) docker(args ...string) (string, error) {
 	return d.dockerIn(nil, args...)
 }
 
+// cliTimeout bounds one CLI command: a hang fails its test with the
+// CLI's goroutines (SIGQUIT) and the daemon's log instead of stalling the
+// whole package until go test's timeout.
+const cliTimeout = 3 * time.Minute
+
 func (d *daemon) dockerIn(stdin []byte, args ...string) (string, error) {
-	cmd := exec.Command(dockerCLI, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), cliTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dockerCLI, args...)
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = append(dockerEnv(d.t), "DOCKER_HOST=unix://"+d.sock)
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
 	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		d.t.Errorf("docker %s: still running after %v: stopped it\n%s\ndaemon log:\n%s", strings.Join(args, " "), cliTimeout, tail(string(out), 60), tail(d.log.String(), 30))
+	}
 	return string(out), err
 }
 

@@ -57,9 +57,16 @@ func TestContainerSeccompProfile(t *testing.T) {
 	}
 	// A default action other than allow, with its errno.
 	denyAll := write("deny-all.json", `{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38, "syscalls": [
-  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}`)
+  {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1},
+  {"names": ["exit_group"], "action": "SCMP_ACT_ALLOW"}]}`)
 	if out, code := d.exitCode("run", "--rm", "--security-opt", "seccomp="+denyAll, "busybox", "true"); code == 0 {
 		t.Fatalf("a profile that refuses everything let the container run: %q", out)
+	}
+	// One that refuses exit and exit_group too would leave processes
+	// spinning in their exit forever (moby/moby#40205): refused.
+	denyExit := write("deny-exit.json", `{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38}`)
+	if out, code := d.exitCode("run", "--rm", "--security-opt", "seccomp="+denyExit, "busybox", "true"); code == 0 || !strings.Contains(out, "could never exit") {
+		t.Fatalf("a profile that refuses exit: %d %q", code, out)
 	}
 
 	// Bad profiles: 400 at create, in dockerd's words.

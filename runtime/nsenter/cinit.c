@@ -103,6 +103,14 @@ static int syncmsg(const char *type, const char *err) {
 	return write(sync_fd, b, n) == (ssize_t)n ? 0 : -1;
 }
 
+/* die ends the init even when a seccomp filter answers exit_group with an
+ * errno (libc's _exit would retry it forever): a trap's SIGILL is forced to
+ * its default action, which needs no syscall. */
+static void __attribute__((noreturn)) die(int code) {
+	syscall(SYS_exit_group, code);
+	__builtin_trap();
+}
+
 static void __attribute__((noreturn)) fail_msg(const char *msg) {
 	if (fifo_fd >= 0) {
 		if (write(fifo_fd, msg, strlen(msg)) < 0) {
@@ -110,7 +118,7 @@ static void __attribute__((noreturn)) fail_msg(const char *msg) {
 	} else if (sync_fd < 0 || syncmsg("error", msg) < 0) {
 		fprintf(stderr, "berth init: %s\n", msg);
 	}
-	_exit(1);
+	die(1);
 }
 
 static void __attribute__((noreturn)) fail(int err) {

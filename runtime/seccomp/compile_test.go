@@ -100,6 +100,11 @@ func TestInvalid(t *testing.T) {
 		"notify without listener": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
 			{Names: []string{"getpid"}, Action: specs.ActNotify}}},
 		"notify default": {DefaultAction: specs.ActNotify, ListenerPath: "/x"},
+		"no way to exit": {DefaultAction: specs.ActErrno},
+		"exit by tracer only": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"exit", "exit_group"}, Action: specs.ActTrace}}},
+		"exit 1 refused": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"exit", "exit_group"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 1, Op: specs.OpEqualTo}}}}},
 	} {
 		if _, err := Compile(s, ""); err == nil {
 			t.Errorf("%s: no error", name)
@@ -438,6 +443,25 @@ func TestEqualGroups(t *testing.T) {
 		}
 		if got := eval(t, f, i386, nrOf(t, specs.ArchX86, "personality"), uint64(uint32(tc.a0)), tc.a1); got != want {
 			t.Errorf("x86 personality(%#x, %#x): %#x, want %#x", uint32(tc.a0), tc.a1, got, want)
+		}
+	}
+}
+
+// Profiles that leave processes a way out compile: exit or exit_group
+// allowed, or answered by killing.
+func TestExitAllowed(t *testing.T) {
+	for name, s := range map[string]*specs.LinuxSeccomp{
+		"exit_group allowed": {DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"exit_group"}, Action: specs.ActAllow}}},
+		"exit allowed": {DefaultAction: specs.ActErrno, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"exit"}, Action: specs.ActAllow}}},
+		"killed instead": {DefaultAction: specs.ActKillProcess},
+		"logged":         {DefaultAction: specs.ActLog},
+		"exit 2 refused only": {DefaultAction: specs.ActAllow, Syscalls: []specs.LinuxSyscall{
+			{Names: []string{"exit", "exit_group"}, Action: specs.ActErrno, Args: []specs.LinuxSeccompArg{{Index: 0, Value: 2, Op: specs.OpEqualTo}}}}},
+	} {
+		if _, err := Compile(s, ""); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	}
 }

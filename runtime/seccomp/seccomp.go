@@ -54,7 +54,19 @@ func (f *Filter) Instructions() []unix.SockFilter {
 // With a cacheDir, the program is looked up there first by a hash of s, the
 // compiler version and the native architecture, and stored there after
 // compiling. Failing to write the cache is not an error: it only costs time.
+// A profile under which no process could exit is refused (see errNoExit).
 func Compile(s *specs.LinuxSeccomp, cacheDir string) (*Filter, error) {
+	f, err := compileCached(s, cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkExit(f); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func compileCached(s *specs.LinuxSeccomp, cacheDir string) (*Filter, error) {
 	if s == nil {
 		return nil, errors.New("no seccomp configuration")
 	}
