@@ -270,7 +270,7 @@ func cgroupFile(t *testing.T, d *daemon, ctr, controller, file string) string {
 // container gets them at its next start; the restart policy changes; bad
 // updates are refused as dockerd refuses them.
 func TestContainerUpdate(t *testing.T) {
-	if _, err := os.Stat("/sys/fs/cgroup/memory/berth"); err != nil {
+	if _, err := os.Stat("/sys/fs/cgroup/memory/memory.limit_in_bytes"); err != nil {
 		t.Skip("needs cgroup v1 controllers (this host's layout)")
 	}
 	d := containerDaemon(t)
