@@ -26,7 +26,7 @@ func TestCustomSeccomp(t *testing.T) {
  "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]},
             {"architecture":"SCMP_ARCH_AARCH64","subArchitectures":["SCMP_ARCH_ARM"]}],
  "syscalls":[
-  {"names":["read"],"action":"SCMP_ACT_ALLOW"},
+  {"names":["read","exit_group"],"action":"SCMP_ACT_ALLOW"},
   {"name":"mount","action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}},
   {"names":["kcmp"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["CAP_SYS_ADMIN"]}},
   {"names":["here"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["` + runtime.GOARCH + `"]}},
@@ -42,10 +42,10 @@ func TestCustomSeccomp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := ruleNames(without), [][]string{{"read"}, {"kcmp"}, {"here"}, {"old-kernel-ok"}}; !slices.EqualFunc(got, want, slices.Equal) {
+	if got, want := ruleNames(without), [][]string{{"read", "exit_group"}, {"kcmp"}, {"here"}, {"old-kernel-ok"}}; !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("rules without CAP_SYS_ADMIN: %v, want %v", got, want)
 	}
-	if got, want := ruleNames(with), [][]string{{"read"}, {"mount"}, {"here"}, {"old-kernel-ok"}}; !slices.EqualFunc(got, want, slices.Equal) {
+	if got, want := ruleNames(with), [][]string{{"read", "exit_group"}, {"mount"}, {"here"}, {"old-kernel-ok"}}; !slices.EqualFunc(got, want, slices.Equal) {
 		t.Fatalf("rules with CAP_SYS_ADMIN: %v, want %v", got, want)
 	}
 	if without.DefaultAction != specs.ActErrno || without.DefaultErrnoRet == nil || *without.DefaultErrnoRet != 38 {

@@ -615,6 +615,13 @@ func Main(m Runner) {
 		fmt.Fprintln(os.Stderr, "leakcheck: snapshot:", err)
 		os.Exit(m.Run())
 	}
+	// LEAKCHECK_IGNORE, as for the command: known noise of a shared host.
+	if re := os.Getenv("LEAKCHECK_IGNORE"); re != "" {
+		if snap.Ignore, err = regexp.Compile(re); err != nil {
+			fmt.Fprintln(os.Stderr, "leakcheck: LEAKCHECK_IGNORE:", err)
+			os.Exit(2)
+		}
+	}
 	code := m.Run()
 	if err := snap.Check(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
