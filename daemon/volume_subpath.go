@@ -45,7 +45,9 @@ func resolveSubpath(base, sub string) (string, string, error) {
 		if errors.Is(err, os.ErrNotExist) {
 			return "", "", errSubpathNotAccessible(joined, err)
 		}
-		return "", "", fmt.Errorf("error while resolving symlinks in combined path %q: %w", joined, err)
+		// Such as a path swapped between a symlink and a directory while
+		// it was read: the request's path, not the daemon, is at fault.
+		return "", "", errdefs.Invalid("error while resolving symlinks in combined path %q: %v", joined, err)
 	}
 	rel, err := filepath.Rel(rbase, rjoined)
 	if err != nil || !filepath.IsLocal(rel) {
