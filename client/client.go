@@ -302,3 +302,17 @@ func splitVersion(v string) (int, int) {
 	fmt.Sscanf(v, "%d.%d", &maj, &min) //nolint:errcheck // validated before
 	return maj, min
 }
+
+// negotiatedVersion is the API version after negotiating (if it can).
+func (c *Client) negotiatedVersion(ctx context.Context) string {
+	c.negotiate(ctx)
+	return c.ClientVersion()
+}
+
+// requiresVersion refuses a feature the daemon's API version lacks.
+func (c *Client) requiresVersion(ctx context.Context, version, feature string) error {
+	if v := c.negotiatedVersion(ctx); versionLess(v, version) {
+		return fmt.Errorf("%q requires API version %s, but the Docker daemon API version is %s", feature, version, v)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -276,4 +277,26 @@ func (f Filters) set(q url.Values) {
 		b, _ := json.Marshal(f) // maps of strings always marshal
 		q.Set("filters", string(b))
 	}
+}
+
+// objectNotFound is a call naming no object where docker's client answers
+// "No such" itself.
+type objectNotFound struct{ kind, id string }
+
+func (e objectNotFound) Error() string        { return fmt.Sprintf("Error: No such %s: %s", e.kind, e.id) }
+func (e objectNotFound) Is(target error) bool { return target == cerrdefs.ErrNotFound }
+
+func notFound(kind, id string) error { return objectNotFound{kind, id} }
+
+func errInvalid(msg string) error { return cerrdefs.ErrInvalidArgument.WithMessage(msg) }
+
+func isUnauthorized(err error) bool { return cerrdefs.IsUnauthorized(err) }
+
+// Clone is a deep copy of f.
+func (f Filters) Clone() Filters {
+	out := make(Filters, len(f))
+	for term, values := range f {
+		out[term] = maps.Clone(values)
+	}
+	return out
 }
