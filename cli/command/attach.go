@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

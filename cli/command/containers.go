@@ -8,9 +8,9 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"berth.dev/berth/client"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/pkg/stdcopy"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"berth.dev/berth/archive"
+	"berth.dev/berth/client"
 	units "github.com/docker/go-units"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )

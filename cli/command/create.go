@@ -9,9 +9,9 @@ import (
 	"strings"
 	"syscall"
 
+	"berth.dev/berth/client"
 	"berth.dev/berth/image/reference"
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/client"
 	"github.com/moby/moby/client/pkg/jsonmessage"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"

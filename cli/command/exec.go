@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 
-	"github.com/moby/moby/client"
+	"berth.dev/berth/client"
 	"github.com/spf13/cobra"
 )
 

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/client"
 	"berth.dev/berth/image/reference"
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

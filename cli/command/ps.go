@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/client"
 	"berth.dev/berth/image/reference"
 	"berth.dev/berth/internal/lazyregexp"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

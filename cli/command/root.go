@@ -1,6 +1,6 @@
 // Package command is the `berth` CLI: docker's commands, flags, output
-// formats and exit codes over the Docker Engine API (the official moby
-// client), so that `berth` can be typed where `docker` was.
+// formats and exit codes over the Docker Engine API (berth.dev/berth/client),
+// so that `berth` can be typed where `docker` was.
 package command
 
 import (
@@ -18,7 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
-	"github.com/moby/moby/client"
+	"berth.dev/berth/client"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )

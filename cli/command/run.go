@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"berth.dev/berth/internal/trace"

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/client"
 	units "github.com/docker/go-units"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

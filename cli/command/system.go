@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/system"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

@@ -13,8 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/pkg/stdcopy"
-	"github.com/moby/moby/client"
 	"github.com/moby/term"
 	"golang.org/x/sys/unix"
 )

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

@@ -10,8 +10,8 @@ import (
 	"strings"
 
 	"berth.dev/berth/cli/format"
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/volume"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 )
 

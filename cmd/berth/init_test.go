@@ -57,8 +57,9 @@ func TestInitAllocs(t *testing.T) {
 
 // TestNoDistributionReference: berth's packages parse image references with
 // image/reference; github.com/distribution/reference compiles a dozen
-// regexps at init (~0.5 ms and 400 KB at every start). The moby client still
-// imports it: this keeps it from coming back once the client is replaced.
+// regexps at init (~0.5 ms and 400 KB at every start). Nor may the binary
+// link it (or the moby client, OpenTelemetry, go-connections) through a
+// dependency.
 func TestNoDistributionReference(t *testing.T) {
 	out, err := exec.Command(goTool(), "list", "-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "berth.dev/berth/...").CombinedOutput()
 	if err != nil {
@@ -79,6 +80,27 @@ func TestNoDistributionReference(t *testing.T) {
 	}
 	if pkgs < 20 {
 		t.Fatalf("go list found only %d packages:\n%s", pkgs, out)
+	}
+	// Nor does the binary link them through a dependency: the moby client
+	// brings distribution/reference, OpenTelemetry and go-connections,
+	// whose package inits every start of berth paid (berth.dev/berth/client
+	// replaces it; its leaf package jsonmessage is kept).
+	deps, err := exec.Command(goTool(), "list", "-deps", "berth.dev/berth/cmd/berth").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, deps)
+	}
+	n := 0
+	for dep := range strings.Lines(string(deps)) {
+		dep = strings.TrimSpace(dep)
+		n++
+		for _, banned := range []string{"github.com/distribution/reference", "github.com/moby/moby/client", "go.opentelemetry.io/", "github.com/docker/go-connections/"} {
+			if (dep == banned || strings.HasPrefix(dep, strings.TrimSuffix(banned, "/")+"/")) && dep != "github.com/moby/moby/client/pkg/jsonmessage" {
+				t.Errorf("cmd/berth links %s", dep)
+			}
+		}
+	}
+	if n < 100 {
+		t.Fatalf("go list -deps found only %d packages:\n%s", n, deps)
 	}
 }
 
