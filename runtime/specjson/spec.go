@@ -216,7 +216,8 @@ func (d *dec) hooks() *specs.Hooks {
 		var l *[]specs.Hook
 		switch k {
 		case "prestart":
-			l = &h.Prestart //nolint:staticcheck // deprecated in the spec, still run
+			//lint:ignore SA1019 deprecated in the spec, still run
+			l = &h.Prestart
 		case "createRuntime":
 			l = &h.CreateRuntime
 		case "createContainer":
@@ -372,9 +373,10 @@ func (d *dec) resources() *specs.LinuxResources {
 				case "swap":
 					m.Swap = ptr(d.int(64))
 				case "kernel":
-					m.Kernel = ptr(d.int(64)) //nolint:staticcheck // deprecated, still in specs
+					//lint:ignore SA1019 deprecated, still in specs
+					m.Kernel = ptr(d.int(64))
 				case "kernelTCP":
-					m.KernelTCP = ptr(d.int(64)) //nolint:staticcheck // deprecated, still in specs
+					m.KernelTCP = ptr(d.int(64))
 				case "swappiness":
 					m.Swappiness = ptr(d.uint(64))
 				case "disableOOMKiller":
