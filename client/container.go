@@ -466,17 +466,8 @@ type ContainerPruneResult struct{ Report container.PruneReport }
 
 // ContainerPrune removes stopped containers.
 func (c *Client) ContainerPrune(ctx context.Context, o ContainerPruneOptions) (ContainerPruneResult, error) {
-	q := url.Values{}
-	o.Filters.set(q)
-	resp, err := c.post(ctx, "/containers/prune", q, nil, nil)
-	if err != nil {
-		return ContainerPruneResult{}, err
-	}
-	var r ContainerPruneResult
-	if err := decode(resp, &r.Report); err != nil {
-		return ContainerPruneResult{}, fmt.Errorf("error retrieving disk usage: %w", err)
-	}
-	return r, nil
+	rep, err := prune[container.PruneReport](ctx, c, "/containers/prune", o.Filters, "error retrieving disk usage")
+	return ContainerPruneResult{Report: rep}, err
 }
 
 // ContainerUpdateOptions are the new limits and restart policy.

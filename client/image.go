@@ -195,17 +195,8 @@ type ImagePruneResult struct{ Report image.PruneReport }
 
 // ImagePrune removes unused images.
 func (c *Client) ImagePrune(ctx context.Context, o ImagePruneOptions) (ImagePruneResult, error) {
-	q := url.Values{}
-	o.Filters.set(q)
-	resp, err := c.post(ctx, "/images/prune", q, nil, nil)
-	if err != nil {
-		return ImagePruneResult{}, err
-	}
-	var r ImagePruneResult
-	if err := decode(resp, &r.Report); err != nil {
-		return ImagePruneResult{}, fmt.Errorf("Error retrieving disk usage: %v", err)
-	}
-	return r, nil
+	rep, err := prune[image.PruneReport](ctx, c, "/images/prune", o.Filters, "Error retrieving disk usage")
+	return ImagePruneResult{Report: rep}, err
 }
 
 // ImagePullOptions: all tags, credentials, the platform.

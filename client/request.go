@@ -237,6 +237,23 @@ func closeBody(resp *http.Response) {
 }
 
 // decode reads a JSON response into v and closes it.
+// prune posts a prune with its filters and decodes the report; a report
+// that does not decode is an error that starts with what (moby's words).
+func prune[T any](ctx context.Context, c *Client, path string, f Filters, what string) (T, error) {
+	var rep T
+	q := url.Values{}
+	f.set(q)
+	resp, err := c.post(ctx, path, q, nil, nil)
+	if err != nil {
+		return rep, err
+	}
+	if err := decode(resp, &rep); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, err)
+	}
+	return rep, nil
+}
+
 func decode(resp *http.Response, v any) error {
 	defer closeBody(resp)
 	return json.NewDecoder(resp.Body).Decode(v)

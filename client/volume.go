@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/url"
 
 	"github.com/moby/moby/api/types/volume"
@@ -127,15 +126,6 @@ func (c *Client) VolumePrune(ctx context.Context, o VolumePruneOptions) (VolumeP
 		}
 		f.Add("all", "true")
 	}
-	q := url.Values{}
-	f.set(q)
-	resp, err := c.post(ctx, "/volumes/prune", q, nil, nil)
-	if err != nil {
-		return VolumePruneResult{}, err
-	}
-	var r VolumePruneResult
-	if err := decode(resp, &r.Report); err != nil {
-		return VolumePruneResult{}, fmt.Errorf("error retrieving volume prune report: %v", err)
-	}
-	return r, nil
+	rep, err := prune[volume.PruneReport](ctx, c, "/volumes/prune", f, "error retrieving volume prune report")
+	return VolumePruneResult{Report: rep}, err
 }
