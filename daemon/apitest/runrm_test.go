@@ -1,6 +1,9 @@
 package apitest
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,5 +78,119 @@ func TestRunRmVolatileAndTrash(t *testing.T) {
 	d.start()
 	if _, err := os.Stat(left); !os.IsNotExist(err) {
 		t.Errorf("trash left at start: %v", err)
+	}
+}
+
+// apiDo sends one request to the daemon and returns the status and body.
+func (d *daemon) apiDo(t *testing.T, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://berth"+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := d.client().Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// runRm creates and starts an --rm container named name running cmd and
+// waits (condition=removed) for its removal, all over the API so that
+// whatever follows comes microseconds after the answer. It returns the
+// container's ID.
+func (d *daemon) runRm(t *testing.T, name, cmd string) string {
+	t.Helper()
+	code, out := d.apiDo(t, "POST", "/containers/create?name="+name,
+		`{"Image":"busybox","Cmd":["sh","-c","`+cmd+`"],"HostConfig":{"AutoRemove":true,"NetworkMode":"none"}}`)
+	var created struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &created); code != http.StatusCreated || err != nil {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	// The wait is in place before the start (its header comes once it
+	// is), as the docker CLI has it.
+	req, _ := http.NewRequest("POST", "http://berth/containers/"+created.ID+"/wait?condition=removed", nil)
+	resp, err := d.client().Do(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("wait: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	if code, out := d.apiDo(t, "POST", "/containers/"+created.ID+"/start", ""); code != http.StatusNoContent {
+		t.Fatalf("start: %d %s", code, out)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || !strings.Contains(string(b), `"StatusCode":0`) {
+		t.Fatalf("wait: %v %s", err, b)
+	}
+	return created.ID
+}
+
+// TestRunRmAnsweredFirst: an --rm container is gone for the API when its
+// removal is answered, and the rest of its removal (shim, mount,
+// snapshot, directories) follows in the background without a trace
+// left: an rmi right after the answer finds the image unused, the name
+// is free at once, and a daemon killed -9 right after the answer (while
+// the files are still going) removes the container at its next start,
+// the name staying with the container that took it meanwhile.
+func TestRunRmAnsweredFirst(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	for i := 0; i < 3; i++ {
+		id := d.runRm(t, "", "true")
+		if code, out := d.apiDo(t, "GET", "/containers/"+id+"/json", ""); code != http.StatusNotFound {
+			t.Fatalf("inspect after the removal's answer: %d %s", code, out)
+		}
+		if code, out := d.apiDo(t, "DELETE", "/images/busybox", ""); code != http.StatusOK || !strings.Contains(out, "Deleted") {
+			t.Fatalf("rmi right after run --rm: %d %s", code, out)
+		}
+		d.mustDocker("load", "-i", archive)
+	}
+
+	// Killed -9 between the answer and the end of the files: until one
+	// run is caught in that window (the record's directory still there).
+	caught := false
+	for i := 0; i < 10 && !caught; i++ {
+		first := d.runRm(t, "taken", "true")
+		second := strings.TrimSpace(d.mustDocker("create", "--name", "taken", "--network", "none", "busybox", "sleep", "1000"))
+		d.kill9()
+		_, err := os.Stat(filepath.Join(d.dataRoot, "containers", first))
+		caught = err == nil
+		d.start()
+		if got := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.ID}}", "taken")); got != second {
+			t.Fatalf("the name after the restart is %s's, want %s's (the newer)", got, second)
+		}
+		// The restored removal is under way or done: its wait answers.
+		if code, out := d.apiDo(t, "POST", "/containers/"+first+"/wait?condition=removed", ""); code != http.StatusOK && code != http.StatusNotFound {
+			t.Fatalf("wait for the restored removal: %d %s", code, out)
+		}
+		d.mustDocker("rm", "taken")
+		if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
+			t.Fatalf("containers after the restart: %q", out)
+		}
+		d.stop() // waits for the removals still going
+		for _, dir := range []string{filepath.Join(d.dataRoot, "containers", first), filepath.Join(d.execRoot, "containers", first)} {
+			if _, err := os.Stat(dir); !os.IsNotExist(err) {
+				t.Fatalf("%s left: %v", dir, err)
+			}
+		}
+		if left := d.leftOf(first); len(left) > 0 {
+			t.Fatalf("left of the removed container:\n%s", strings.Join(left, "\n"))
+		}
+		for _, root := range []string{d.dataRoot, d.execRoot} {
+			if ents, _ := os.ReadDir(filepath.Join(root, "trash")); len(ents) != 0 {
+				t.Fatalf("trash of %s: %v", root, ents)
+			}
+		}
+		d.start()
+		if code, out := d.apiDo(t, "DELETE", "/images/busybox", ""); code != http.StatusOK {
+			t.Fatalf("rmi after the restart: %d %s", code, out)
+		}
+		d.mustDocker("load", "-i", archive)
+	}
+	if !caught {
+		t.Fatal("no daemon was killed before the files of an --rm container were removed")
 	}
 }
