@@ -3,6 +3,8 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -30,6 +32,44 @@ import (
 // record have a name two share). Image removals and the daemon's Close
 // wait for removals still under way, so an `rmi` right after `run --rm`
 // finds the image unused.
+
+// createLazy: an --rm container's record is not synced at create either
+// (one fsync off the create job). A daemon that dies only loses what the
+// page cache loses in an OS crash; then the record may be missing while
+// the metadata database (synced after it) names the container's file
+// system, which removeOrphanFilesystems removes at the next start: an --rm
+// container would have been removed anyway.
+
+// removeOrphanFilesystems removes the file systems of containers that
+// have no record: one lost in an OS crash (its directory missing, or its
+// record missing or empty). A record that is there but does not decode is
+// left alone (logged by the store).
+func (d *Daemon) removeOrphanFilesystems(s *container.Store) {
+	ctx := context.Background()
+	ids, err := d.images.ContainerIDs(ctx)
+	if err != nil {
+		d.log.Warn("list container file systems", "error", err)
+		return
+	}
+	for _, id := range ids {
+		if _, err := s.Get(id); err == nil {
+			continue
+		}
+		dir := filepath.Join(d.cfg.DataRoot, "containers", id)
+		if st, err := os.Stat(filepath.Join(dir, container.ConfigName)); err == nil && st.Size() > 0 {
+			continue // a record that does not decode: not ours to judge
+		}
+		_ = snapshot.UnmountAll(filepath.Join(dir, "rootfs"))
+		if err := d.images.RemoveContainer(ctx, id); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
+			d.log.Warn("remove the file system of a container without a record", "id", id, "error", err)
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			d.log.Warn("remove the directory of a container without a record", "id", id, "error", err)
+		}
+		d.log.Info("removed the file system of a container without a record", "id", id)
+	}
+}
 
 // exitCleanup is the background end of an --rm container's exit.
 type exitCleanup struct {

@@ -52,6 +52,7 @@ func (d *Daemon) openContainers() error {
 	for _, e := range bad {
 		d.log.Warn("container record skipped", "error", e)
 	}
+	defer d.removeOrphanFilesystems(s)
 	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{},
 		cleanups: map[string]*exitCleanup{}}
 	d.images.Running = func(id string) bool {
@@ -213,11 +214,18 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		c.LogPath = filepath.Join(c.Dir(), id+"-json.log")
 		c.Driver = d.images.Driver().Name()
 		c.State = container.State{Status: container.StatusCreated}
-		err = c.Save()
+		if hc.AutoRemove {
+			// No crash needs it: see createLazy.
+			err = c.SaveLazy()
+		} else {
+			err = c.Save()
+		}
 		c.Unlock()
+		trace.Step("create: record saved")
 		if err == nil {
 			_, _, err = d.images.CreateContainer(ctx, id, img.ID.String())
 		}
+		trace.Step("create: snapshot made")
 		if err != nil {
 			_ = d.ctrs.store.Delete(c)
 			d.detachVolumes(id, mps, true)

@@ -132,8 +132,9 @@ func (d *daemon) runRm(t *testing.T, name, cmd string) string {
 // snapshot, directories) follows in the background without a trace
 // left: an rmi right after the answer finds the image unused, the name
 // is free at once, and a daemon killed -9 right after the answer (while
-// the files are still going) removes the container at its next start,
-// the name staying with the container that took it meanwhile.
+// the files are still going) removes the container at its next start
+// (TestStoreSharedNameNewerWins: a name taken meanwhile stays with the
+// newer container).
 func TestRunRmAnsweredFirst(t *testing.T) {
 	d := containerDaemon(t)
 	defer d.rmAll()
@@ -151,22 +152,24 @@ func TestRunRmAnsweredFirst(t *testing.T) {
 
 	// Killed -9 between the answer and the end of the files: until one
 	// run is caught in that window (the record's directory still there).
+	// The name is free at once.
 	caught := false
 	for i := 0; i < 10 && !caught; i++ {
-		first := d.runRm(t, "taken", "true")
-		second := strings.TrimSpace(d.mustDocker("create", "--name", "taken", "--network", "none", "busybox", "sleep", "1000"))
+		d.runRm(t, "taken", "true")
+		code, out := d.apiDo(t, "POST", "/containers/create?name=taken", `{"Image":"busybox","Cmd":["sleep","1000"],"HostConfig":{"NetworkMode":"none"}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("create with the name just freed: %d %s", code, out)
+		}
+		d.mustDocker("rm", "taken")
+		first := d.runRm(t, "", "true")
 		d.kill9()
 		_, err := os.Stat(filepath.Join(d.dataRoot, "containers", first))
 		caught = err == nil
 		d.start()
-		if got := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.ID}}", "taken")); got != second {
-			t.Fatalf("the name after the restart is %s's, want %s's (the newer)", got, second)
-		}
 		// The restored removal is under way or done: its wait answers.
 		if code, out := d.apiDo(t, "POST", "/containers/"+first+"/wait?condition=removed", ""); code != http.StatusOK && code != http.StatusNotFound {
 			t.Fatalf("wait for the restored removal: %d %s", code, out)
 		}
-		d.mustDocker("rm", "taken")
 		if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
 			t.Fatalf("containers after the restart: %q", out)
 		}
@@ -192,5 +195,41 @@ func TestRunRmAnsweredFirst(t *testing.T) {
 	}
 	if !caught {
 		t.Fatal("no daemon was killed before the files of an --rm container were removed")
+	}
+}
+
+// TestRunRmRecordLost: an --rm container's record is not synced at create,
+// so an OS crash may lose it while the metadata database keeps its file
+// system; the next start removes that file system (and leaves alone a
+// container whose record is there).
+func TestRunRmRecordLost(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	lost := strings.TrimSpace(d.mustDocker("create", "--rm", "--network", "none", "busybox", "true"))
+	empty := strings.TrimSpace(d.mustDocker("create", "--rm", "--network", "none", "busybox", "true"))
+	kept := strings.TrimSpace(d.mustDocker("create", "--name", "kept", "--network", "none", "busybox", "true"))
+	d.kill9()
+	// What an OS crash can leave of an unsynced record: no directory, or
+	// an empty file.
+	if err := os.RemoveAll(filepath.Join(d.dataRoot, "containers", lost)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(d.dataRoot, "containers", empty, "config.v2.json"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	if out := strings.TrimSpace(d.mustDocker("ps", "-aq", "--no-trunc")); out != kept {
+		t.Fatalf("containers after the start: %q, want %s", out, kept)
+	}
+	if _, err := os.Stat(filepath.Join(d.dataRoot, "containers", empty)); !os.IsNotExist(err) {
+		t.Errorf("directory with an empty record left: %v", err)
+	}
+	// Only kept holds the image now.
+	d.mustDocker("rm", "kept")
+	if code, out := d.apiDo(t, "DELETE", "/images/busybox", ""); code != http.StatusOK {
+		t.Fatalf("rmi with only lost containers' file systems: %d %s", code, out)
+	}
+	if code, out := d.apiDo(t, "GET", "/system/df", ""); code != http.StatusOK || strings.Contains(out, lost) || strings.Contains(out, empty) {
+		t.Fatalf("df: %d %s", code, out)
 	}
 }
