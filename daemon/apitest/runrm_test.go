@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 )
 
 // rootMount is the mount of a container's root file system on the host.
@@ -210,7 +211,13 @@ func TestRunRmRecordLost(t *testing.T) {
 	kept := strings.TrimSpace(d.mustDocker("create", "--name", "kept", "--network", "none", "busybox", "true"))
 	d.kill9()
 	// What an OS crash can leave of an unsynced record: no directory, or
-	// an empty file.
+	// an empty file (and no mounts: the --rm roots mounted ahead of a
+	// start go).
+	for _, id := range []string{lost, empty} {
+		if err := unix.Unmount(filepath.Join(d.dataRoot, "containers", id, "rootfs"), 0); err != nil && err != unix.EINVAL {
+			t.Fatal(err)
+		}
+	}
 	if err := os.RemoveAll(filepath.Join(d.dataRoot, "containers", lost)); err != nil {
 		t.Fatal(err)
 	}
@@ -231,5 +238,42 @@ func TestRunRmRecordLost(t *testing.T) {
 	}
 	if code, out := d.apiDo(t, "GET", "/system/df", ""); code != http.StatusOK || strings.Contains(out, lost) || strings.Contains(out, empty) {
 		t.Fatalf("df: %d %s", code, out)
+	}
+}
+
+// TestRunRmPremount: an --rm container's root is mounted from its create
+// on, ahead of the start; cp and export before the start, an rm without a
+// start and a daemon's stop leave no second or stale mount, and the
+// container sees what cp put in.
+func TestRunRmPremount(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	host := filepath.Join(t.TempDir(), "hello")
+	if err := os.WriteFile(host, []byte("from cp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(d.mustDocker("create", "--rm", "--network", "none", "busybox", "cat", "/hello"))
+	d.mustDocker("cp", host, id+":/hello")
+	if out := d.mustDocker("export", id); !strings.Contains(out, "from cp") {
+		t.Fatalf("export before the start has not the copied file (%d bytes)", len(out))
+	}
+	if out := d.mustDocker("start", "-a", id); out != "from cp\n" {
+		t.Fatalf("start -a after cp: %q", out)
+	}
+
+	gone := strings.TrimSpace(d.mustDocker("create", "--rm", "--network", "none", "busybox", "true"))
+	d.mustDocker("rm", gone)
+	if left := d.leftOf(gone); len(left) > 0 {
+		t.Fatalf("rm of a created --rm container left:\n%s", strings.Join(left, "\n"))
+	}
+
+	kept := strings.TrimSpace(d.mustDocker("create", "--rm", "--network", "none", "busybox", "echo", "later"))
+	d.stop()
+	if left := d.leftOf(kept); len(left) > 0 {
+		t.Fatalf("a stopped daemon left of a created --rm container:\n%s", strings.Join(left, "\n"))
+	}
+	d.start()
+	if out := d.mustDocker("start", "-a", kept); out != "later\n" {
+		t.Fatalf("start -a after a daemon restart: %q", out)
 	}
 }
