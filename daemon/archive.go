@@ -257,7 +257,6 @@ func (d *Daemon) liveRoot(c *container.Container) (int, bool) {
 // destination resolved inside dir. The daemon's own files (/etc/hosts,
 // the init) stay out, as with docker.
 func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir string) error {
-	d.dropPremount(c) // one root mount at a time: overlay leaves two on one upper undefined
 	mounts, err := d.images.ContainerMounts(ctx, c.ID)
 	if err != nil {
 		return err

@@ -80,9 +80,9 @@ func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) 
 		if err != nil {
 			return err
 		}
-		d.dropPremount(c) // export mounts the layers itself
 		if d.runningOf(c.ID) == nil {
-			// Not volatile itself: an --rm container's last mount was.
+			// Not volatile itself: an --rm container's last mount (cp
+			// before its start) was, and left the kernel's mark.
 			if mounts, err := d.images.ContainerMounts(ctx, c.ID); err == nil {
 				for _, m := range mounts {
 					clearVolatileMark(m)

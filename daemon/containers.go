@@ -42,9 +42,6 @@ type containers struct {
 	// cleanups are --rm containers' exits ending in the background
 	// (autoremove.go).
 	cleanups map[string]*exitCleanup
-	// premounts are --rm containers' roots mounted ahead of the start
-	// (premount.go).
-	premounts map[string]*premount
 }
 
 func (d *Daemon) openContainers() error {
@@ -57,7 +54,7 @@ func (d *Daemon) openContainers() error {
 	}
 	defer d.removeOrphanFilesystems(s)
 	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{},
-		cleanups: map[string]*exitCleanup{}, premounts: map[string]*premount{}}
+		cleanups: map[string]*exitCleanup{}}
 	d.images.Running = func(id string) bool {
 		c, err := s.Get(id)
 		if err != nil {
@@ -235,9 +232,6 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 			return err
 		}
 		d.publishContainer(c, events.ActionCreate, nil)
-		if hc.AutoRemove {
-			d.premountRoot(c)
-		}
 		out = &containertypes.CreateResponse{ID: id, Warnings: []string{}}
 		return nil
 	})
@@ -304,11 +298,23 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) error {
 // runtime's create), connects waiting attaches, starts the process and
 // begins monitoring it.
 func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.Client, error) {
+	mounts, err := d.images.ContainerMounts(ctx, c.ID)
+	if err != nil {
+		return nil, err
+	}
+	c.Lock()
+	if c.HostConfig.AutoRemove {
+		mounts = withVolatile(mounts)
+	}
+	c.Unlock()
 	rootfs := c.RootfsPath()
-	if !d.takePremount(c.ID) {
-		if err := d.mountRoot(ctx, c); err != nil {
-			return nil, err
-		}
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return nil, err
+	}
+	_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	trace.Step("start: mounts known")
+	if err := snapshot.MountAll(mounts, rootfs); err != nil {
+		return nil, fmt.Errorf("mount container %s: %w", c.ID, err)
 	}
 	trace.Step("start: root mounted")
 	ok := false
@@ -788,7 +794,6 @@ func (d *Daemon) remove(ctx context.Context, name string, force, volumes, later 
 }
 
 func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error {
-	d.dropPremount(c)
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		return fmt.Errorf("remove container %s: unmount: %w", c.ID, err)
 	}

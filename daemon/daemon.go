@@ -186,7 +186,6 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	d.closeContainers()
-	d.dropPremounts()
 	d.waitRemovals()
 	d.closeTrash()
 	err := d.images.Close()
