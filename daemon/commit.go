@@ -80,6 +80,15 @@ func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) 
 		if err != nil {
 			return err
 		}
+		if d.runningOf(c.ID) == nil {
+			// Not volatile itself: an --rm container's last mount (cp
+			// before its start) was, and left the kernel's mark.
+			if mounts, err := d.images.ContainerMounts(ctx, c.ID); err == nil {
+				for _, m := range mounts {
+					clearVolatileMark(m)
+				}
+			}
+		}
 		if err := d.images.Export(ctx, c.ID, w); err != nil {
 			return err
 		}

@@ -39,6 +39,9 @@ type containers struct {
 	ops     map[string]*sync.Mutex      // one lifecycle operation per container at a time
 	pending map[string][]*pendingAttach // attaches waiting for a start
 	execs   *execs
+	// cleanups are --rm containers' exits ending in the background
+	// (autoremove.go).
+	cleanups map[string]*exitCleanup
 }
 
 func (d *Daemon) openContainers() error {
@@ -49,7 +52,9 @@ func (d *Daemon) openContainers() error {
 	for _, e := range bad {
 		d.log.Warn("container record skipped", "error", e)
 	}
-	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{}}
+	defer d.removeOrphanFilesystems(s)
+	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{},
+		cleanups: map[string]*exitCleanup{}}
 	d.images.Running = func(id string) bool {
 		c, err := s.Get(id)
 		if err != nil {
@@ -209,11 +214,18 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		c.LogPath = filepath.Join(c.Dir(), id+"-json.log")
 		c.Driver = d.images.Driver().Name()
 		c.State = container.State{Status: container.StatusCreated}
-		err = c.Save()
+		if hc.AutoRemove {
+			// No crash needs it: see createLazy.
+			err = c.SaveLazy()
+		} else {
+			err = c.Save()
+		}
 		c.Unlock()
+		trace.Step("create: record saved")
 		if err == nil {
 			_, _, err = d.images.CreateContainer(ctx, id, img.ID.String())
 		}
+		trace.Step("create: snapshot made")
 		if err != nil {
 			_ = d.ctrs.store.Delete(c)
 			d.detachVolumes(id, mps, true)
@@ -471,6 +483,13 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		code, at = exit.ExitCode, exit.FinishedAt.UTC()
 	}
 	ooms := oom.stop() // before the shim's shutdown removes the cgroup
+	c.Lock()
+	fast := c.HostConfig.AutoRemove // never with a restart policy (create refuses it)
+	c.Unlock()
+	if fast {
+		d.exitAndRemove(c, r, code, at, msg, ooms)
+		return
+	}
 	// The shim's process ends while the root is unmounted and the exit
 	// recorded; the monitor waits for it before anyone hears of the exit.
 	if err := r.shim.ShutdownAsync(ctx); err != nil && !errdefs.Is(err, errdefs.KindNotFound) {
@@ -706,6 +725,12 @@ func (d *Daemon) ContainerRestart(ctx context.Context, name string, o container.
 
 // ContainerRemove is DELETE /containers/{id}.
 func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volumes bool) error {
+	return d.remove(ctx, name, force, volumes, false)
+}
+
+// remove removes a container; with later, the files of an --rm
+// container's exit may go after the answer (autoremove.go).
+func (d *Daemon) remove(ctx context.Context, name string, force, volumes, later bool) error {
 	return d.job(ctx, "container.remove", true, func(ctx context.Context) error {
 		c, err := d.ctrs.store.Get(name)
 		if err != nil {
@@ -744,7 +769,7 @@ func (d *Daemon) ContainerRemove(ctx context.Context, name string, force, volume
 		}
 		c.SetStatus(container.StatusRemoving)
 		c.Unlock()
-		if err := d.removeFiles(ctx, c); err != nil {
+		if err := d.removeFilesOrLater(ctx, c, later); err != nil {
 			c.Lock()
 			c.SetStatus(container.StatusDead)
 			_ = c.Save()

@@ -186,6 +186,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	d.closeContainers()
+	d.waitRemovals()
 	d.closeTrash()
 	err := d.images.Close()
 	d.lock.Close()

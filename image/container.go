@@ -194,3 +194,16 @@ func (s *Store) DiskUsage(ctx context.Context) ([]ImageUsage, error) {
 	}
 	return out, nil
 }
+
+// ContainerIDs lists the containers that have a file system.
+func (s *Store) ContainerIDs(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *metadata.Tx) error {
+		cs, err := tx.Containers()
+		for _, c := range cs {
+			ids = append(ids, c.ID)
+		}
+		return err
+	})
+	return ids, err
+}

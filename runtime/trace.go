@@ -1,11 +1,11 @@
 package runtime
 
 import (
-	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 
+	itrace "berth.dev/berth/internal/trace"
 	"berth.dev/berth/runtime/nsenter"
 )
 
@@ -38,5 +38,5 @@ func trace(step string) {
 // traceLine prints the monotonic time, the pid, the CPU time the process
 // has used (which a busy machine does not inflate) and the step.
 func traceLine(ns, cpu int64, step string) {
-	fmt.Fprintf(os.Stderr, "trace %12.3fms %7d cpu %7.3fms %s\n", float64(ns)/1e6, os.Getpid(), float64(cpu)/1e6, step)
+	itrace.Line(ns, cpu, step)
 }

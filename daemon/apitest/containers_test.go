@@ -35,8 +35,14 @@ func (d *daemon) rmAll() {
 			d.t.Errorf("docker rm -f: %v\n%s", err, out)
 		}
 	}
+	// The shim of an --rm container ends after the run's answer (the
+	// removal's files go in the background): give it time to.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(d.shimPids()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if pids := d.shimPids(); len(pids) > 0 {
-		d.t.Errorf("shims left after rm: %v", pids)
+		d.t.Errorf("shims left 10s after rm: %v", pids)
 	}
 }
 

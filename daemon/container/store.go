@@ -55,7 +55,12 @@ func Open(root string) (s *Store, bad []error, err error) {
 		}
 		c.dir = dir
 		s.byID[c.ID] = c
-		s.names[c.Name] = c.ID
+		// Two records share a name when a daemon died while an --rm
+		// container's files were being removed and a new container had
+		// taken the name: the newer keeps it.
+		if other, ok := s.byID[s.names[c.Name]]; !ok || c.Created.After(other.Created) {
+			s.names[c.Name] = c.ID
+		}
 	}
 	return s, bad, nil
 }
@@ -137,6 +142,17 @@ func (s *Store) List() []*Container {
 	s.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	return out
+}
+
+// Forget drops a container from the store's view (its ID and name are
+// free) and leaves its directory, whose removal follows.
+func (s *Store) Forget(c *Container) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, c.ID)
+	if s.names[c.Name] == c.ID {
+		delete(s.names, c.Name)
+	}
 }
 
 // Delete forgets a container and removes its directory (which must hold

@@ -54,6 +54,14 @@ func Step(step string) {
 	_, _ = output().WriteString(line)
 }
 
+// Line writes one line of the runtime's format (ns and cpu in
+// nanoseconds) where the steps go: the runtime's own steps join the
+// timeline when BERTH_TRACE names a file.
+func Line(ns, cpu int64, step string) {
+	line := fmt.Sprintf("trace %12.3fms %7d cpu %7.3fms %s\n", float64(ns)/1e6, os.Getpid(), float64(cpu)/1e6, step)
+	_, _ = output().WriteString(line)
+}
+
 // Stepf is Step with a format.
 func Stepf(format string, args ...any) {
 	if On {
