@@ -42,5 +42,9 @@ func main() {
 		runtime.Trace("exit")
 		os.Exit(code)
 	}
+	// The CLI forks nothing: its main goroutine may run on any thread, so
+	// that waiting for an answer hands over to the HTTP client's
+	// goroutines on the same thread instead of waking a locked one.
+	goruntime.UnlockOSThread()
 	os.Exit(command.Main(os.Args[1:]))
 }
