@@ -1,12 +1,10 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,7 +27,7 @@ func startBerthd(t *testing.T) (*client.Client, string) {
 	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	cmd := exec.Command(testutil.BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
 	cmd.Stdout, cmd.Stderr = &log, &log
@@ -66,21 +64,4 @@ func startBerthd(t *testing.T) (*client.Client, string) {
 	}
 	t.Fatalf("berth daemon did not answer:\n%s", log.String())
 	return nil, ""
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

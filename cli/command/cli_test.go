@@ -522,7 +522,7 @@ func TestLoadOnTerminal(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			var out lockedBuffer
+			var out testutil.LockedBuffer
 			copied := make(chan struct{})
 			go func() { _, _ = bufio.NewReader(pty).WriteTo(&out); close(copied) }()
 			cmd := exec.Command(bin, "-H", d.host, "load", "-i", one)

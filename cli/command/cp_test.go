@@ -321,7 +321,7 @@ func TestCpOnTerminal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out lockedBuffer
+		var out testutil.LockedBuffer
 		copied := make(chan struct{})
 		go func() { _, _ = bufio.NewReader(pty).WriteTo(&out); close(copied) }()
 		cmd := exec.Command(exe, append([]string{"-H", d.host}, args...)...)

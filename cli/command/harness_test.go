@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -68,7 +67,7 @@ func startBerthdArgs(t *testing.T, extra ...string) daemon {
 	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var log lockedBuffer
+	var log testutil.LockedBuffer
 	cmd := exec.Command(testutil.BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
 		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
 	cmd.Args = append(cmd.Args, extra...)
@@ -111,23 +110,6 @@ func startDockerd(t *testing.T) daemon {
 	}
 	t.Cleanup(func() { d.Stop() })
 	return daemon{name: "dockerd", host: d.Host}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // images writes two image archives: berthtest/one:v1 (busybox) and

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"berth.dev/berth/internal/testutil"
 )
 
 // containerDaemon is a started daemon with busybox:latest loaded.
@@ -391,7 +393,7 @@ func TestContainerEventsAndAPI(t *testing.T) {
 
 	ev := exec.Command(dockerCLI, "events", "--filter", "type=container", "--format", "{{.Action}} {{.Actor.Attributes.name}} {{.Actor.Attributes.exitCode}}")
 	ev.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
-	var evOut lockedBuffer
+	var evOut testutil.LockedBuffer
 	ev.Stdout = &evOut
 	if err := ev.Start(); err != nil {
 		t.Fatal(err)
@@ -425,9 +427,7 @@ func TestContainerEventsAndAPI(t *testing.T) {
 		t.Fatalf("attach logs=1: %q", raw)
 	}
 	d.mustDocker("rm", "late", "cr")
-	evOut.mu.Lock()
-	evOut.b.Reset()
-	evOut.mu.Unlock()
+	evOut.Reset()
 
 	// Log rotation by docker's log options; logs reads across the files.
 	d.mustDocker("run", "--name", "rot", "--log-opt", "max-size=1k", "--log-opt", "max-file=3", "busybox",

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,26 +33,9 @@ type daemon struct {
 	config   string
 	args     []string
 	cmd      *exec.Cmd
-	log      *lockedBuffer
+	log      *testutil.LockedBuffer
 	done     chan struct{}
 	exitErr  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // newDaemon prepares a daemon on fresh roots; start runs it.
@@ -101,7 +83,7 @@ func (d *daemon) startErr(args ...string) error {
 // run starts cmd as the daemon and waits for its socket to answer.
 func (d *daemon) run(cmd *exec.Cmd) error {
 	d.args = cmd.Args
-	d.log = &lockedBuffer{}
+	d.log = &testutil.LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = d.log, d.log
 	if err := cmd.Start(); err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"berth.dev/berth/internal/testutil"
 )
 
 // health is a container's health status as inspect shows it.
@@ -43,7 +45,7 @@ func TestContainerHealth(t *testing.T) {
 	ev := exec.Command(dockerCLI, "events", "--filter", "event=health_status", "--filter", "event=exec_start",
 		"--format", "{{.Action}} {{.Actor.Attributes.name}}")
 	ev.Env = append(dockerEnv(t), "DOCKER_HOST=unix://"+d.sock)
-	var evOut lockedBuffer
+	var evOut testutil.LockedBuffer
 	ev.Stdout = &evOut
 	if err := ev.Start(); err != nil {
 		t.Fatal(err)
