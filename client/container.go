@@ -67,12 +67,8 @@ func (c *Client) ContainerCreate(ctx context.Context, o ContainerCreateOptions) 
 		n.CapAdd, n.CapDrop = normalizeCaps(hc.CapAdd), normalizeCaps(hc.CapDrop)
 		hc = &n
 	}
-	resp, err := c.post(ctx, "/containers/create", q, nil, container.CreateRequest{Config: cfg, HostConfig: hc, NetworkingConfig: o.NetworkingConfig})
-	if err != nil {
-		return ContainerCreateResult{}, err
-	}
-	var r container.CreateResponse
-	err = decode(resp, &r)
+	r, err := answer[container.CreateResponse](c.post(ctx, "/containers/create", q, nil,
+		container.CreateRequest{Config: cfg, HostConfig: hc, NetworkingConfig: o.NetworkingConfig}))
 	return ContainerCreateResult{ID: r.ID, Warnings: r.Warnings}, err
 }
 
@@ -158,13 +154,8 @@ func (c *Client) ContainerList(ctx context.Context, o ContainerListOptions) (Con
 		q.Set("size", "1")
 	}
 	o.Filters.set(q)
-	resp, err := c.get(ctx, "/containers/json", q)
-	if err != nil {
-		return ContainerListResult{}, err
-	}
-	var r ContainerListResult
-	err = decode(resp, &r.Items)
-	return r, err
+	items, err := answer[[]container.Summary](c.get(ctx, "/containers/json", q))
+	return ContainerListResult{Items: items}, err
 }
 
 // ContainerStartOptions are checkpoint options (not used by berth).
@@ -449,12 +440,7 @@ func (c *Client) ContainerTop(ctx context.Context, id string, o ContainerTopOpti
 	if len(o.Arguments) > 0 {
 		q.Set("ps_args", strings.Join(o.Arguments, " "))
 	}
-	resp, err := c.get(ctx, "/containers/"+id+"/top", q)
-	if err != nil {
-		return ContainerTopResult{}, err
-	}
-	var r container.TopResponse
-	err = decode(resp, &r)
+	r, err := answer[container.TopResponse](c.get(ctx, "/containers/"+id+"/top", q))
 	return ContainerTopResult{Processes: r.Processes, Titles: r.Titles}, err
 }
 
@@ -492,12 +478,7 @@ func (c *Client) ContainerUpdate(ctx context.Context, id string, o ContainerUpda
 	if o.RestartPolicy != nil {
 		u.RestartPolicy = *o.RestartPolicy
 	}
-	resp, err := c.post(ctx, "/containers/"+id+"/update", nil, nil, u)
-	if err != nil {
-		return ContainerUpdateResult{}, err
-	}
-	var r container.UpdateResponse
-	err = decode(resp, &r)
+	r, err := answer[container.UpdateResponse](c.post(ctx, "/containers/"+id+"/update", nil, nil, u))
 	return ContainerUpdateResult{Warnings: r.Warnings}, err
 }
 

@@ -51,11 +51,7 @@ func (c *Client) ExecCreate(ctx context.Context, id string, o ExecCreateOptions)
 	resp, err := c.post(ctx, "/containers/"+id+"/exec", nil, nil, container.ExecCreateRequest{User: o.User, Privileged: o.Privileged,
 		Tty: o.TTY, ConsoleSize: size, AttachStdin: o.AttachStdin, AttachStderr: o.AttachStderr, AttachStdout: o.AttachStdout,
 		DetachKeys: o.DetachKeys, Env: o.Env, WorkingDir: o.WorkingDir, Cmd: o.Cmd})
-	if err != nil {
-		return ExecCreateResult{}, err
-	}
-	var r container.ExecCreateResponse
-	err = decode(resp, &r)
+	r, err := answer[container.ExecCreateResponse](resp, err)
 	return ExecCreateResult{ID: r.ID}, err
 }
 
@@ -116,12 +112,8 @@ type ExecInspectResult struct {
 
 // ExecInspect inspects an exec.
 func (c *Client) ExecInspect(ctx context.Context, id string, _ ExecInspectOptions) (ExecInspectResult, error) {
-	resp, err := c.get(ctx, "/exec/"+id+"/json", nil)
+	r, err := answer[container.ExecInspectResponse](c.get(ctx, "/exec/"+id+"/json", nil))
 	if err != nil {
-		return ExecInspectResult{}, err
-	}
-	var r container.ExecInspectResponse
-	if err := decode(resp, &r); err != nil {
 		return ExecInspectResult{}, err
 	}
 	res := ExecInspectResult{ID: r.ID, ContainerID: r.ContainerID, Running: r.Running, PID: r.Pid}

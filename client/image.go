@@ -47,13 +47,8 @@ func (c *Client) ImageList(ctx context.Context, o ImageListOptions) (ImageListRe
 		q.Set("manifests", "1")
 		q.Set("identity", "1")
 	}
-	resp, err := c.get(ctx, "/images/json", q)
-	if err != nil {
-		return ImageListResult{}, err
-	}
-	var r ImageListResult
-	err = decode(resp, &r.Items)
-	return r, err
+	items, err := answer[[]image.Summary](c.get(ctx, "/images/json", q))
+	return ImageListResult{Items: items}, err
 }
 
 // ImageInspectOption configures ImageInspect.
@@ -116,13 +111,8 @@ func (c *Client) ImageHistory(ctx context.Context, ref string, opts ...ImageHist
 			return ImageHistoryResult{}, err
 		}
 	}
-	resp, err := c.get(ctx, "/images/"+ref+"/history", nil)
-	if err != nil {
-		return ImageHistoryResult{}, err
-	}
-	var r ImageHistoryResult
-	err = decode(resp, &r.Items)
-	return r, err
+	items, err := answer[[]image.HistoryResponseItem](c.get(ctx, "/images/"+ref+"/history", nil))
+	return ImageHistoryResult{Items: items}, err
 }
 
 // ImageTagOptions is the image and its new reference.
@@ -178,13 +168,8 @@ func (c *Client) ImageRemove(ctx context.Context, ref string, o ImageRemoveOptio
 		}
 		q.Add("platforms", string(b))
 	}
-	resp, err := c.delete(ctx, "/images/"+ref, q)
-	if err != nil {
-		return ImageRemoveResult{}, err
-	}
-	var r ImageRemoveResult
-	err = decode(resp, &r.Items)
-	return r, err
+	items, err := answer[[]image.DeleteResponse](c.delete(ctx, "/images/"+ref, q))
+	return ImageRemoveResult{Items: items}, err
 }
 
 // ImagePruneOptions selects what is pruned.

@@ -236,24 +236,34 @@ func closeBody(resp *http.Response) {
 	_ = resp.Body.Close()
 }
 
-// decode reads a JSON response into v and closes it.
 // prune posts a prune with its filters and decodes the report; a report
 // that does not decode is an error that starts with what (moby's words).
 func prune[T any](ctx context.Context, c *Client, path string, f Filters, what string) (T, error) {
-	var rep T
 	q := url.Values{}
 	f.set(q)
 	resp, err := c.post(ctx, path, q, nil, nil)
 	if err != nil {
-		return rep, err
-	}
-	if err := decode(resp, &rep); err != nil {
 		var zero T
-		return zero, fmt.Errorf("%s: %w", what, err)
+		return zero, err
+	}
+	rep, err := answer[T](resp, nil)
+	if err != nil {
+		return rep, fmt.Errorf("%s: %w", what, err)
 	}
 	return rep, nil
 }
 
+// answer decodes a request's JSON answer; it takes the request's results
+// as they come: answer[T](c.get(...)).
+func answer[T any](resp *http.Response, err error) (T, error) {
+	var v T
+	if err == nil {
+		err = decode(resp, &v)
+	}
+	return v, err
+}
+
+// decode reads a JSON response into v and closes it.
 func decode(resp *http.Response, v any) error {
 	defer closeBody(resp)
 	return json.NewDecoder(resp.Body).Decode(v)

@@ -22,14 +22,9 @@ type VolumeCreateResult struct{ Volume volume.Volume }
 
 // VolumeCreate creates a volume.
 func (c *Client) VolumeCreate(ctx context.Context, o VolumeCreateOptions) (VolumeCreateResult, error) {
-	resp, err := c.post(ctx, "/volumes/create", nil, nil, volume.CreateRequest{Name: o.Name, Driver: o.Driver,
-		DriverOpts: o.DriverOpts, Labels: o.Labels, ClusterVolumeSpec: o.ClusterVolumeSpec})
-	if err != nil {
-		return VolumeCreateResult{}, err
-	}
-	var r VolumeCreateResult
-	err = decode(resp, &r.Volume)
-	return r, err
+	v, err := answer[volume.Volume](c.post(ctx, "/volumes/create", nil, nil, volume.CreateRequest{Name: o.Name, Driver: o.Driver,
+		DriverOpts: o.DriverOpts, Labels: o.Labels, ClusterVolumeSpec: o.ClusterVolumeSpec}))
+	return VolumeCreateResult{Volume: v}, err
 }
 
 // VolumeListOptions selects volumes.
@@ -45,15 +40,8 @@ type VolumeListResult struct {
 func (c *Client) VolumeList(ctx context.Context, o VolumeListOptions) (VolumeListResult, error) {
 	q := url.Values{}
 	o.Filters.set(q)
-	resp, err := c.get(ctx, "/volumes", q)
-	if err != nil {
-		return VolumeListResult{}, err
-	}
-	var r volume.ListResponse
-	if err := decode(resp, &r); err != nil {
-		return VolumeListResult{}, err
-	}
-	return VolumeListResult{Items: r.Volumes, Warnings: r.Warnings}, nil
+	r, err := answer[volume.ListResponse](c.get(ctx, "/volumes", q))
+	return VolumeListResult{Items: r.Volumes, Warnings: r.Warnings}, err
 }
 
 // VolumeInspectOptions is empty.

@@ -7,9 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
 	"berth.dev/berth/internal/leakcheck"
 	"berth.dev/berth/internal/testutil"
@@ -61,43 +59,7 @@ func startBerthd(t *testing.T) daemon { return startBerthdArgs(t) }
 // startBerthdArgs is startBerthd with more daemon arguments.
 func startBerthdArgs(t *testing.T, extra ...string) daemon {
 	t.Helper()
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "berth.sock")
-	cfg := filepath.Join(dir, "daemon.json")
-	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var log testutil.LockedBuffer
-	cmd := exec.Command(testutil.BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
-	cmd.Args = append(cmd.Args, extra...)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		select {
-		case <-done:
-			t.Fatalf("berth daemon exited:\n%s", log.String())
-		default:
-		}
-		if exec.Command(dockerCLI, "-H", "unix://"+sock, "version").Run() == nil {
-			return daemon{name: "berth", host: "unix://" + sock}
-		}
-	}
-	t.Fatalf("berth daemon did not answer:\n%s", log.String())
-	return daemon{}
+	return daemon{name: "berth", host: testutil.StartBerthd(t, extra...)}
 }
 
 func startDockerd(t *testing.T) daemon {
@@ -149,3 +111,18 @@ var daemons = []struct {
 	name  string
 	start func(*testing.T) daemon
 }{{"dockerd", startDockerd}, {"berth", startBerthd}}
+
+// sameOnBoth compares the outputs each step gave against dockerd and
+// against berth daemon, step by step; false when one daemon did not run.
+func sameOnBoth(t *testing.T, got map[string][]string) bool {
+	t.Helper()
+	if len(got) != 2 {
+		return false
+	}
+	for i := range got["dockerd"] {
+		if got["dockerd"][i] != got["berth"][i] {
+			t.Errorf("dockerd:\n%s\nberth:\n%s", got["dockerd"][i], got["berth"][i])
+		}
+	}
+	return true
+}
