@@ -631,6 +631,21 @@ func TestHooks(t *testing.T) {
 			t.Errorf("%s hook got state %q: %v", h, b, err)
 		}
 	}
+	// start and delete as their own processes read the hooks from the
+	// state (config.json's bytes, decoded by specjson).
+	for _, h := range []string{"poststart", "poststop"} {
+		os.Remove(filepath.Join(dir, h))
+	}
+	id = e.id()
+	e.must("create", "--bundle", e.bundle(s), id)
+	e.must("start", id)
+	waitStatus(e, id, "stopped")
+	e.must("delete", id)
+	for _, h := range []string{"poststart", "poststop"} {
+		if b, err := os.ReadFile(filepath.Join(dir, h)); err != nil || !strings.Contains(string(b), id) {
+			t.Errorf("%s hook after a separate start/delete: %q %v", h, b, err)
+		}
+	}
 	// A failing createRuntime hook fails create and leaves nothing.
 	s = sh("true")
 	s.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/false"}}}
