@@ -904,9 +904,10 @@ var errDetached = errors.New("detached")
 // closeContainers runs at daemon shutdown. Running containers go on (live
 // restore); when none runs, what the runtime keeps between starts goes:
 // the read-only view of the binary and the empty berth cgroup parents.
-func (d *Daemon) closeContainers() {
+// It reports whether none runs.
+func (d *Daemon) closeContainers() bool {
 	if d.ctrs == nil {
-		return
+		return true
 	}
 	d.shuttingDown.Store(true)
 	d.mu.RLock()
@@ -936,7 +937,7 @@ func (d *Daemon) closeContainers() {
 	n := len(d.ctrs.running)
 	d.ctrs.mu.Unlock()
 	if n > 0 {
-		return
+		return false
 	}
 	rt := &berthruntime.Runtime{Root: filepath.Join(d.cfg.ExecRoot, "runtime")}
 	if err := rt.ReleaseInitBinary(); err != nil {
@@ -946,6 +947,7 @@ func (d *Daemon) closeContainers() {
 	for _, dir := range append(dirs, "/sys/fs/cgroup/berth") {
 		_ = os.Remove(dir) // only when empty: another daemon's containers stay
 	}
+	return true
 }
 
 // containerCounts are /info's container numbers.

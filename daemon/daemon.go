@@ -23,6 +23,7 @@ import (
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
 	"berth.dev/berth/shim"
+	"berth.dev/berth/shim/inproc"
 	"berth.dev/berth/volume"
 	"golang.org/x/sys/unix"
 )
@@ -76,12 +77,17 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d := &Daemon{cfg: cfg, events: events.New(), log: log, started: time.Now(), lock: lock}
+	if err := d.mountExecRoot(); err != nil {
+		log.Warn("exec root stays on its file system", "error", err)
+	}
 	if d.id, err = engineID(cfg.DataRoot); err != nil {
+		d.unmountExecRoot()
 		lock.Close()
 		return nil, err
 	}
 	d.images, err = image.Open(cfg.DataRoot, cfg.StorageDriver)
 	if err != nil {
+		d.unmountExecRoot()
 		lock.Close()
 		return nil, fmt.Errorf("open image store in %s: %w", cfg.DataRoot, err)
 	}
@@ -89,16 +95,19 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	d.emptyTrash(cfg.ExecRoot)
 	if err := d.openContainers(); err != nil {
 		d.images.Close()
+		d.unmountExecRoot()
 		lock.Close()
 		return nil, err
 	}
 	if err := d.openVolumes(); err != nil {
 		d.images.Close()
+		d.unmountExecRoot()
 		lock.Close()
 		return nil, err
 	}
 	if bin, err := shim.DefaultBinary(); err == nil {
-		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot)
+		// The spare shim starts a spare init for berth's own runtime too.
+		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot, inproc.SpareRootFlag, filepath.Join(cfg.ExecRoot, "runtime"))
 	}
 	return d, nil
 }
@@ -185,9 +194,12 @@ func (d *Daemon) Close() error {
 		d.spares.Close()
 	}
 	d.events.Close()
-	d.closeContainers()
+	idle := d.closeContainers()
 	d.waitRemovals()
 	d.closeTrash()
+	if idle {
+		d.unmountExecRoot()
+	}
 	err := d.images.Close()
 	d.lock.Close()
 	return err

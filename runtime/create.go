@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -36,7 +37,10 @@ type CreateOpts struct {
 	Spec *specs.Spec
 	// File, when Spec is not set, is bundle/config.json already read by
 	// the caller (ReadSpec).
-	File   *SpecFile
+	File *SpecFile
+	// Spare, when set, is a spare init (NewSpare) to adopt if it fits;
+	// Create discards it otherwise.
+	Spare  *Spare
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -115,10 +119,21 @@ func hasNewNS(s *specs.Spec, t specs.LinuxNamespaceType) bool {
 }
 
 // Created is a container whose init waits for start, and the init's process
-// when this call started it (run waits on it).
+// (run waits on it): Cmd when this call forked it, else (an adopted spare)
+// Process alone.
 type Created struct {
 	*Container
-	Cmd *exec.Cmd
+	Cmd     *exec.Cmd
+	Process *os.Process
+}
+
+// Wait waits for the init to exit.
+func (c *Created) Wait() (*os.ProcessState, error) {
+	if c.Cmd != nil {
+		err := c.Cmd.Wait()
+		return c.Cmd.ProcessState, err
+	}
+	return c.Process.Wait()
 }
 
 // Create makes container id from the bundle and leaves its init waiting for
@@ -127,7 +142,18 @@ type Created struct {
 // The init is forked as soon as what its birth needs is known (earlySpec):
 // the spec is decoded and checked, the state written and the seccomp filter
 // made while it boots the Go runtime; a spec found invalid then kills it.
-func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
+func (r *Runtime) Create(id string, o CreateOpts) (*Created, error) {
+	c, err := r.create(id, o)
+	if errors.Is(err, errSpareUnfit) {
+		trace("spare unfit: create again")
+		o.Spare = nil
+		return r.create(id, o)
+	}
+	return c, err
+}
+
+func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
+	defer o.Spare.Discard() // when not adopted
 	if err := checkID(id); err != nil {
 		return nil, err
 	}
@@ -172,7 +198,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
 	proceed := make(chan bool, 1) // the state dir is made: the id is ours
-	go func() {
+	cgWork := func() {
 		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
 		if !<-proceed {
 			cgc <- errors.New("create abandoned")
@@ -190,7 +216,14 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		trace("cgroups made (goroutine)")
 		cgc <- nil
-	}()
+	}
+	// With one P (a shim's) a goroutine only runs when this one blocks,
+	// which an adopted spare init no longer does: the work is done in
+	// line once the init is on its way.
+	inline := goruntime.GOMAXPROCS(0) == 1
+	if !inline {
+		go cgWork()
+	}
 	dir := r.dir(id)
 	if err := os.Mkdir(dir, 0o711); err != nil {
 		proceed <- false
@@ -210,15 +243,20 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return err
 	}
 	var cmd *exec.Cmd
+	var proc *os.Process
 	var c *Container
 	defer func() {
 		if retErr == nil {
 			return
 		}
 		waitCgroup()
-		if cmd != nil && cmd.Process != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+		if proc != nil {
+			proc.Kill()
+			if cmd != nil {
+				cmd.Wait()
+			} else {
+				proc.Wait()
+			}
 		}
 		if cg != nil {
 			destroyCgroup(cg, early.newNS(specs.PIDNamespace))
@@ -283,12 +321,23 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cinit: cinitEarly(early, early.Process != nil && early.Process.Terminal, o.NoPivot),
 	}
-	cmd, err = sp.start()
-	if err != nil {
-		return nil, err
+	adopted := sp.fits(o.Spare, r.Root)
+	if adopted {
+		if proc, err = sp.adopt(o.Spare); err != nil {
+			return nil, err
+		}
+		trace("init adopted")
+	} else {
+		if cmd, err = sp.start(); err != nil {
+			return nil, err
+		}
+		proc = cmd.Process
+		trace("init started")
 	}
-	trace("init started")
-	pid := cmd.Process.Pid
+	if inline {
+		cgWork()
+	}
+	pid := proc.Pid
 	files.started()
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
@@ -353,6 +402,9 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			trace(why.Error())
 		}
 		trace("C init compiled")
+	}
+	if adopted && prog == nil {
+		return nil, errSpareUnfit
 	}
 	if lateCgroups {
 		if err := waitCgroup(); err != nil {
@@ -438,7 +490,7 @@ func (r *Runtime) Create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return nil, err
 		}
 	}
-	return &Created{Container: c, Cmd: cmd}, nil
+	return &Created{Container: c, Cmd: cmd, Process: proc}, nil
 }
 
 // savedSpec is the spec as the state file keeps it: config.json's own bytes

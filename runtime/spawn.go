@@ -154,37 +154,38 @@ type spawn struct {
 	stderr io.Writer
 }
 
-// start starts the init. Namespaces with a path that a multi-threaded process
-// may join are joined here, on a locked thread that dies afterwards, so the
-// child inherits them; the rest go to the child's C constructor.
-func (s *spawn) start() (*exec.Cmd, error) {
-	cmd := exec.Command(s.exe, s.args[1:]...)
-	cmd.Args = s.args
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
-	cmd.ExtraFiles = s.extra
-	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
-	if tracing {
-		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
-	}
-	if s.cinit {
-		cmd.Env = append(cmd.Env, envCInit+"=1")
-	}
-	attr := &syscall.SysProcAttr{}
-	var threadJoins, childJoins []specs.LinuxNamespace
+// birth is how an init is born: its clone flags, the namespaces its
+// forking thread joins, and what its C constructor reads from the
+// environment (beyond GOMAXPROCS, GOGC and BERTH_TRACE).
+type birth struct {
+	cloneflags  uintptr
+	threadJoins []specs.LinuxNamespace
+	env         []string
+}
+
+// birth works out how s's init is born. Namespaces with a path that a
+// multi-threaded process may join are joined by the forking thread; the
+// rest go to the child's C constructor.
+func (s *spawn) birth() (birth, error) {
+	var b birth
+	var childJoins []specs.LinuxNamespace
 	for _, ns := range s.ns {
 		flag, ok := nsFlag[ns.Type]
 		if !ok {
-			return nil, fmt.Errorf("unknown namespace type %q", ns.Type)
+			return b, fmt.Errorf("unknown namespace type %q", ns.Type)
 		}
 		switch {
 		case ns.Path == "" && ns.Type == specs.CgroupNamespace && s.lateCgroupNS:
 		case ns.Path == "":
-			attr.Cloneflags |= flag
+			b.cloneflags |= flag
 		case childJoined(ns.Type):
 			childJoins = append(childJoins, ns)
 		default:
-			threadJoins = append(threadJoins, ns)
+			b.threadJoins = append(b.threadJoins, ns)
 		}
+	}
+	if s.cinit {
+		b.env = append(b.env, envCInit+"=1")
 	}
 	if len(childJoins) > 0 {
 		var parts []string
@@ -196,7 +197,7 @@ func (s *spawn) start() (*exec.Cmd, error) {
 				}
 			}
 		}
-		cmd.Env = append(cmd.Env, nsenter.EnvVar+"="+strings.Join(parts, ","))
+		b.env = append(b.env, nsenter.EnvVar+"="+strings.Join(parts, ","))
 	}
 	// The new namespaces a process may make for itself are left to the
 	// init's constructor (nsenter): made by clone they hold the parent in
@@ -204,10 +205,32 @@ func (s *spawn) start() (*exec.Cmd, error) {
 	// made there they overlap with the parent's work until the config.
 	// The pid (and time) namespace only takes effect for children, and a
 	// new user namespace owns the others: those stay with clone.
-	if late := attr.Cloneflags & lateNSFlags; late != 0 && attr.Cloneflags&unix.CLONE_NEWUSER == 0 {
-		attr.Cloneflags &^= late
-		cmd.Env = append(cmd.Env, nsenter.UnshareEnvVar+"="+strconv.FormatUint(uint64(late), 10))
+	if late := b.cloneflags & lateNSFlags; late != 0 && b.cloneflags&unix.CLONE_NEWUSER == 0 {
+		b.cloneflags &^= late
+		b.env = append(b.env, nsenter.UnshareEnvVar+"="+strconv.FormatUint(uint64(late), 10))
 	}
+	b.env = append(b.env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
+	return b, nil
+}
+
+// start forks and execs the init, on a locked thread that dies afterwards
+// when it must join namespaces or cgroups first, so the child inherits them.
+func (s *spawn) start() (*exec.Cmd, error) {
+	b, err := s.birth()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(s.exe, s.args[1:]...)
+	cmd.Args = s.args
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s.stdin, s.stdout, s.stderr
+	cmd.ExtraFiles = s.extra
+	cmd.Env = []string{"GOMAXPROCS=1", "GOGC=off"}
+	if tracing {
+		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
+	}
+	cmd.Env = append(cmd.Env, b.env...)
+	attr := &syscall.SysProcAttr{Cloneflags: b.cloneflags}
+	threadJoins := b.threadJoins
 	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
 		for _, m := range s.uidMap {
 			attr.UidMappings = append(attr.UidMappings, syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
@@ -225,7 +248,6 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		attr.CgroupFD = s.cgroupFD
 	}
 	cmd.SysProcAttr = attr
-	cmd.Env = append(cmd.Env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
 
 	// Nothing to change on the forking thread (the common case: new
 	// namespaces only, v1 cgroups joined by the init): fork from here,

@@ -25,6 +25,12 @@ import (
 // shim/inproc); the lean berth-shim leaves it nil and links no runtime.
 var InProcess func(rt []string) Runner
 
+// SpareInit, when set, runs in a spare shim before its arguments come,
+// with the spare's tag (NewSpares): the in-process runtime starts there
+// what it can ahead of the container (package shim/inproc: a spare
+// container init).
+var SpareInit func(tag []string)
+
 // Runner runs one runtime command, args as the runtime's CLI takes them,
 // with stdio (as for the CLI) and the runtime's log going to logPath.
 // handled is false for what it leaves to the runtime's CLI.

@@ -32,6 +32,9 @@ func Main(args []string) int {
 	}
 	if len(args) > 1 && args[1] == "--spare" {
 		prepare()
+		if SpareInit != nil {
+			SpareInit(args[2:])
+		}
 		if args = spareArgs(); args == nil {
 			return 0 // not needed after all
 		}

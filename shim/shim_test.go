@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"berth.dev/berth/internal/leakcheck"
 	"berth.dev/berth/internal/testutil"
 	"berth.dev/berth/shim"
+	"berth.dev/berth/shim/inproc"
 	"berth.dev/berth/shim/logs"
 )
 
@@ -914,4 +916,81 @@ func spareOf(tag string) int {
 		}
 	}
 	return 0
+}
+
+// childOf is the one child of pid, or 0.
+func childOf(pid int) int {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	f := strings.Fields(string(b))
+	if len(f) != 1 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
+}
+
+// TestSpareInit: a spare shim of the berth binary, told the runtime's root,
+// starts a spare container init while it waits; a container born the way
+// the spare was (a new pid namespace, the C init) gets it as its init, one
+// that is not (the host's pid namespace) a forked one while the spare goes,
+// and Close takes the last spare shim and its init away.
+func TestSpareInit(t *testing.T) {
+	if os.Getenv("BERTH_TEST_SHIM") == "small" {
+		t.Skip("berth-shim runs no runtime in process")
+	}
+	spec := testutil.Spec("sh", "-c", "echo pid $$; exit 3")
+	e := newEnv(t, berthRT, spec)
+	spares := shim.NewSpares(e.opts.Binary, "--test", e.id, inproc.SpareRootFlag, e.opts.Runtime[3])
+	defer spares.Close()
+	e.opts.Spares = spares
+	spareInit := func() (shimPid, initPid int) {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if shimPid = spareOf(e.id); shimPid != 0 {
+				if initPid = childOf(shimPid); initPid != 0 {
+					return shimPid, initPid
+				}
+			}
+		}
+		t.Fatal("no spare shim with a spare init")
+		return 0, 0
+	}
+	run := func() (*shim.State, *shim.Exit) {
+		c := e.start()
+		if err := c.Start(ctx(t), ""); err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.State(ctx(t), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ex, err := c.Wait(ctx(t), "")
+		if err != nil || ex.ExitCode != 3 {
+			t.Fatalf("exit: %+v %v", ex, err)
+		}
+		e.end(c.Pid())
+		return st, ex
+	}
+
+	_, spare := spareInit()
+	if st, _ := run(); st.Pid != spare {
+		t.Fatalf("the container's init is %d, the spare init was %d", st.Pid, spare)
+	}
+
+	// In the host's pid namespace: not the spare's way.
+	spec.Linux.Namespaces = slices.DeleteFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace })
+	e.bundle = testutil.Bundle(t, e.rootfs, spec)
+	e.opts.Bundle = e.bundle
+	_, spare = spareInit()
+	if st, _ := run(); st.Pid == spare {
+		t.Fatal("a container in the host's pid namespace got the spare init")
+	}
+	waitGone(t, spare)
+	if raw, err := os.ReadFile(e.opts.Log.Path); err != nil || strings.Count(string(raw), `"pid 1\n"`) != 1 {
+		t.Fatalf("log: %v %s", err, raw)
+	}
+
+	shimPid, spare := spareInit()
+	spares.Close()
+	waitGone(t, shimPid)
+	waitGone(t, spare)
 }

@@ -95,7 +95,7 @@ func (g *globals) runCmd() *cobra.Command {
 				return nil
 			}
 			runtime.Trace("cli: started")
-			status := waitForwarding(created.Cmd, created.Saved.Pid, sigc, term)
+			status := waitForwarding(created.Wait, created.Saved.Pid, sigc, term)
 			runtime.Trace("cli: exited")
 			if mntns >= 0 {
 				go unix.Close(mntns)
@@ -129,12 +129,12 @@ var forwarded = []os.Signal{
 	syscall.SIGTTIN, syscall.SIGTTOU, syscall.SIGPWR, syscall.SIGXCPU, syscall.SIGXFSZ, syscall.SIGVTALRM,
 }
 
-// waitForwarding waits for cmd, forwarding our signals to pid, and returns a
+// waitForwarding waits (wait), forwarding our signals to pid, and returns a
 // shell-style exit status (128+signal when killed). The wait is this
 // goroutine's own (the exit wakes this thread, no hand-over from another);
 // signals go through a pidfd, which after the exit reaches nothing, where a
 // pid might by then name another process.
-func waitForwarding(cmd *exec.Cmd, pid int, sigc chan os.Signal, term *ttyProxy) int {
+func waitForwarding(wait func() (*os.ProcessState, error), pid int, sigc chan os.Signal, term *ttyProxy) int {
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		pidfd = -1 // gone already: nothing to forward to
@@ -156,27 +156,25 @@ func waitForwarding(cmd *exec.Cmd, pid int, sigc chan os.Signal, term *ttyProxy)
 			}
 		}
 	}()
-	err = cmd.Wait()
+	ps, _ := wait()
 	if term != nil {
 		term.drain()
 	}
-	return exitStatus(cmd, err)
+	return exitStatus(ps)
 }
 
-func exitStatus(cmd *exec.Cmd, err error) int {
-	if cmd.ProcessState == nil {
+// exitStatus is a shell-style status: 255 when the wait itself failed.
+func exitStatus(ps *os.ProcessState) int {
+	if ps == nil {
 		return 255
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok {
 		if ws.Signaled() {
 			return 128 + int(ws.Signal())
 		}
 		return ws.ExitStatus()
 	}
-	if err != nil {
-		return 255
-	}
-	return 0
+	return ps.ExitCode()
 }
 
 // ttyProxy receives the container's pty master over a socketpair and copies
@@ -392,7 +390,11 @@ func (g *globals) execCmd() *cobra.Command {
 			if detach {
 				return nil
 			}
-			if status := waitForwarding(proc, proc.Process.Pid, sigc, term); status != 0 {
+			wait := func() (*os.ProcessState, error) {
+				err := proc.Wait()
+				return proc.ProcessState, err
+			}
+			if status := waitForwarding(wait, proc.Process.Pid, sigc, term); status != 0 {
 				return exitError(status)
 			}
 			return nil

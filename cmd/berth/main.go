@@ -28,6 +28,7 @@ func main() {
 	}
 	if len(os.Args) > 1 && (os.Args[1] == "shim" || os.Args[1] == "init-reaper") {
 		shim.InProcess = inproc.New // berth's own runtime without a process per step
+		shim.SpareInit = inproc.SpareInit
 		os.Exit(shim.Main(os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "daemon" {

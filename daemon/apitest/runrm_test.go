@@ -65,6 +65,9 @@ func TestRunRmVolatileAndTrash(t *testing.T) {
 	d.stop() // waits for the background deletions
 	for _, root := range []string{d.dataRoot, d.execRoot} {
 		ents, err := os.ReadDir(filepath.Join(root, "trash"))
+		if root == d.execRoot && os.IsNotExist(err) {
+			continue // its tmpfs went with the shutdown (execroot_test.go)
+		}
 		if err != nil || len(ents) != 0 {
 			t.Errorf("trash of %s after the daemon stopped: %v %v", root, ents, err)
 		}

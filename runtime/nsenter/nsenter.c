@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #ifndef CLONE_NEWTIME
@@ -32,6 +34,70 @@ static void berth_unshare(void) {
 	if (unshare((int)flags) < 0)
 		die("unshare", env);
 	unsetenv("_BERTH_UNSHARE");
+}
+
+/* A spare init (runtime/spare.go) waits here, before anything else, for
+ * what a fork would have given it: one message on the socket in
+ * _BERTH_SPARE, "BSP1" and NUL-separated KEY=value settings for its
+ * environment, with the files (SCM_RIGHTS) that become its descriptors
+ * 0, 1, 2, ... in order; every other descriptor is closed. EOF (a spare
+ * discarded, or its owner gone) ends it quietly. */
+#define SPARE_MAX_FDS 64
+static char spare_env[16384];
+
+void berth_spare(void) {
+	const char *env = getenv("_BERTH_SPARE");
+	if (env == NULL)
+		return;
+	int sock = atoi(env);
+	unsetenv("_BERTH_SPARE");
+	char control[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
+	struct iovec iov = {spare_env, sizeof spare_env - 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
+	ssize_t n;
+	while ((n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n <= 0)
+		_exit(0);
+	if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || n < 4 || memcmp(spare_env, "BSP1", 4) != 0) {
+		errno = EPROTO;
+		die("spare: malformed message", "");
+	}
+	spare_env[n] = '\0';
+	int fds[SPARE_MAX_FDS], nfds = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		int k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (int i = 0; i < k && nfds < SPARE_MAX_FDS; i++)
+			memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+	}
+	close(sock);
+	/* Out of the way of the numbers they take, then into place (dup2
+	 * clears close-on-exec), then nothing else stays open. */
+	for (int i = 0; i < nfds; i++) {
+		int high = fcntl(fds[i], F_DUPFD_CLOEXEC, SPARE_MAX_FDS);
+		if (high < 0)
+			die("spare: dup", "");
+		close(fds[i]);
+		fds[i] = high;
+	}
+	for (int i = 0; i < nfds; i++) {
+		if (dup2(fds[i], i) < 0)
+			die("spare: dup2", "");
+	}
+	if (syscall(SYS_close_range, nfds, ~0U, 0) < 0) {
+		for (int fd = nfds; fd < SPARE_MAX_FDS * 2; fd++)
+			close(fd);
+	}
+	for (char *kv = spare_env + 4; kv < spare_env + n; kv += strlen(kv) + 1) {
+		char *eq = strchr(kv, '=');
+		if (eq == NULL)
+			continue;
+		*eq = '\0';
+		if (setenv(kv, eq + 1, 1) < 0)
+			die("spare: setenv", kv);
+	}
 }
 
 /* Joins the namespaces listed in _BERTH_NSENTER ("mnt=/proc/1/ns/mnt,user=...").

@@ -18,11 +18,13 @@ package nsenter
 #cgo CFLAGS: -Wall -O2
 #cgo LDFLAGS: -static
 #include <time.h>
+extern void berth_spare(void);
 extern void berth_nsenter(void);
 extern void berth_cinit(void);
 static long long berth_start_ns;
 void __attribute__((constructor)) berth_nsenter_init(void) {
 	struct timespec ts;
+	berth_spare();
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	berth_start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	berth_nsenter();

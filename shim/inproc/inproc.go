@@ -37,10 +37,34 @@ import (
 func New(rt []string) shim.Runner {
 	root, ok := ownRuntime(rt)
 	if !ok {
+		spare.Discard()
+		spare = nil
 		return nil
 	}
-	r := &runner{root: root}
+	r := &runner{root: root, spare: spare}
+	spare = nil
 	return r.run
+}
+
+// spare is the container init a spare shim started while it waited.
+var spare *runtime.Spare
+
+// SpareRootFlag names, in a spare shim's tag, the runtime state root its
+// containers' inits are made for.
+const SpareRootFlag = "--runtime-root"
+
+// SpareInit (shim.SpareInit) starts a spare container init for the state
+// root the tag names, which the shim's create adopts when the container
+// fits (runtime.Spare): a spare shim's wait then covers the init's fork,
+// exec and start too.
+func SpareInit(tag []string) {
+	for i := 0; i+1 < len(tag); i++ {
+		if tag[i] == SpareRootFlag {
+			spare, _ = runtime.NewSpare(tag[i+1]) // none: create forks one
+			runtime.Warm()
+			return
+		}
+	}
 }
 
 // ownRuntime says whether rt runs this very executable's runtime, and with
@@ -62,7 +86,8 @@ func ownRuntime(rt []string) (string, bool) {
 }
 
 type runner struct {
-	root string
+	root  string
+	spare *runtime.Spare // for the create, which adopts or discards it
 	// cli is set once the container turns out to have hooks: every later
 	// step goes to the runtime's CLI too, so that one runtime sees it all.
 	cli bool
@@ -102,6 +127,8 @@ func (r *runner) run(stdio []*os.File, logPath string, args []string) (bool, err
 		}
 		if hooks {
 			r.cli = true
+			r.spare.Discard()
+			r.spare = nil
 			return false, nil
 		}
 	}
@@ -144,6 +171,7 @@ func (r *runner) do(rt *runtime.Runtime, cmd, id string, rest []string, o runtim
 				o.Stderr = stdio[2]
 			}
 		}
+		o.Spare, r.spare = r.spare, nil
 		_, err := rt.Create(id, o)
 		return err
 	}
