@@ -86,7 +86,36 @@ const (
 	opExec        = 34 // args, env, uid
 	opTrace       = 35 // (the text is the step)
 	opHooks       = 36 // say "hooks" on the sync socket, wait for "hooks-done"
+	opMkdir       = 37 // path, mode (an existing directory is fine)
 )
+
+// preludeMagic starts a prelude: a program of opMkdir, opWrite and
+// opTrace steps the C init runs as soon as it reads it, before its
+// program (or the Go init's config) comes.
+const preludeMagic = "BCG1"
+
+// cgroupPrelude has the init make its v1 cgroups (steps, from
+// cgroups.Manager.CreateSteps) and move its main thread into them
+// (dirs) while the runtime readies the rest: the init has nothing else
+// to do then, and on two cores the runtime's decode and compile go on
+// beside it instead of after the ~0.4 ms of mkdirs and writes.
+func cgroupPrelude(syncFd int, steps []cgroups.Step, dirs []string) []byte {
+	c := cprog{b: binary.LittleEndian.AppendUint64(nil, uint64(syncFd))}
+	c.trace("init(C): prelude read")
+	for _, st := range steps {
+		if st.Mkdir {
+			c.op(opMkdir, "create cgroup "+st.Path, st.Path, uint64(0o755))
+		} else {
+			c.op(opWrite, fmt.Sprintf("write %q to %s", st.Data, st.Path), st.Path, st.Data)
+		}
+	}
+	for _, dir := range dirs {
+		c.op(opWrite, "join cgroup "+dir, dir+"/tasks", "0")
+	}
+	c.trace("init(C): cgroups made and joined")
+	b := binary.LittleEndian.AppendUint32([]byte(preludeMagic), uint32(len(c.b)))
+	return append(b, c.b...)
+}
 
 // cprog builds a program.
 type cprog struct{ b []byte }
@@ -295,6 +324,9 @@ func linkCInit(cfg *initConfig, body []byte) []byte {
 	c := cprog{b: binary.LittleEndian.AppendUint64([]byte(cinitMagic), uint64(cfg.Fds.Sync))}
 	c.trace("init(C): program read")
 	for _, dir := range cfg.CgroupTasks {
+		if cfg.joined {
+			break
+		}
 		c.op(opWrite, "join cgroup "+dir, dir+"/tasks", "0")
 	}
 	for _, dir := range cfg.CgroupProcs {

@@ -181,10 +181,8 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	el := early.linux()
 	newUser := early.newNS(specs.UserNamespace)
-	// The cgroups are made while the rest of create goes on: they are needed
-	// only when the init is forked. Their paths are resolved at once (that
-	// reads mountinfo, which waits while the init copies the mount table
-	// for its namespace), made once the state dir says the id is ours.
+	// On v1 the cgroups are made while the init starts (see startCgroups
+	// below); the init joins them itself once it has its program.
 	// The init creates the spec's device nodes, which the spec's device
 	// rules may deny: then the cgroup starts open and limits are set once
 	// the rootfs is made, before any of the user's code runs (as runc
@@ -197,13 +195,8 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	var cg cgroups.Manager
 	cgc := make(chan error, 1)
-	proceed := make(chan bool, 1) // the state dir is made: the id is ours
 	cgWork := func() {
 		m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy})
-		if !<-proceed {
-			cgc <- errors.New("create abandoned")
-			return
-		}
 		if err != nil {
 			cgc <- errdefs.Mark(errdefs.KindOf(err), fmt.Errorf("cgroups: %w", err))
 			return
@@ -217,24 +210,27 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		trace("cgroups made (goroutine)")
 		cgc <- nil
 	}
-	// With one P (a shim's) a goroutine only runs when this one blocks,
-	// which an adopted spare init no longer does: the work is done in
-	// line once the init is on its way.
-	inline := goruntime.GOMAXPROCS(0) == 1
-	if !inline {
-		go cgWork()
-	}
-	dir := r.dir(id)
-	if err := os.Mkdir(dir, 0o711); err != nil {
-		proceed <- false
-		if errors.Is(err, os.ErrExist) {
-			return nil, errdefs.Conflict("container %q already exists", id)
+	// startCgroups starts making the cgroups, on a goroutine (async) or
+	// in line. A goroutine runs beside this one only while the fork holds
+	// this thread (a vfork, until the child's exec): the other P's
+	// thread is not woken sooner. So the cgroups are made on a goroutine
+	// started just before a fork with more than one P, and otherwise (one
+	// P, as in a shim; an adopted spare init, no fork) in line once the
+	// init is on its way.
+	cgStarted := false
+	startCgroups := func(async bool) {
+		if cgStarted {
+			return
 		}
-		return nil, fmt.Errorf("create state directory: %w", err)
+		cgStarted = true
+		if async {
+			go cgWork()
+		} else {
+			cgWork()
+		}
 	}
-	proceed <- true
-	trace("state dir made")
 	waitCgroup := func() error {
+		startCgroups(false)
 		if cgc == nil {
 			return nil
 		}
@@ -242,6 +238,14 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		cgc = nil
 		return err
 	}
+	dir := r.dir(id)
+	if err := os.Mkdir(dir, 0o711); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.Conflict("container %q already exists", id)
+		}
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	trace("state dir made")
 	var cmd *exec.Cmd
 	var proc *os.Process
 	var c *Container
@@ -249,7 +253,9 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		if retErr == nil {
 			return
 		}
-		waitCgroup()
+		if cgStarted {
+			waitCgroup()
+		}
 		if proc != nil {
 			proc.Kill()
 			if cmd != nil {
@@ -328,17 +334,37 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		trace("init adopted")
 	} else {
+		if goruntime.GOMAXPROCS(0) > 1 {
+			startCgroups(true)
+		}
 		if cmd, err = sp.start(); err != nil {
 			return nil, err
 		}
 		proc = cmd.Process
 		trace("init started")
 	}
-	if inline {
-		cgWork()
-	}
-	pid := proc.Pid
 	files.started()
+	if lateCgroups && sp.cinit && !cgStarted {
+		// The C init makes and joins the cgroups, first thing (the Go
+		// init, should it come to that, joins them again).
+		if m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy}); err == nil {
+			if steps, ok := m.CreateSteps(); ok {
+				var dirs []string
+				for k, dir := range m.Paths() {
+					if k != "" {
+						dirs = append(dirs, dir)
+					}
+				}
+				cg, cgStarted, cgc, cfg.joined = m, true, nil, true
+				if err := files.sendPrelude(cgroupPrelude(cfg.Fds.Sync, steps, dirs)); err != nil {
+					return nil, files.initError(fmt.Errorf("send the init its cgroups: %w", err))
+				}
+				trace("cgroups sent")
+			}
+		}
+	}
+	startCgroups(false)
+	pid := proc.Pid
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
 			return nil, err
@@ -433,7 +459,7 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		prog = linkCInit(cfg, prog)
 	}
 	if err := files.sendConfig(cfg, sp.cinit, prog); err != nil {
-		return nil, fmt.Errorf("send config to init: %w", err)
+		return nil, files.initError(fmt.Errorf("send config to init: %w", err))
 	}
 	trace("config sent")
 	// The one write of the state file, after the config (the init may be

@@ -39,7 +39,10 @@ type initConfig struct {
 	// that execs the user's process takes them along. CgroupProcs are
 	// joined by the whole process. UnshareCgroupNS then makes the cgroup
 	// namespace, rooted at the container's cgroups.
-	CgroupTasks     []string `json:"cgroup_tasks,omitempty"`
+	CgroupTasks []string `json:"cgroup_tasks,omitempty"`
+	// joined: the C init's prelude made and joined the CgroupTasks
+	// (cgroupPrelude); the program need not.
+	joined          bool
 	CgroupProcs     []string `json:"cgroup_procs,omitempty"`
 	UnshareCgroupNS bool     `json:"unshare_cgroupns,omitempty"`
 	// NoHooksPhase: the parent has neither limits to set once the rootfs is
@@ -160,7 +163,10 @@ type spawn struct {
 type birth struct {
 	cloneflags  uintptr
 	threadJoins []specs.LinuxNamespace
-	env         []string
+	// late are the new namespaces the init's constructor makes itself
+	// (nsenter.UnshareEnvVar, not in env).
+	late uintptr
+	env  []string
 }
 
 // birth works out how s's init is born. Namespaces with a path that a
@@ -207,10 +213,14 @@ func (s *spawn) birth() (birth, error) {
 	// new user namespace owns the others: those stay with clone.
 	if late := b.cloneflags & lateNSFlags; late != 0 && b.cloneflags&unix.CLONE_NEWUSER == 0 {
 		b.cloneflags &^= late
-		b.env = append(b.env, nsenter.UnshareEnvVar+"="+strconv.FormatUint(uint64(late), 10))
+		b.late = late
 	}
 	b.env = append(b.env, envInitPipe+"="+strconv.Itoa(3+len(s.extra)-1))
 	return b, nil
+}
+
+func unshareEnv(flags uintptr) string {
+	return nsenter.UnshareEnvVar + "=" + strconv.FormatUint(uint64(flags), 10)
 }
 
 // start forks and execs the init, on a locked thread that dies afterwards
@@ -229,6 +239,9 @@ func (s *spawn) start() (*exec.Cmd, error) {
 		cmd.Env = append(cmd.Env, "BERTH_TRACE=1")
 	}
 	cmd.Env = append(cmd.Env, b.env...)
+	if b.late != 0 {
+		cmd.Env = append(cmd.Env, unshareEnv(b.late))
+	}
 	attr := &syscall.SysProcAttr{Cloneflags: b.cloneflags}
 	threadJoins := b.threadJoins
 	if attr.Cloneflags&unix.CLONE_NEWUSER != 0 {
@@ -445,6 +458,13 @@ func (f *initFiles) started() {
 	}
 }
 
+// sendPrelude writes a prelude of the C init's program ahead of the rest
+// (cgroupPrelude).
+func (f *initFiles) sendPrelude(b []byte) error {
+	_, err := f.config.Write(b)
+	return err
+}
+
 // sendConfig writes the init's config and closes the pipe: a C init
 // program when prog is set, else the Go init's config, after goMagic when
 // the C init was offered (cinit.go).
@@ -460,6 +480,19 @@ func (f *initFiles) sendConfig(cfg *initConfig, offered bool, prog []byte) error
 		_, err = f.config.Write(b)
 	}
 	f.config.Close()
+	return err
+}
+
+// initError is the init's own account of its failure, when it gave one
+// before it went (it may have died while we wrote to it), else err.
+func (f *initFiles) initError(err error) error {
+	pfd := []unix.PollFd{{Fd: int32(f.sync.Fd()), Events: unix.POLLIN}}
+	if n, _ := unix.Poll(pfd, 1000); n != 1 {
+		return err
+	}
+	if m, rerr := readSync(f.sync); rerr == nil && m.Type == "error" {
+		return errors.New(m.Error)
+	}
 	return err
 }
 

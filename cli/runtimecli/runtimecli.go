@@ -173,6 +173,7 @@ func (f *createFlags) opts() runtime.CreateOpts {
 		Bundle: f.bundle, ConsoleSocket: f.consoleSocket, PidFile: f.pidFile,
 		NoPivot: f.noPivot, NoNewKeyring: f.noNewKeyring, PreserveFds: f.preserveFds,
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Spare: runtime.CLISpare(), // started by this process's constructor
 	}
 }
 

@@ -101,6 +101,9 @@ type Manager interface {
 	// v1 and hybrid hosts (the process must be moved into v1 hierarchies
 	// after start anyway) or on error.
 	IntoCgroupFD() int
+	// CreateSteps lists what Apply(-1) does for another process to do,
+	// when it can (steps.go).
+	CreateSteps() ([]Step, bool)
 	// State returns what a later process needs to Load this manager.
 	State() State
 }

@@ -61,6 +61,7 @@ enum {
 	opPivot, opReadonly, opMask, opSetattr, opRlimit, opKeyring, opChdir, opReady,
 	opFifo, opSeccomp, opPrctl, opCapBSet, opSetgroups, opSetresgid, opSetresuid,
 	opCapset, opAmbient, opWarn, opUmask, opCloseRange, opExec, opTrace, opHooks,
+	opMkdir,
 };
 
 struct b_open_how { uint64_t flags, mode, resolve; };
@@ -550,7 +551,9 @@ static void __attribute__((noreturn)) do_exec(char **args, char **env, uint64_t 
 	fail_msg(msgbuf);
 }
 
-static void run(void) {
+/* run runs the program to its end: an exec, or for a prelude (prep) its
+ * last step. */
+static void run(int prep) {
 	while (pc < pend) {
 		int op = *pc++;
 		what = gstr();
@@ -851,11 +854,30 @@ static void run(void) {
 		case opHooks:
 			hooks();
 			break;
+		case opMkdir: {
+			const char *p = gstr();
+			if (mkdir(p, gint()) < 0 && errno != EEXIST)
+				fail(errno);
+			break;
+		}
 		default:
 			malformed();
 		}
 	}
-	malformed();
+	if (!prep)
+		malformed();
+}
+
+static void read_full(int fd, void *p, size_t n) {
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = read(fd, (char *)p + got, n - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fail_msg("berth init: read config: unexpected end");
+		got += r;
+	}
 }
 
 /* berth_cinit runs in the init's constructor when the runtime offered the C
@@ -870,14 +892,25 @@ void berth_cinit(void) {
 	tracing = getenv("BERTH_TRACE") != NULL;
 	int fd = atoi(pipe);
 	char magic[4];
-	size_t got = 0;
-	while (got < sizeof magic) {
-		ssize_t n = read(fd, magic + got, sizeof magic - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			fail_msg("berth init: read config: unexpected end");
-		got += n;
+	/* "BCG1": a prelude (making and joining the container's cgroups),
+	 * sent as soon as the init is on its way, run while the runtime
+	 * readies the rest. */
+	for (;;) {
+		read_full(fd, magic, sizeof magic);
+		if (memcmp(magic, "BCG1", 4) != 0)
+			break;
+		unsigned char lb[4];
+		read_full(fd, lb, sizeof lb);
+		uint32_t len = lb[0] | lb[1] << 8 | lb[2] << 16 | (uint32_t)lb[3] << 24;
+		unsigned char *pre = malloc(len ? len : 1);
+		if (pre == NULL)
+			fail_msg("berth init: out of memory");
+		read_full(fd, pre, len);
+		pc = pre;
+		pend = pre + len;
+		sync_fd = gint();
+		run(1);
+		free(pre);
 	}
 	if (memcmp(magic, "BGO1", 4) == 0)
 		return;
@@ -905,5 +938,5 @@ void berth_cinit(void) {
 	pc = buf;
 	pend = buf + len;
 	sync_fd = gint();
-	run();
+	run(0);
 }

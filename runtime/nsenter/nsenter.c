@@ -2,12 +2,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -51,6 +59,14 @@ void berth_spare(void) {
 		return;
 	int sock = atoi(env);
 	unsetenv("_BERTH_SPARE");
+	/* The namespaces every container of the defaults has new, made while
+	 * it waits. */
+	const char *pre = getenv("_BERTH_SPARE_UNSHARE");
+	if (pre != NULL) {
+		if (unshare(atoi(pre)) < 0)
+			die("spare: unshare", pre);
+		unsetenv("_BERTH_SPARE_UNSHARE");
+	}
 	char control[CMSG_SPACE(sizeof(int) * SPARE_MAX_FDS)];
 	struct iovec iov = {spare_env, sizeof spare_env - 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control};
@@ -99,6 +115,108 @@ void berth_spare(void) {
 			die("spare: setenv", kv);
 	}
 }
+
+/* The runtime's CLI (`berth runtime [flags] run|create ...`, or the same
+ * as berth-runtime) starts its spare init here, before the Go runtime: the
+ * spare's exec and start, and the namespaces it makes, then overlap with
+ * the CLI's own start (~2 ms of Go runtime and package inits) instead of
+ * following it. runtime.CLISpare hands it to create, which adopts or
+ * discards it (runtime/spare.go); unused, it ends when the CLI does. Only
+ * on hosts with v1 controllers (on v2 the init is cloned into its
+ * cgroup) and when the read-only view of the binary the init runs from is
+ * in place (the first create makes it). */
+static int cli_spare_pid = -1, cli_spare_fd = -1;
+static char cli_spare_exe[4096];
+
+static int cmdline(char *buf, size_t cap, char **argv, int max) {
+	int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, cap - 1);
+	close(fd);
+	if (n <= 0 || (size_t)n == cap - 1)
+		return 0; /* a command line too long to be the common case */
+	buf[n] = '\0';
+	int argc = 0;
+	for (char *p = buf; p < buf + n && argc < max; p += strlen(p) + 1)
+		argv[argc++] = p;
+	return argc;
+}
+
+void berth_cli_spare(void) {
+	if (getenv("_BERTH_INITPIPE") != NULL || getenv("_BERTH_NO_SPARE") != NULL)
+		return;
+	char buf[8192], *argv[128];
+	int argc = cmdline(buf, sizeof buf, argv, 128), i;
+	if (argc < 2)
+		return;
+	const char *base = strrchr(argv[0], '/');
+	base = base != NULL ? base + 1 : argv[0];
+	if (strcmp(base, "berth-runtime") == 0)
+		i = 1;
+	else if (strcmp(argv[1], "runtime") == 0)
+		i = 2;
+	else
+		return;
+	const char *root = "/run/berth/runtime", *cmd = NULL;
+	for (; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--") == 0)
+			break;
+		if (strncmp(a, "--root=", 7) == 0)
+			root = a + 7;
+		else if (strcmp(a, "--root") == 0 && i + 1 < argc)
+			root = argv[++i];
+		else if (cmd == NULL && (strcmp(a, "--log") == 0 || strcmp(a, "--log-format") == 0 ||
+					 strcmp(a, "--criu") == 0 || strcmp(a, "--rootless") == 0))
+			i++;
+		else if (cmd == NULL && a[0] != '-')
+			cmd = a;
+	}
+	if (cmd == NULL || (strcmp(cmd, "run") != 0 && strcmp(cmd, "create") != 0))
+		return;
+	struct statfs sfs;
+	if (statfs("/sys/fs/cgroup", &sfs) == 0 && sfs.f_type == CGROUP2_SUPER_MAGIC)
+		return;
+	struct stat self, st;
+	char cwd[2048] = "";
+	if (stat("/proc/self/exe", &self) < 0 || (root[0] != '/' && getcwd(cwd, sizeof cwd) == NULL))
+		return;
+	int n = snprintf(cli_spare_exe, sizeof cli_spare_exe, "%s%s%s/.berth-%llx-%llx", cwd, cwd[0] ? "/" : "", root,
+			 (unsigned long long)self.st_dev, (unsigned long long)self.st_ino);
+	if (n <= 0 || (size_t)n >= sizeof cli_spare_exe || stat(cli_spare_exe, &st) < 0 ||
+	    st.st_dev != self.st_dev || st.st_ino != self.st_ino || statfs(cli_spare_exe, &sfs) < 0 ||
+	    !(sfs.f_flags & ST_RDONLY))
+		return;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	char unshare_env[64];
+	snprintf(unshare_env, sizeof unshare_env, "_BERTH_SPARE_UNSHARE=%d", CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+	char *args[] = {"berth", "init", NULL};
+	char *env[] = {"GOMAXPROCS=1", "GOGC=off", "_BERTH_SPARE=3", unshare_env,
+		       getenv("BERTH_TRACE") != NULL ? "BERTH_TRACE=1" : NULL, NULL};
+	/* fork's semantics plus a new pid namespace: the child only moves
+	 * one descriptor and execs. */
+	long pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
+	if (pid == 0) {
+		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
+			_exit(127);
+		execve(cli_spare_exe, args, env);
+		_exit(127);
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return;
+	}
+	cli_spare_pid = (int)pid;
+	cli_spare_fd = sv[0];
+}
+
+int berth_cli_spare_pid(void) { return cli_spare_pid; }
+int berth_cli_spare_fd(void) { return cli_spare_fd; }
+const char *berth_cli_spare_exe(void) { return cli_spare_exe; }
 
 /* Joins the namespaces listed in _BERTH_NSENTER ("mnt=/proc/1/ns/mnt,user=...").
  * All paths are opened first, since joining the mount namespace changes what

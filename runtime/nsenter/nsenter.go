@@ -19,6 +19,10 @@ package nsenter
 #cgo LDFLAGS: -static
 #include <time.h>
 extern void berth_spare(void);
+extern void berth_cli_spare(void);
+extern int berth_cli_spare_pid(void);
+extern int berth_cli_spare_fd(void);
+extern const char *berth_cli_spare_exe(void);
 extern void berth_nsenter(void);
 extern void berth_cinit(void);
 static long long berth_start_ns;
@@ -29,10 +33,22 @@ void __attribute__((constructor)) berth_nsenter_init(void) {
 	berth_start_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 	berth_nsenter();
 	berth_cinit();
+	berth_cli_spare();
 }
 static long long berth_start(void) { return berth_start_ns; }
 */
 import "C"
+
+// CLISpare is the spare init the runtime CLI's constructor started (pid,
+// the socket it waits on, the executable it runs), if it did: pid 0.
+// Ours to take once.
+func CLISpare() (pid, fd int, exe string) {
+	pid = int(C.berth_cli_spare_pid())
+	if pid <= 0 {
+		return 0, -1, ""
+	}
+	return pid, int(C.berth_cli_spare_fd()), C.GoString(C.berth_cli_spare_exe())
+}
 
 // StartNanos is the CLOCK_MONOTONIC time at which the C constructor ran,
 // before the Go runtime started: for tracing a process's boot.
