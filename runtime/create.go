@@ -181,8 +181,10 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	el := early.linux()
 	newUser := early.newNS(specs.UserNamespace)
-	// On v1 the cgroups are made while the init starts (see startCgroups
-	// below); the init joins them itself once it has its program.
+	// On v1 the C init makes and joins its cgroups itself from a prelude
+	// (cgroupPrelude), else they are made while the init starts (see
+	// startCgroups below) and it joins them once it has its config. On v2
+	// they come first: the init is cloned into its cgroup.
 	// The init creates the spec's device nodes, which the spec's device
 	// rules may deny: then the cgroup starts open and limits are set once
 	// the rootfs is made, before any of the user's code runs (as runc
@@ -350,10 +352,14 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	adopted := sp.fits(o.Spare, r.Root)
 	if adopted {
 		if proc, err = sp.adopt(o.Spare); err != nil {
-			return nil, err
+			// Gone (killed, or it could not make its namespaces): fork.
+			trace("spare init unusable: " + err.Error())
+			adopted = false
+		} else {
+			trace("init adopted")
 		}
-		trace("init adopted")
-	} else {
+	}
+	if !adopted {
 		if goruntime.GOMAXPROCS(0) > 1 {
 			startCgroups(true)
 		}

@@ -989,6 +989,19 @@ func TestSpareInit(t *testing.T) {
 		t.Fatalf("log: %v %s", err, raw)
 	}
 
+	// A spare init that died while it waited: the create forks one.
+	spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	e.bundle = testutil.Bundle(t, e.rootfs, spec)
+	e.opts.Bundle = e.bundle
+	_, spare = spareInit()
+	syscall.Kill(spare, syscall.SIGKILL)
+	if st, _ := run(); st.Pid == spare {
+		t.Fatal("the container's init is the killed spare")
+	}
+	if raw, err := os.ReadFile(e.opts.Log.Path); err != nil || strings.Count(string(raw), `"pid 1\n"`) != 2 {
+		t.Fatalf("log: %v %s", err, raw)
+	}
+
 	shimPid, spare := spareInit()
 	spares.Close()
 	waitGone(t, shimPid)
