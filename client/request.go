@@ -120,7 +120,7 @@ func jsonBody(v any, header http.Header) (io.Reader, http.Header, error) {
 	if v == nil {
 		return nil, header, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return nil, nil, err
 	}
