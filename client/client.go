@@ -96,6 +96,9 @@ func New(opts ...Opt) (*Client, error) {
 		c.transport = &http.Transport{DialContext: c.dial, TLSClientConfig: c.tlsConfig,
 			DisableCompression: true, IdleConnTimeout: 30 * time.Second}
 		c.http = &http.Client{Transport: c.transport}
+		if c.proto == "unix" {
+			c.http.Transport = &connTransport{dial: c.dial, streams: c.transport}
+		}
 	}
 	if c.tlsConfig != nil {
 		c.scheme = "https"
@@ -259,6 +262,13 @@ func (c *Client) negotiate(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	c.fixVersion(p)
+}
+
+// fixVersion settles the version from the daemon's (p, "" when it gave
+// none): the lower of it and ours. One too old or malformed settles
+// nothing: requests go on at ours and are refused. c.mu is held.
+func (c *Client) fixVersion(p string) {
 	v := MaxAPIVersion
 	if p != "" {
 		if !validVersion(p) || versionLess(p, MinAPIVersion) {
@@ -269,6 +279,28 @@ func (c *Client) negotiate(ctx context.Context) {
 		}
 	}
 	c.version, c.negotiated = v, true
+}
+
+// settle is the negotiation of a request made at version sent without a
+// ping before it: every answer carries the daemon's version (Api-Version,
+// what a ping reads), and a daemon older than sent refuses it with 400
+// ("client version 1.56 is too new. Maximum supported API version is
+// 1.41") before it reads anything. It says whether the request is to be
+// made again, at the version now settled.
+func (c *Client) settle(ctx context.Context, resp *http.Response, sent string) (again bool) {
+	p := resp.Header.Get("Api-Version")
+	c.mu.Lock()
+	if !c.negotiated && p != "" {
+		c.fixVersion(p)
+	}
+	c.mu.Unlock()
+	if resp.StatusCode != http.StatusBadRequest {
+		return false
+	}
+	if p == "" {
+		c.negotiate(ctx) // no version in the refusal: ask for it
+	}
+	return c.ClientVersion() != sent
 }
 
 // ping asks /_ping (HEAD, then GET for old daemons) for the API version.

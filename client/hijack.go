@@ -43,15 +43,44 @@ func (c *Client) postHijacked(ctx context.Context, p string, query url.Values, v
 	if err != nil {
 		return HijackedResponse{}, err
 	}
-	req, err := c.newRequest(ctx, http.MethodPost, c.apiPath(ctx, p, query), header, body)
+	header = header.Clone()
+	if header == nil {
+		header = http.Header{}
+	}
+	header.Set("Connection", "Upgrade")
+	header.Set("Upgrade", "tcp")
+	var br *bufio.Reader
+	resp, err := c.exchange(ctx, http.MethodPost, p, query, header, body, func(req *http.Request) (*http.Response, error) {
+		var resp *http.Response
+		var err error
+		resp, br, err = c.hijack(ctx, req)
+		return resp, err
+	})
 	if err != nil {
 		return HijackedResponse{}, err
 	}
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", "tcp")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		defer closeBody(resp)
+		if err := responseError(resp); err != nil {
+			return HijackedResponse{}, err
+		}
+		return HijackedResponse{}, fmt.Errorf("unable to upgrade to tcp, received %d", resp.StatusCode)
+	}
+	// The stream outlives ctx: a cancelled ctx no longer closes it.
+	cb := resp.Body.(*connBody)
+	if !cb.stop() {
+		cb.conn.Close()
+		return HijackedResponse{}, ctx.Err()
+	}
+	return HijackedResponse{Conn: cb.conn, Reader: br, mediaType: resp.Header.Get("Content-Type")}, nil
+}
+
+// hijack sends req on a connection of its own (TLS when the client's is)
+// and reads the answer; its body owns the connection.
+func (c *Client) hijack(ctx context.Context, req *http.Request) (*http.Response, *bufio.Reader, error) {
 	conn, err := c.dial(ctx, "", "")
 	if err != nil {
-		return HijackedResponse{}, c.connectError(err)
+		return nil, nil, c.connectError(err)
 	}
 	if c.tlsConfig != nil {
 		cfg := c.tlsConfig.Clone()
@@ -61,35 +90,13 @@ func (c *Client) postHijacked(ctx context.Context, p string, query url.Values, v
 		tc := tls.Client(conn, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			conn.Close()
-			return HijackedResponse{}, c.connectError(err)
+			return nil, nil, c.connectError(err)
 		}
 		conn = tc // its CloseWrite sends close_notify
 	}
-	// A cancelled context closes the connection, ending a blocked read.
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	br := bufio.NewReader(conn)
-	resp, err := roundTrip(conn, br, req)
-	if !stop() {
-		conn.Close()
-		return HijackedResponse{}, ctx.Err()
-	}
+	resp, br, err := roundTripOn(ctx, conn, req)
 	if err != nil {
-		conn.Close()
-		return HijackedResponse{}, c.connectError(err)
+		return nil, nil, c.connectError(err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		defer conn.Close()
-		if err := responseError(resp); err != nil {
-			return HijackedResponse{}, err
-		}
-		return HijackedResponse{}, fmt.Errorf("unable to upgrade to tcp, received %d", resp.StatusCode)
-	}
-	return HijackedResponse{Conn: conn, Reader: br, mediaType: resp.Header.Get("Content-Type")}, nil
-}
-
-func roundTrip(conn net.Conn, br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	if err := req.Write(conn); err != nil {
-		return nil, err
-	}
-	return http.ReadResponse(br, req)
+	return resp, br, nil
 }

@@ -19,10 +19,9 @@ import (
 	"github.com/moby/moby/api/types/common"
 )
 
-// apiPath is the versioned path of an API endpoint with its query.
-func (c *Client) apiPath(ctx context.Context, p string, query url.Values) string {
-	c.negotiate(ctx)
-	p = path.Join(c.basePath, "/v"+c.ClientVersion(), p)
+// apiPath is the path of an API endpoint at version v with its query.
+func (c *Client) apiPath(v, p string, query url.Values) string {
+	p = path.Join(c.basePath, "/v"+v, p)
 	return (&url.URL{Path: p, RawQuery: query.Encode()}).String()
 }
 
@@ -51,11 +50,7 @@ func (c *Client) newRequest(ctx context.Context, method, p string, header http.H
 // send makes a request to an API endpoint; a status of 400 or more is an
 // error carrying the daemon's message.
 func (c *Client) send(ctx context.Context, method, p string, query url.Values, header http.Header, body io.Reader) (*http.Response, error) {
-	req, err := c.newRequest(ctx, method, c.apiPath(ctx, p, query), header, body)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.do(req)
+	resp, err := c.exchange(ctx, method, p, query, header, body, c.do)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +59,44 @@ func (c *Client) send(ctx context.Context, method, p string, query url.Values, h
 		return nil, err
 	}
 	return resp, nil
+}
+
+// exchange makes a request to an API endpoint through do at the client's
+// API version, without a ping before it (a round trip on the path of
+// every CLI call): settle learns the daemon's version from the answer and
+// says when the daemon refused ours, and the request is made once more.
+// A body that cannot be sent twice (a stream) waits for a ping instead.
+func (c *Client) exchange(ctx context.Context, method, p string, query url.Values, header http.Header, body io.Reader,
+	do func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	mem, _ := body.(*bytes.Reader)
+	again := body == nil || mem != nil
+	if !again {
+		c.negotiate(ctx)
+	}
+	var saved bytes.Reader
+	if mem != nil {
+		saved = *mem
+	}
+	for {
+		v := c.ClientVersion()
+		req, err := c.newRequest(ctx, method, c.apiPath(v, p, query), header, body)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := do(req)
+		if err != nil {
+			return nil, err
+		}
+		if !again || !c.settle(ctx, resp, v) {
+			return resp, nil
+		}
+		closeBody(resp)
+		again = false
+		if mem != nil {
+			r := saved
+			body = &r
+		}
+	}
 }
 
 func (c *Client) get(ctx context.Context, p string, query url.Values) (*http.Response, error) {
@@ -87,7 +120,7 @@ func jsonBody(v any, header http.Header) (io.Reader, http.Header, error) {
 	if v == nil {
 		return nil, header, nil
 	}
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -81,6 +81,12 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 	if proxy {
 		defer c.proxyCaught(caught, cl, id, started)()
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The wait is asked beside the attach: both are in place before the
+	// start, and neither needs the other's answer.
+	waiting := make(chan (<-chan int), 1)
+	go func() { waiting <- waitExitOrRemoved(ctx, cl, id, o.rm) }()
 	attach := cfg.AttachStdin || cfg.AttachStdout || cfg.AttachStderr
 	var streamDone chan error
 	closeAttach := func() {}
@@ -110,9 +116,7 @@ func (c *CLI) run(cmd *cobra.Command, o *runOptions, args []string) error {
 		streamDone = make(chan error, 1)
 		go func() { streamDone <- c.stream(ctx, h) }()
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	status := waitExitOrRemoved(ctx, cl, id, o.rm)
+	status := <-waiting
 	// The start is not cancelled with the CLI: berth daemon undoes a start
 	// whose request goes away, even when the process already ran.
 	trace.Step("cli: start")
