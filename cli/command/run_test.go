@@ -205,15 +205,17 @@ func TestRunSignalProxy(t *testing.T) {
 	t.Cleanup(func() { run(t, nil, dockerCLI, d.host, "rm", "-f", "sig") })
 	for _, tc := range []struct {
 		args []string
+		sig  syscall.Signal
 		code int
 		out  string
 	}{
-		{[]string{"run", "--rm", "--name", "sig"}, 7, "ready\ngot TERM\n"},
+		{[]string{"run", "--rm", "--name", "sig"}, syscall.SIGTERM, 7, "ready\ngot TERM\n"},
+		{[]string{"run", "--rm", "--name", "sig"}, syscall.SIGUSR1, 8, "ready\ngot USR1\n"},
 		// --sig-proxy=false: the CLI itself ends (128+15), the container runs on
-		{[]string{"run", "--sig-proxy=false", "--name", "sig"}, 143, "ready\n"},
+		{[]string{"run", "--sig-proxy=false", "--name", "sig"}, syscall.SIGTERM, 143, "ready\n"},
 	} {
 		cmd := exec.Command(bin, append(append([]string{"-H", d.host}, tc.args...),
-			"berthtest/one:v1", "sh", "-c", `trap "echo got TERM; exit 7" TERM; echo ready; while true; do sleep 0.1; done`)...)
+			"berthtest/one:v1", "sh", "-c", `trap "echo got TERM; exit 7" TERM; trap "echo got USR1; exit 8" USR1; echo ready; while true; do sleep 0.1; done`)...)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -228,7 +230,7 @@ func TestRunSignalProxy(t *testing.T) {
 			_ = cmd.Wait()
 			t.Fatalf("%v: first line %q, %v", tc.args, line, err)
 		}
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(tc.sig)
 		rest, _ := readAll(rd)
 		err = cmd.Wait()
 		code := 0

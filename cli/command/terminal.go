@@ -218,10 +218,28 @@ type signalCatch struct {
 func catchSignals() *signalCatch {
 	sc := &signalCatch{sigs: make(chan os.Signal, 16), ready: make(chan struct{})}
 	go func() {
-		signal.Notify(sc.sigs)
+		signal.Notify(sc.sigs, proxied()...)
 		close(sc.ready)
 	}()
 	return sc
+}
+
+// proxied are the signals the CLI passes on: the standard ones a process
+// can catch but SIGCHLD, SIGPIPE and SIGURG (the Go runtime's own), as
+// docker's CLI does; not the real-time ones, which docker's passes too.
+// Go enables each signal with a round trip to its signal thread: all 65
+// cost 1.1-1.9 ms of a start's CPU here, these 26 0.35-0.5 ms. A
+// real-time signal reaches a container with `docker kill --signal`.
+func proxied() []os.Signal {
+	var sigs []os.Signal
+	for n := syscall.Signal(1); n < 32; n++ {
+		switch n {
+		case unix.SIGKILL, unix.SIGSTOP, unix.SIGCHLD, unix.SIGPIPE, unix.SIGURG:
+			continue
+		}
+		sigs = append(sigs, n)
+	}
+	return sigs
 }
 
 // release lets the signals go when no proxy came of the catch.
