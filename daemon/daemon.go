@@ -186,7 +186,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	d.closeContainers()
-	d.waitRemovals()
+	d.waitFilesystems()
 	d.closeTrash()
 	err := d.images.Close()
 	d.lock.Close()
