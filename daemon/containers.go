@@ -301,6 +301,11 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) error {
 // runtime's create), connects waiting attaches, starts the process and
 // begins monitoring it.
 func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.Client, error) {
+	// The next spare shim boots once this start is done, not during the
+	// runtime's create, for the two cores.
+	if d.spares != nil {
+		defer d.spares.Refill()
+	}
 	if err := d.fsReady(c.ID); err != nil {
 		return nil, err
 	}

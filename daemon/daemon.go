@@ -99,6 +99,7 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 	}
 	if bin, err := shim.DefaultBinary(); err == nil {
 		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot)
+		d.spares.Deferred = true // startShim refills
 	}
 	return d, nil
 }

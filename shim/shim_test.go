@@ -900,6 +900,45 @@ func TestSpares(t *testing.T) {
 	waitGone(t, spare)
 }
 
+// TestSparesDeferred: with Deferred, a start takes the spare and the next
+// one waits for the owner's Refill.
+func TestSparesDeferred(t *testing.T) {
+	e := newEnv(t, berthRT, testutil.Spec("true"))
+	spares := shim.NewSpares(e.opts.Binary, "--test", e.id)
+	spares.Deferred = true
+	defer spares.Close()
+	e.opts.Spares = spares
+	var spare int
+	for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spareOf(e.id)
+	}
+	if spare == 0 {
+		t.Fatal("no spare shim started")
+	}
+	c := e.start()
+	if c.Pid() != spare {
+		t.Fatalf("shim %d, the spare was %d", c.Pid(), spare)
+	}
+	if err := c.Start(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	e.end(c.Pid())
+	if next := spareOf(e.id); next != 0 {
+		t.Fatalf("spare %d started before the owner's Refill", next)
+	}
+	spares.Refill()
+	for deadline := time.Now().Add(10 * time.Second); spare == c.Pid() || spare == 0; time.Sleep(10 * time.Millisecond) {
+		if spare = spareOf(e.id); time.Now().After(deadline) {
+			t.Fatal("no spare after Refill")
+		}
+	}
+	spares.Close()
+	waitGone(t, spare)
+}
+
 // spareOf is the pid of a spare shim whose command line has tag.
 func spareOf(tag string) int {
 	ents, _ := os.ReadDir("/proc")
