@@ -98,7 +98,18 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if bin, err := shim.DefaultBinary(); err == nil {
-		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot)
+		// Spares make their files ahead beside the shims' state dirs; a
+		// killed one leaves its directory (.spare-<pid>) there.
+		dir := filepath.Join(cfg.ExecRoot, "containers")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			dir = ""
+		} else {
+			left, _ := filepath.Glob(filepath.Join(dir, ".spare-*"))
+			for _, l := range left {
+				_ = os.RemoveAll(l)
+			}
+		}
+		d.spares = shim.NewSparesIn(dir, bin, "--exec-root", cfg.ExecRoot)
 		d.spares.Deferred = true // startShim refills
 	}
 	return d, nil
