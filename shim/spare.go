@@ -24,12 +24,11 @@ import (
 type Spares struct {
 	// Deferred: the next spare is started by Refill, not by the take.
 	Deferred bool
-	// Dir, when set, is a directory on the file system of the state dirs
-	// (their parent) where a spare makes its log, pid file and socket
-	// while it waits, and renames them into its state dir when it gets
-	// it: a new inode in the churning state dirs cost 0.06-0.2 ms each on
-	// ext4, on the start's path.
-	// Set by NewSparesIn.
+	// Dir (NewSparesIn), when set, is a directory on the file system of
+	// the state dirs (their parent) where a spare makes its log, pid file
+	// and socket while it waits, and renames them into its state dir when
+	// it gets it: a new inode in the churning state dirs cost 0.06-0.2 ms
+	// each on ext4, on the start's path.
 	Dir string
 
 	bin    string
@@ -208,6 +207,7 @@ type aheadFiles struct {
 // aheadFlag follows --spare when fd 5 is the spares' Dir.
 const aheadFlag = "--ahead"
 
+// premake makes the files in <Dir>/.spare-<pid>; nil when it cannot.
 func premake() *aheadFiles {
 	parent, err := os.Readlink("/proc/self/fd/5")
 	unix.Close(5)
