@@ -322,7 +322,9 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, err
 	}
-	_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	if maybeMounted(rootfs) {
+		_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	}
 	trace.Step("start: mounts known")
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
 		return nil, fmt.Errorf("mount container %s: %w", c.ID, err)
