@@ -257,6 +257,9 @@ func (d *Daemon) liveRoot(c *container.Container) (int, bool) {
 // destination resolved inside dir. The daemon's own files (/etc/hosts,
 // the init) stay out, as with docker.
 func (d *Daemon) mountStopped(ctx context.Context, c *container.Container, dir string) error {
+	if err := d.fsReady(c.ID); err != nil {
+		return err
+	}
 	mounts, err := d.images.ContainerMounts(ctx, c.ID)
 	if err != nil {
 		return err

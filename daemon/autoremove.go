@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -40,16 +41,24 @@ import (
 // system, which removeOrphanFilesystems removes at the next start: an --rm
 // container would have been removed anyway.
 
-// removeOrphanFilesystems removes the file systems of containers that
-// have no record: one lost in an OS crash (its directory missing, or its
-// record missing or empty). A record that is there but does not decode is
-// left alone (logged by the store).
+// removeOrphanFilesystems removes the file systems and directories of
+// containers that have no record: one lost in an OS crash (its directory
+// missing, or its record missing or empty), or not yet written by a
+// daemon that died right after an --rm container's create (see
+// createFilesLater). A record that is there but does not decode is left
+// alone (logged by the store).
 func (d *Daemon) removeOrphanFilesystems(s *container.Store) {
 	ctx := context.Background()
 	ids, err := d.images.ContainerIDs(ctx)
 	if err != nil {
 		d.log.Warn("list container file systems", "error", err)
 		return
+	}
+	ents, _ := os.ReadDir(filepath.Join(d.cfg.DataRoot, "containers"))
+	for _, e := range ents {
+		if e.IsDir() && container.IsID(e.Name()) && !slices.Contains(ids, e.Name()) {
+			ids = append(ids, e.Name())
+		}
 	}
 	for _, id := range ids {
 		if _, err := s.Get(id); err == nil {
@@ -175,21 +184,4 @@ func (d *Daemon) removeFilesOrLater(ctx context.Context, c *container.Container,
 		trace.Step("remove: files removed")
 	}()
 	return nil
-}
-
-// waitRemovals waits for the removals whose files are still going: an
-// image removal must find their snapshots gone, and Close their mounts.
-func (d *Daemon) waitRemovals() {
-	if d.ctrs == nil {
-		return
-	}
-	d.ctrs.mu.Lock()
-	var chs []chan struct{}
-	for _, ec := range d.ctrs.cleanups {
-		chs = append(chs, ec.done)
-	}
-	d.ctrs.mu.Unlock()
-	for _, ch := range chs {
-		<-ch
-	}
 }

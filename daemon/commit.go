@@ -56,6 +56,9 @@ func (d *Daemon) ContainerCommit(ctx context.Context, o container.CommitOptions)
 				}()
 			}
 		}
+		if err := d.fsReady(c.ID); err != nil {
+			return err
+		}
 		dg, err := d.images.Commit(ctx, c.ID, opts)
 		if err != nil {
 			return err
@@ -78,6 +81,9 @@ func (d *Daemon) ContainerExport(ctx context.Context, name string, w io.Writer) 
 	return d.job(ctx, "container.export", false, func(ctx context.Context) error {
 		c, err := d.ctrs.store.Get(name)
 		if err != nil {
+			return err
+		}
+		if err := d.fsReady(c.ID); err != nil {
 			return err
 		}
 		if d.runningOf(c.ID) == nil {
@@ -107,6 +113,9 @@ func (d *Daemon) ContainerChanges(ctx context.Context, name string) ([]container
 	ch, ok := d.images.Driver().(snapshot.Changer)
 	if !ok {
 		return nil, errdefs.NotImplemented("the %s driver cannot list changes", d.images.Driver().Name())
+	}
+	if err := d.fsReady(c.ID); err != nil {
+		return nil, err
 	}
 	changes, err := ch.Changes(ctx, c.ID)
 	if err != nil {

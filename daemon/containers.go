@@ -42,6 +42,9 @@ type containers struct {
 	// cleanups are --rm containers' exits ending in the background
 	// (autoremove.go).
 	cleanups map[string]*exitCleanup
+	// creating are --rm containers' file systems being made after their
+	// create's answer (createlater.go).
+	creating map[string]*pendingFS
 }
 
 func (d *Daemon) openContainers() error {
@@ -54,7 +57,7 @@ func (d *Daemon) openContainers() error {
 	}
 	defer d.removeOrphanFilesystems(s)
 	d.ctrs = &containers{store: s, running: map[string]*running{}, ops: map[string]*sync.Mutex{}, pending: map[string][]*pendingAttach{},
-		cleanups: map[string]*exitCleanup{}}
+		cleanups: map[string]*exitCleanup{}, creating: map[string]*pendingFS{}}
 	d.images.Running = func(id string) bool {
 		c, err := s.Get(id)
 		if err != nil {
@@ -215,21 +218,21 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		c.Driver = d.images.Driver().Name()
 		c.State = container.State{Status: container.StatusCreated}
 		if hc.AutoRemove {
-			// No crash needs it: see createLazy.
-			err = c.SaveLazy()
+			c.Unlock()
+			d.createFilesLater(context.WithoutCancel(ctx), c, img.ID.String())
 		} else {
 			err = c.Save()
-		}
-		c.Unlock()
-		trace.Step("create: record saved")
-		if err == nil {
-			_, _, err = d.images.CreateContainer(ctx, id, img.ID.String())
-		}
-		trace.Step("create: snapshot made")
-		if err != nil {
-			_ = d.ctrs.store.Delete(c)
-			d.detachVolumes(id, mps, true)
-			return err
+			c.Unlock()
+			trace.Step("create: record saved")
+			if err == nil {
+				_, _, err = d.images.CreateContainer(ctx, id, img.ID.String())
+			}
+			trace.Step("create: snapshot made")
+			if err != nil {
+				_ = d.ctrs.store.Delete(c)
+				d.detachVolumes(id, mps, true)
+				return err
+			}
 		}
 		d.publishContainer(c, events.ActionCreate, nil)
 		out = &containertypes.CreateResponse{ID: id, Warnings: []string{}}
@@ -298,6 +301,14 @@ func (d *Daemon) start(ctx context.Context, c *container.Container) error {
 // runtime's create), connects waiting attaches, starts the process and
 // begins monitoring it.
 func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.Client, error) {
+	// The next spare shim boots once this start is done, not during the
+	// runtime's create, for the two cores.
+	if d.spares != nil {
+		defer d.spares.Refill()
+	}
+	if err := d.fsReady(c.ID); err != nil {
+		return nil, err
+	}
 	mounts, err := d.images.ContainerMounts(ctx, c.ID)
 	if err != nil {
 		return nil, err
@@ -311,7 +322,9 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return nil, err
 	}
-	_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	if maybeMounted(rootfs) {
+		_ = snapshot.UnmountAll(rootfs) // a mount left by a daemon that died
+	}
 	trace.Step("start: mounts known")
 	if err := snapshot.MountAll(mounts, rootfs); err != nil {
 		return nil, fmt.Errorf("mount container %s: %w", c.ID, err)
@@ -794,6 +807,11 @@ func (d *Daemon) remove(ctx context.Context, name string, force, volumes, later 
 }
 
 func (d *Daemon) removeFiles(ctx context.Context, c *container.Container) error {
+	// A file system that could not be made leaves less to remove.
+	_ = d.fsReady(c.ID)
+	d.ctrs.mu.Lock()
+	delete(d.ctrs.creating, c.ID)
+	d.ctrs.mu.Unlock()
 	if err := snapshot.UnmountAll(c.RootfsPath()); err != nil {
 		return fmt.Errorf("remove container %s: unmount: %w", c.ID, err)
 	}
@@ -860,6 +878,15 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 				d.log.Warn("ended the shim of a container that was not running", "id", c.ID)
 			}
 			_ = snapshot.UnmountAll(c.RootfsPath())
+			c.Lock()
+			auto := c.HostConfig != nil && c.HostConfig.AutoRemove
+			c.Unlock()
+			if auto {
+				// As dockerd: an --rm container that does not run goes,
+				// whether it ran or not (a create whose daemon died
+				// before its files were made, see createFilesLater).
+				d.autoRemove(c)
+			}
 			continue
 		}
 		client, err := shim.Connect(d.shimDir(c.ID))

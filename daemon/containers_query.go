@@ -423,8 +423,10 @@ func matchRegexp(exprs []string, s string) bool {
 // containerSize is what the container's writable layer holds and that
 // plus its image (docker ps -s).
 func (d *Daemon) containerSize(ctx context.Context, id, imageID string) (rw, rootfs int64) {
-	if u, err := d.images.Driver().Usage(ctx, id); err == nil {
-		rw = u.Size
+	if d.fsReady(id) == nil {
+		if u, err := d.images.Driver().Usage(ctx, id); err == nil {
+			rw = u.Size
+		}
 	}
 	rootfs = rw
 	if img, err := d.images.Get(ctx, imageID); err == nil {

@@ -106,8 +106,20 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if bin, err := shim.DefaultBinary(); err == nil {
-		// The spare shim starts a spare init for berth's own runtime too.
-		d.spares = shim.NewSpares(bin, "--exec-root", cfg.ExecRoot, inproc.SpareRootFlag, filepath.Join(cfg.ExecRoot, "runtime"))
+		// Spares make their files ahead beside the shims' state dirs; a
+		// killed one leaves its directory (.spare-<pid>) there. A spare
+		// starts a spare init for berth's own runtime too.
+		dir := filepath.Join(cfg.ExecRoot, "containers")
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			dir = ""
+		} else {
+			left, _ := filepath.Glob(filepath.Join(dir, ".spare-*"))
+			for _, l := range left {
+				_ = os.RemoveAll(l)
+			}
+		}
+		d.spares = shim.NewSparesIn(dir, bin, "--exec-root", cfg.ExecRoot, inproc.SpareRootFlag, filepath.Join(cfg.ExecRoot, "runtime"))
+		d.spares.Deferred = true // startShim refills
 	}
 	return d, nil
 }
@@ -195,7 +207,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	idle := d.closeContainers()
-	d.waitRemovals()
+	d.waitFilesystems()
 	d.closeTrash()
 	if idle {
 		d.unmountExecRoot()

@@ -233,7 +233,7 @@ func (d *Daemon) TagImage(ctx context.Context, source, repo, tag string) (string
 func (d *Daemon) ImageDelete(ctx context.Context, name string, force, noPrune bool) ([]imagetypes.DeleteResponse, error) {
 	var out []imagetypes.DeleteResponse
 	err := d.job(ctx, "image.delete", true, func(ctx context.Context) error {
-		d.waitRemovals() // an --rm container just gone still holds its snapshot
+		d.waitFilesystems() // an --rm container just gone still holds its snapshot
 		img, err := d.images.Get(ctx, name)
 		if err != nil {
 			return err
@@ -264,7 +264,7 @@ func (d *Daemon) ImagesPrune(ctx context.Context, f filters.Args) (*imagetypes.P
 		if err := f.Validate("dangling"); err != nil {
 			return err
 		}
-		d.waitRemovals()
+		d.waitFilesystems()
 		dangling, set, err := f.Bool("dangling")
 		if err != nil {
 			return err

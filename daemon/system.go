@@ -84,7 +84,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (*system.Info, error) {
 func (d *Daemon) SystemDiskUsage(ctx context.Context) (*backend.DiskUsage, error) {
 	out := &backend.DiskUsage{}
 	err := d.job(ctx, "system.df", false, func(ctx context.Context) error {
-		d.waitRemovals() // the layers of --rm containers just gone
+		d.waitFilesystems() // the layers of --rm containers just gone
 		usage, err := d.images.DiskUsage(ctx)
 		if err != nil {
 			return err

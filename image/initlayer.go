@@ -79,7 +79,17 @@ func (s *Store) prepareOnInit(ctx context.Context, id, parent string) ([]snapsho
 		return nil, err
 	}
 	defer func() { _ = lease.Release() }()
-	if err := s.makeInit(ctx, lease.ID(), key, parent, lease.AddSnapshot); err != nil {
+	// One maker at a time: a commit in progress holds the key's name
+	// without showing it, so a second maker's commit failed (two creates
+	// of a new image's first containers at once).
+	s.initMu.Lock()
+	if _, err = s.sn.Stat(ctx, key); err != nil {
+		err = s.makeInit(ctx, lease.ID(), key, parent, lease.AddSnapshot)
+	} else {
+		err = lease.AddSnapshot(key) // made meanwhile: kept until the Prepare
+	}
+	s.initMu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return s.sn.Prepare(ctx, id, key)

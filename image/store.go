@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"berth.dev/berth/archive"
@@ -36,7 +37,8 @@ type Store struct {
 	// that an image a running container uses cannot be removed even by
 	// force. The daemon sets it; nil means none runs.
 	Running func(containerID string) bool
-	owned   bool // Close closes db and sn
+	owned   bool       // Close closes db and sn
+	initMu  sync.Mutex // makes init layers (prepareOnInit)
 }
 
 // New returns the image service over an open metadata database.

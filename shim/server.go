@@ -35,7 +35,7 @@ func Main(args []string) int {
 		if SpareInit != nil {
 			SpareInit(args[2:])
 		}
-		if args = spareArgs(); args == nil {
+		if args = spareArgs(len(args) > 2 && args[2] == aheadFlag); args == nil {
 			return 0 // not needed after all
 		}
 	}
@@ -176,12 +176,14 @@ func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
 	}
 	// The socket and pid file first: the starter waits from the runtime's
 	// create to the ready message, and nothing answers on the socket until
-	// then (the accept loop starts after it).
-	if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
-		return err
-	}
-	if err := s.listen(); err != nil {
-		return err
+	// then (the accept loop starts after it). A spare made them ahead.
+	if s.ln = premade; s.ln == nil {
+		if err := os.WriteFile(filepath.Join(s.dir, PidName), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+			return err
+		}
+		if err := s.listen(); err != nil {
+			return err
+		}
 	}
 	p, err := s.newProc("", tty, stdin)
 	if err != nil {
@@ -194,19 +196,28 @@ func (s *shim) setup(tty, stdin bool, h, w uint16, lc logs.Config) error {
 func (s *shim) listen() error {
 	sock := s.path(SocketName)
 	os.Remove(sock)
+	ln, err := listenPrivate(sock)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// listenPrivate listens on a socket only its owner may connect to.
+func listenPrivate(sock string) (*net.UnixListener, error) {
 	old := unix.Umask(0o077) // the socket is born private
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
 	unix.Umask(old)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if err := os.Chmod(sock, 0o600); err != nil { // connecting needs write only
 		ln.Close()
-		return fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	ln.SetUnlinkOnClose(false)
-	s.ln = ln
-	return nil
+	return ln, nil
 }
 
 // path is name in the state dir, reached through /proc/self/fd when the

@@ -902,6 +902,105 @@ func TestSpares(t *testing.T) {
 	waitGone(t, spare)
 }
 
+// TestSparesDeferred: with Deferred, a start takes the spare and the next
+// one waits for the owner's Refill.
+func TestSparesDeferred(t *testing.T) {
+	e := newEnv(t, berthRT, testutil.Spec("true"))
+	spares := shim.NewSpares(e.opts.Binary, "--test", e.id)
+	spares.Deferred = true
+	defer spares.Close()
+	e.opts.Spares = spares
+	var spare int
+	for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		spare = spareOf(e.id)
+	}
+	if spare == 0 {
+		t.Fatal("no spare shim started")
+	}
+	c := e.start()
+	if c.Pid() != spare {
+		t.Fatalf("shim %d, the spare was %d", c.Pid(), spare)
+	}
+	if err := c.Start(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	e.end(c.Pid())
+	if next := spareOf(e.id); next != 0 {
+		t.Fatalf("spare %d started before the owner's Refill", next)
+	}
+	spares.Refill()
+	for deadline := time.Now().Add(10 * time.Second); spare == c.Pid() || spare == 0; time.Sleep(10 * time.Millisecond) {
+		if spare = spareOf(e.id); time.Now().After(deadline) {
+			t.Fatal("no spare after Refill")
+		}
+	}
+	spares.Close()
+	waitGone(t, spare)
+}
+
+// TestSparesAhead: spares with a Dir make their log, pid file and socket
+// there while they wait, in a directory of their own, and move them into
+// the state dir they are given; an unused spare removes its directory.
+func TestSparesAhead(t *testing.T) {
+	e := newEnv(t, berthRT, testutil.Spec("sh", "-c", "echo ahead"))
+	dir := filepath.Dir(e.opts.StateDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	spares := shim.NewSparesIn(dir, e.opts.Binary, "--test", e.id)
+	defer spares.Close()
+	e.opts.Spares = spares
+	ahead := func(pid int) string { return filepath.Join(dir, ".spare-"+strconv.Itoa(pid)) }
+	var spare int
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if spare = spareOf(e.id); spare != 0 {
+			if _, err := os.Stat(filepath.Join(ahead(spare), shim.SocketName)); err == nil {
+				break
+			}
+		}
+	}
+	for _, name := range []string{shim.LogName, shim.PidName, shim.SocketName} {
+		if _, err := os.Stat(filepath.Join(ahead(spare), name)); err != nil {
+			t.Fatalf("spare %d made no %s ahead: %v", spare, name, err)
+		}
+	}
+	c := e.start()
+	if c.Pid() != spare {
+		t.Fatalf("shim %d, the spare was %d", c.Pid(), spare)
+	}
+	if _, err := os.Stat(ahead(spare)); !os.IsNotExist(err) {
+		t.Errorf("the spare's own directory after the start: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(e.opts.StateDir, shim.PidName)); err != nil || string(b) != strconv.Itoa(spare) {
+		t.Errorf("pid file: %q %v", b, err)
+	}
+	if err := c.Start(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx(t), ""); err != nil {
+		t.Fatal(err)
+	}
+	e.end(c.Pid())
+	if raw, err := os.ReadFile(e.opts.Log.Path); err != nil || !strings.Contains(string(raw), `"ahead\n"`) {
+		t.Fatalf("log: %v %s", err, raw)
+	}
+	next := 0
+	for deadline := time.Now().Add(10 * time.Second); next == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		next = spareOf(e.id)
+	}
+	if next == 0 {
+		t.Fatal("no spare after the start")
+	}
+	spares.Close()
+	waitGone(t, next)
+	if _, err := os.Stat(ahead(next)); !os.IsNotExist(err) {
+		t.Errorf("an unused spare's directory after Close: %v", err)
+	}
+}
+
 // spareOf is the pid of a spare shim whose command line has tag.
 func spareOf(tag string) int {
 	ents, _ := os.ReadDir("/proc")

@@ -256,3 +256,67 @@ func TestRunRmCpExport(t *testing.T) {
 		t.Fatalf("start -a after cp: %q", out)
 	}
 }
+
+// createRm creates an --rm container running true over the API and
+// returns its ID.
+func (d *daemon) createRm(t *testing.T) string {
+	t.Helper()
+	code, out := d.apiDo(t, "POST", "/containers/create", `{"Image":"busybox","Cmd":["true"],"HostConfig":{"AutoRemove":true,"NetworkMode":"none"}}`)
+	var created struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &created); code != http.StatusCreated || err != nil {
+		t.Fatalf("create: %d %s", code, out)
+	}
+	return created.ID
+}
+
+// TestRunRmCreateAnsweredFirst: an --rm container's create is answered
+// before its record and file system are made, and what needs them waits
+// for them: an rmi (the image is in use), a diff and an export right after
+// the answer (runRm's start right after it, in the other tests). A daemon
+// killed -9 right after the answer, until one kill lands before the
+// record is written, leaves nothing at its next start: no container, no
+// directory, no file system holding the image.
+func TestRunRmCreateAnsweredFirst(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	id := d.createRm(t)
+	if code, out := d.apiDo(t, "DELETE", "/images/busybox", ""); code != http.StatusConflict {
+		t.Fatalf("rmi right after the create of an --rm container: %d %s", code, out)
+	}
+	id2 := d.createRm(t)
+	if code, out := d.apiDo(t, "GET", "/containers/"+id2+"/changes", ""); code != http.StatusOK {
+		t.Fatalf("diff right after the create: %d %s", code, out)
+	}
+	id3 := d.createRm(t)
+	if code, out := d.apiDo(t, "GET", "/containers/"+id3+"/export", ""); code != http.StatusOK || !strings.Contains(out, "bin/busybox") {
+		t.Fatalf("export right after the create: %d (%d bytes)", code, len(out))
+	}
+	d.mustDocker("rm", id, id2, id3)
+
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	caught := false
+	for i := 0; i < 10 && !caught; i++ {
+		id := d.createRm(t)
+		d.kill9()
+		_, err := os.Stat(filepath.Join(d.dataRoot, "containers", id, "config.v2.json"))
+		caught = os.IsNotExist(err)
+		d.start()
+		if out := d.mustDocker("ps", "-aq"); strings.TrimSpace(out) != "" {
+			t.Fatalf("containers after the restart (record written: %v): %q", !caught, out)
+		}
+		if _, err := os.Stat(filepath.Join(d.dataRoot, "containers", id)); !os.IsNotExist(err) {
+			t.Fatalf("directory left (record written: %v): %v", !caught, err)
+		}
+		if left := d.leftOf(id); len(left) > 0 {
+			t.Fatalf("left of the container:\n%s", strings.Join(left, "\n"))
+		}
+		// Its file system went too: nothing holds the image.
+		if code, out := d.apiDo(t, "DELETE", "/images/busybox", ""); code != http.StatusOK {
+			t.Fatalf("rmi after the restart (record written: %v): %d %s", !caught, code, out)
+		}
+		d.mustDocker("load", "-i", archive)
+	}
+	if !caught {
+		t.Fatal("no daemon was killed before the record of an --rm container was written")
+	}
+}

@@ -89,6 +89,19 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// IsID says whether s has the form of a container ID (NewID's).
+func IsID(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !('0' <= s[i] && s[i] <= '9' || 'a' <= s[i] && s[i] <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Lock locks the record.
 func (c *Container) Lock() { c.mu.Lock() }
 

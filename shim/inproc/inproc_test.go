@@ -3,6 +3,7 @@ package inproc
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"berth.dev/berth/internal/leakcheck"
@@ -61,10 +62,45 @@ func TestHooksGoToTheCLI(t *testing.T) {
 	if handled, err := r.run(nil, log, []string{"delete", "--force", "nothing"}); !handled || err != nil {
 		t.Errorf("delete --force of a missing container: handled %v, %v", handled, err)
 	}
+	if _, err := os.Stat(log); !os.IsNotExist(err) {
+		t.Errorf("runtime log made by a step that logged nothing: %v", err)
+	}
 	if handled, _ := r.run(nil, log, []string{"exec", "--detach", "c1"}); handled {
 		t.Error("exec taken in process")
 	}
 	if handled, err := r.run(nil, log, []string{"kill", "nothing", "9"}); !handled || err == nil {
 		t.Errorf("kill of a missing container: handled %v, %v; want an error", handled, err)
+	}
+	// The runtime's log is made for its first line.
+	if b, err := os.ReadFile(log); err != nil || !strings.Contains(string(b), "nothing") {
+		t.Errorf("runtime log after a failed kill: %q, %v", b, err)
+	}
+}
+
+// hasHooks reads the plain form without reflection and leaves any other
+// to encoding/json: both must see the same hooks.
+func TestHasHooks(t *testing.T) {
+	for cfg, want := range map[string]bool{
+		`{"ociVersion":"1.2.1","hooks":{"poststop":[{"path":"/bin/true"}]}}`:         true,
+		`{"ociVersion":"1.2.1","hooks":{"createRuntime":[{"path":"/bin/true"}]}}`:    true,
+		`{"ociVersion":"1.2.1","hooks":{}}`:                                          false,
+		`{"ociVersion":"1.2.1","root":{"path":"rootfs"}}`:                            false,
+		`{"OCIVersion":"1.2.1","Hooks":{"poststop":[{"path":"/bin/true"}]}}`:         true, // encoding/json's
+		`{"OCIVersion":"1.2.1","process":{"scheduler":{"policy":"x"}},"hooks":null}`: false,
+	} {
+		bundle := t.TempDir()
+		if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := hasHooks(bundle); err != nil || got != want {
+			t.Errorf("%s: hooks %v, %v; want %v", cfg, got, err, want)
+		}
+	}
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"hooks":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hasHooks(bundle); err == nil {
+		t.Error("a config.json cut short: no error")
 	}
 }
