@@ -867,13 +867,7 @@ func TestSpares(t *testing.T) {
 	defer spares.Close()
 	e.opts.Spares = spares
 	for i := 0; i < 2; i++ {
-		var spare int
-		for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			spare = spareOf(e.id)
-		}
-		if spare == 0 {
-			t.Fatal("no spare shim started")
-		}
+		spare := waitSpare(t, e.id)
 		c := e.start()
 		if c.Pid() != spare {
 			t.Fatalf("start %d: shim %d, the spare was %d", i, c.Pid(), spare)
@@ -891,14 +885,8 @@ func TestSpares(t *testing.T) {
 	if raw, err := os.ReadFile(e.opts.Log.Path); err != nil || strings.Count(string(raw), `"from-spare\n"`) != 2 {
 		t.Fatalf("log: %v %s", err, raw)
 	}
-	spare := 0
-	for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		spare = spareOf(e.id)
-	}
+	spare := waitSpare(t, e.id)
 	spares.Close()
-	if spare == 0 {
-		t.Fatal("no spare after the starts")
-	}
 	waitGone(t, spare)
 }
 
@@ -910,13 +898,7 @@ func TestSparesDeferred(t *testing.T) {
 	spares.Deferred = true
 	defer spares.Close()
 	e.opts.Spares = spares
-	var spare int
-	for deadline := time.Now().Add(10 * time.Second); spare == 0 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		spare = spareOf(e.id)
-	}
-	if spare == 0 {
-		t.Fatal("no spare shim started")
-	}
+	spare := waitSpare(t, e.id)
 	c := e.start()
 	if c.Pid() != spare {
 		t.Fatalf("shim %d, the spare was %d", c.Pid(), spare)
@@ -999,6 +981,19 @@ func TestSparesAhead(t *testing.T) {
 	if _, err := os.Stat(ahead(next)); !os.IsNotExist(err) {
 		t.Errorf("an unused spare's directory after Close: %v", err)
 	}
+}
+
+// waitSpare waits (10 s at most) for a spare shim whose command line has
+// tag, and returns its pid.
+func waitSpare(t *testing.T, tag string) int {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if pid := spareOf(tag); pid != 0 {
+			return pid
+		}
+	}
+	t.Fatal("no spare shim started")
+	return 0
 }
 
 // spareOf is the pid of a spare shim whose command line has tag.
