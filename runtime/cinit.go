@@ -86,7 +86,7 @@ const (
 	opExec        = 34 // args, env, uid
 	opTrace       = 35 // (the text is the step)
 	opHooks       = 36 // say "hooks" on the sync socket, wait for "hooks-done"
-	opMkdir       = 37 // path, mode (an existing directory is fine)
+	opMkdir       = 37 // path, mode: mkdir -p (an existing directory is fine)
 )
 
 // preludeMagic starts a prelude: a program of opMkdir, opWrite and

@@ -329,26 +329,10 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		stdin: o.Stdin, stdout: o.Stdout, stderr: o.Stderr,
 		cinit: cinitEarly(early, early.Process != nil && early.Process.Terminal, o.NoPivot),
 	}
-	if lateCgroups && sp.cinit {
-		// The C init makes and joins the cgroups, first thing: they are
-		// in its pipe before it starts (the Go init, should it come to
-		// that, joins them again).
-		if m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy}); err == nil {
-			if steps, ok := m.CreateSteps(); ok {
-				var dirs []string
-				for k, dir := range m.Paths() {
-					if k != "" {
-						dirs = append(dirs, dir)
-					}
-				}
-				if err := files.sendPrelude(cgroupPrelude(cfg.Fds.Sync, steps, dirs)); err != nil {
-					return nil, fmt.Errorf("send the init its cgroups: %w", err)
-				}
-				cg, cgStarted, cgc, cfg.joined = m, true, nil, true
-				trace("cgroups sent")
-			}
-		}
-	}
+	// The C init makes and joins its cgroups first thing, from a prelude
+	// written to its pipe once it is on its way (it starts or unshares
+	// meanwhile); the Go init, should it come to that, joins them again.
+	prelude := lateCgroups && sp.cinit
 	adopted := sp.fits(o.Spare, r.Root)
 	if adopted {
 		if proc, err = sp.adopt(o.Spare); err != nil {
@@ -360,7 +344,7 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 	}
 	if !adopted {
-		if goruntime.GOMAXPROCS(0) > 1 {
+		if !prelude && goruntime.GOMAXPROCS(0) > 1 {
 			startCgroups(true)
 		}
 		if cmd, err = sp.start(); err != nil {
@@ -370,6 +354,23 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		trace("init started")
 	}
 	files.started()
+	if prelude {
+		if m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy}); err == nil {
+			if steps, ok := m.CreateSteps(); ok {
+				var dirs []string
+				for k, dir := range m.Paths() {
+					if k != "" {
+						dirs = append(dirs, dir)
+					}
+				}
+				if err := files.sendPrelude(cgroupPrelude(cfg.Fds.Sync, steps, dirs)); err != nil {
+					return nil, files.initError(fmt.Errorf("send the init its cgroups: %w", err))
+				}
+				cg, cgStarted, cgc, cfg.joined = m, true, nil, true
+				trace("cgroups sent")
+			}
+		}
+	}
 	startCgroups(false)
 	pid := proc.Pid
 	if spec == nil {

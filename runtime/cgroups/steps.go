@@ -11,7 +11,7 @@ import (
 )
 
 // A Step is one file operation of making a container's cgroups: a
-// directory (Mkdir) or a write of Data to the file Path (one line, one
+// directory and its missing parents (Mkdir) or a write of Data to the file Path (one line, one
 // write: the kernel takes one device rule per write).
 type Step struct {
 	Mkdir bool
@@ -21,10 +21,12 @@ type Step struct {
 
 // CreateSteps lists Apply(-1)'s work as steps for another process to do:
 // the container's init, which on v1 has nothing else to do while the
-// runtime decodes the spec and compiles its program. Only for new cgroups
-// under parents that exist, cpuset's values copied from its parent as
-// Apply does; false leaves Apply to do it (v2; the first container of a
-// parent; a cgroup that is there already, whose values Apply keeps).
+// runtime decodes the spec and compiles its program. A Mkdir makes the
+// parents it lacks (mkdir -p), as Apply does; false leaves Apply to do it:
+// v2, and a cpuset cgroup that is there already (whose values Apply
+// keeps) or whose parent is not (Apply fills the new ones in up the
+// tree). Elsewhere a cgroup that is there already is fine as it is, as
+// with Apply, but for its device rules, which both write again.
 func (m *v1Manager) CreateSteps() ([]Step, bool) {
 	rules, err := deviceRules(m.st.Devices)
 	if err != nil {
@@ -33,22 +35,20 @@ func (m *v1Manager) CreateSteps() ([]Step, bool) {
 	dev := m.st.Paths["devices"]
 	var steps []Step
 	for k, dir := range m.st.Paths {
-		if _, err := os.Stat(filepath.Dir(dir)); err != nil {
-			return nil, false
+		steps = append(steps, Step{Mkdir: true, Path: dir})
+		if k != "cpuset" {
+			continue
 		}
 		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 			return nil, false
 		}
-		steps = append(steps, Step{Mkdir: true, Path: dir})
-		if k == "cpuset" {
-			parent := filepath.Dir(dir)
-			cpus, err1 := cgroups.ReadFile(parent, "cpuset.cpus")
-			mems, err2 := cgroups.ReadFile(parent, "cpuset.mems")
-			if err1 != nil || err2 != nil || strings.TrimSpace(cpus) == "" || strings.TrimSpace(mems) == "" {
-				return nil, false
-			}
-			steps = append(steps, Step{Path: dir + "/cpuset.cpus", Data: cpus}, Step{Path: dir + "/cpuset.mems", Data: mems})
+		parent := filepath.Dir(dir)
+		cpus, err1 := cgroups.ReadFile(parent, "cpuset.cpus")
+		mems, err2 := cgroups.ReadFile(parent, "cpuset.mems")
+		if err1 != nil || err2 != nil || strings.TrimSpace(cpus) == "" || strings.TrimSpace(mems) == "" {
+			return nil, false
 		}
+		steps = append(steps, Step{Path: dir + "/cpuset.cpus", Data: cpus}, Step{Path: dir + "/cpuset.mems", Data: mems})
 	}
 	// The device policy, as writeV1Devices writes it: deny all, then the
 	// rules in their order.

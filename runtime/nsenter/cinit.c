@@ -551,6 +551,26 @@ static void __attribute__((noreturn)) do_exec(char **args, char **env, uint64_t 
 	fail_msg(msgbuf);
 }
 
+/* mkdir_parents makes p and what is missing above it (mkdir -p). */
+static int mkdir_parents(const char *p, mode_t mode) {
+	char buf[4096];
+	size_t n = strlen(p);
+	if (n >= sizeof buf) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, p, n + 1);
+	for (char *q = buf + 1; *q; q++) {
+		if (*q != '/')
+			continue;
+		*q = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -1;
+		*q = '/';
+	}
+	return mkdir(buf, mode) < 0 && errno != EEXIST ? -1 : 0;
+}
+
 /* run runs the program to its end: an exec, or for a prelude (prep) its
  * last step. */
 static void run(int prep) {
@@ -856,7 +876,8 @@ static void run(int prep) {
 			break;
 		case opMkdir: {
 			const char *p = gstr();
-			if (mkdir(p, gint()) < 0 && errno != EEXIST)
+			mode_t mode = gint();
+			if (mkdir(p, mode) < 0 && errno != EEXIST && (errno != ENOENT || mkdir_parents(p, mode) < 0))
 				fail(errno);
 			break;
 		}
