@@ -143,6 +143,22 @@ static int cmdline(char *buf, size_t cap, char **argv, int max) {
 	return argc;
 }
 
+static char spare_stack[32 * 1024] __attribute__((aligned(16)));
+struct spare_start {
+	int fd;
+	char **args, **env;
+};
+
+/* spare_exec runs in the spare's child before its exec: one descriptor
+ * moved, and the exec. */
+static int spare_exec(void *p) {
+	struct spare_start *a = p;
+	if (a->fd == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(a->fd, 3) < 0)
+		_exit(127);
+	execve(cli_spare_exe, a->args, a->env);
+	_exit(127);
+}
+
 void berth_cli_spare(void) {
 	if (getenv("_BERTH_INITPIPE") != NULL || getenv("_BERTH_NO_SPARE") != NULL)
 		return;
@@ -191,20 +207,22 @@ void berth_cli_spare(void) {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
-	char unshare_env[64];
+	/* The child shares our memory until its exec (posix_spawn's way, with
+	 * a new pid namespace), on a stack of its own, reading only what is
+	 * static: we go on at once into the Go runtime's start. A fork would
+	 * write-protect every page we have, and that start then faulted on
+	 * each page it wrote; a vfork would wait for the exec. */
+	static char unshare_env[64];
+	static char *args[] = {"berth", "init", NULL}, *env[6];
+	static struct spare_start a;
 	snprintf(unshare_env, sizeof unshare_env, "_BERTH_SPARE_UNSHARE=%d", CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
-	char *args[] = {"berth", "init", NULL};
-	char *env[] = {"GOMAXPROCS=1", "GOGC=off", "_BERTH_SPARE=3", unshare_env,
-		       getenv("BERTH_TRACE") != NULL ? "BERTH_TRACE=1" : NULL, NULL};
-	/* fork's semantics plus a new pid namespace: the child only moves
-	 * one descriptor and execs. */
-	long pid = syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0);
-	if (pid == 0) {
-		if (sv[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(sv[1], 3) < 0)
-			_exit(127);
-		execve(cli_spare_exe, args, env);
-		_exit(127);
-	}
+	env[0] = "GOMAXPROCS=1";
+	env[1] = "GOGC=off";
+	env[2] = "_BERTH_SPARE=3";
+	env[3] = unshare_env;
+	env[4] = getenv("BERTH_TRACE") != NULL ? "BERTH_TRACE=1" : NULL;
+	a = (struct spare_start){sv[1], args, env};
+	int pid = clone(spare_exec, spare_stack + sizeof spare_stack, CLONE_VM | CLONE_NEWPID | SIGCHLD, &a);
 	close(sv[1]);
 	if (pid < 0) {
 		close(sv[0]);
