@@ -64,8 +64,8 @@ var errSpareUnfit = errors.New("the spare init cannot run this container")
 
 // NewSpare starts a spare init for containers under the state root root.
 func NewSpare(root string) (*Spare, error) {
-	r := &Runtime{Root: root}
-	if err := os.MkdirAll(root, 0o711); err != nil {
+	r, err := New(root, nil)
+	if err != nil {
 		return nil, err
 	}
 	exe, err := r.initBinary()
