@@ -435,6 +435,9 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	return client, nil
 }
 
+// runtimeRoot is berth's own runtime's state root, under the exec root.
+func (d *Daemon) runtimeRoot() string { return filepath.Join(d.cfg.ExecRoot, "runtime") }
+
 // runtimeCmd is the OCI runtime command with its state root: berth's own
 // under <exec-root>/runtime (the shim's default), others under
 // <exec-root>/runtime-<name>.
@@ -443,7 +446,7 @@ func (d *Daemon) runtimeCmd(name string) ([]string, error) {
 	if !ok {
 		return nil, errdefs.Invalid("unknown or invalid runtime name: %s", name)
 	}
-	root := filepath.Join(d.cfg.ExecRoot, "runtime")
+	root := d.runtimeRoot()
 	if name != DefaultRuntime {
 		root += "-" + name
 	}
@@ -966,7 +969,7 @@ func (d *Daemon) closeContainers() bool {
 	if n > 0 {
 		return false
 	}
-	rt := &berthruntime.Runtime{Root: filepath.Join(d.cfg.ExecRoot, "runtime")}
+	rt := &berthruntime.Runtime{Root: d.runtimeRoot()}
 	if err := rt.ReleaseInitBinary(); err != nil {
 		d.log.Warn("release the runtime's binary view", "error", err)
 	}

@@ -118,7 +118,7 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 				_ = os.RemoveAll(l)
 			}
 		}
-		d.spares = shim.NewSparesIn(dir, bin, "--exec-root", cfg.ExecRoot, inproc.SpareRootFlag, filepath.Join(cfg.ExecRoot, "runtime"))
+		d.spares = shim.NewSparesIn(dir, bin, "--exec-root", cfg.ExecRoot, inproc.SpareRootFlag, d.runtimeRoot())
 		d.spares.Deferred = true // startShim refills
 	}
 	return d, nil

@@ -144,7 +144,7 @@ func New(cgroupsPath, id string, r *specs.LinuxResources) (Manager, error) {
 			return nil, fmt.Errorf("cgroups: resolve %q: %w", cgroupsPath, err)
 		}
 		st.Paths = map[string]string{"": m.Path("")}
-	} else if paths, ok := absoluteV1Paths(cgroupsPath, st.Mode); ok {
+	} else if paths, ok := absoluteV1Paths(cgroupsPath); ok {
 		st.Paths = paths
 	} else {
 		// The library resolves v1 paths, including split cpu/cpuacct mounts

@@ -26,12 +26,12 @@ const hybridMountpoint = "/sys/fs/cgroup/unified"
 // its hierarchy's root, under /sys/fs/cgroup), which is left to the
 // library. The library's resolution stats and parses its way there and
 // cost 0.4 ms of CPU per create.
-func absoluteV1Paths(cgroupsPath string, mode Mode) (map[string]string, bool) {
+func absoluteV1Paths(cgroupsPath string) (map[string]string, bool) {
 	if !filepath.IsAbs(cgroupsPath) {
 		return nil, false
 	}
 	mounts, ok := v1Mounts()
-	if !ok || mode != HostMode() {
+	if !ok {
 		return nil, false
 	}
 	inner := filepath.Clean(cgroupsPath)

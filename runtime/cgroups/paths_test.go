@@ -16,7 +16,7 @@ func TestAbsoluteV1PathsMatchLibrary(t *testing.T) {
 		t.Skip("v1 and hybrid hosts only")
 	}
 	for _, p := range []string{"/berth/abc", "/a/b/c", "/x/../y", "/berth/with space"} {
-		got, ok := absoluteV1Paths(p, mode)
+		got, ok := absoluteV1Paths(p)
 		if !ok {
 			t.Fatalf("%s: not resolved on this host's plain layout", p)
 		}
@@ -32,7 +32,7 @@ func TestAbsoluteV1PathsMatchLibrary(t *testing.T) {
 			t.Errorf("%s:\n got %v\nwant %v", p, got, want)
 		}
 	}
-	if _, ok := absoluteV1Paths("relative/path", mode); ok {
+	if _, ok := absoluteV1Paths("relative/path"); ok {
 		t.Error("a relative path was resolved: those are relative to our own cgroup, the library's case")
 	}
 }
