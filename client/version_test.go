@@ -58,7 +58,9 @@ func startProxy(t *testing.T, daemonHost string) *recordingProxy {
 			p.wg.Add(2)
 			go func() {
 				defer p.wg.Done()
-				io.Copy(io.MultiWriter(out, rec), in) //nolint:errcheck // ends with either side
+				// Recorded before it is passed on: the answer, and the
+				// test's look at what was sent, may follow at once.
+				io.Copy(io.MultiWriter(rec, out), in) //nolint:errcheck // ends with either side
 				out.Close()
 			}()
 			go func() {
