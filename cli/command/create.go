@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"berth.dev/berth/cli/config"
 	"berth.dev/berth/client"
 	"berth.dev/berth/image/reference"
 	cerrdefs "github.com/containerd/errdefs"
@@ -143,6 +144,13 @@ func (c *CLI) pullImage(ctx context.Context, cl *client.Client, ref string, plat
 	opts := client.ImagePullOptions{}
 	if platform != nil {
 		opts.Platforms = []ocispec.Platform{*platform}
+	}
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return err
+	}
+	if opts.RegistryAuth, err = c.registryAuth(config.AuthKey(named.Domain)); err != nil {
+		return err
 	}
 	rc, err := cl.ImagePull(ctx, ref, opts)
 	if err != nil {

@@ -27,7 +27,7 @@ func newImageCommand(c *CLI) *cobra.Command {
 	rm.Use, rm.Aliases = "rm [OPTIONS] IMAGE [IMAGE...]", []string{"remove"}
 	inspect := newImageInspectCommand(c)
 	cmd.AddCommand(ls, rm, inspect, newHistoryCommand(c), newTagCommand(c), newImagePruneCommand(c),
-		newLoadCommand(c), newSaveCommand(c), newImportCommand(c))
+		newLoadCommand(c), newSaveCommand(c), newImportCommand(c), newPullCommand(c), newPushCommand(c))
 	return cmd
 }
 

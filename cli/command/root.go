@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"berth.dev/berth/cli/config"
 	"berth.dev/berth/client"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -170,7 +171,8 @@ var topLevel = []struct {
 	{"rename", newRenameCommand}, {"top", newTopCommand}, {"volume", newVolumeCommand},
 	{"cp", newCpCommand}, {"update", newUpdateCommand}, {"stats", newStatsCommand},
 	{"run", newRunCommand}, {"create", newCreateCommand}, {"attach", newAttachCommand},
-	{"exec", newExecCommand},
+	{"exec", newExecCommand}, {"login", newLoginCommand}, {"logout", newLogoutCommand},
+	{"pull", newPullCommand}, {"push", newPushCommand}, {"search", newSearchCommand},
 }
 
 // rootValueFlags are the root's options that take a value, as they may be
@@ -312,13 +314,9 @@ func certFile(name string) string {
 	return filepath.Join(dir, name)
 }
 
-func defaultConfigDir() string {
-	if d := os.Getenv("BERTH_CONFIG"); d != "" {
-		return d
-	}
-	home, _ := os.UserHomeDir()
-	return filepath.Join(home, ".berth")
-}
+// defaultConfigDir is docker's (~/.docker, $DOCKER_CONFIG) unless
+// $BERTH_CONFIG names another: config.json's logins are shared with docker.
+func defaultConfigDir() string { return config.Dir() }
 
 // setup applies the global flags: logging, then the client (made lazily on
 // first use, so that help and completion need no daemon).
