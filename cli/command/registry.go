@@ -220,8 +220,8 @@ func (c *CLI) runLogin(ctx context.Context, o *loginOptions, server string) erro
 		if res.Auth.IdentityToken != "" {
 			ac.Password, ac.IdentityToken = "", res.Auth.IdentityToken
 		}
-		if err := cfg.Store(ac); err != nil {
-			return fmt.Errorf("Error saving credentials: %w", err)
+		if err := c.storeCredentials(cfg, ac); err != nil {
+			return err
 		}
 		status = res.Auth.Status
 	}
@@ -235,7 +235,7 @@ func (c *CLI) runLogin(ctx context.Context, o *loginOptions, server string) erro
 // does: a refusal is reported and the user is asked next.
 func (c *CLI) loginStored(ctx context.Context, cl *client.Client, cfg *config.File, ac registry.AuthConfig, key string) (string, error) {
 	fmt.Fprintf(c.Out, "Authenticating with existing credentials... [Username: %s]\n", ac.Username)
-	fmt.Fprintf(c.Out, "To login with a different account, run 'berth logout' followed by 'berth login'\n\n")
+	fmt.Fprintf(c.Out, "\n Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n\n\n")
 	res, err := cl.RegistryLogin(ctx, client.RegistryLoginOptions{Username: ac.Username, Password: ac.Password,
 		ServerAddress: key, IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken})
 	if err != nil {
@@ -249,11 +249,26 @@ func (c *CLI) loginStored(ctx context.Context, cl *client.Client, cfg *config.Fi
 	if res.Auth.IdentityToken != "" {
 		ac.Password, ac.IdentityToken = "", res.Auth.IdentityToken
 		ac.ServerAddress = key
-		if err := cfg.Store(ac); err != nil {
-			return "", fmt.Errorf("Error saving credentials: %w", err)
+		if err := c.storeCredentials(cfg, ac); err != nil {
+			return "", err
 		}
 	}
 	return res.Auth.Status, nil
+}
+
+// storeCredentials stores what the daemon accepted, with docker's warning
+// when the secrets went into config.json.
+func (c *CLI) storeCredentials(cfg *config.File, ac registry.AuthConfig) error {
+	plain, err := cfg.Store(ac)
+	if err != nil {
+		return fmt.Errorf("Error saving credentials: %w", err)
+	}
+	if plain {
+		fmt.Fprintf(c.Err, "\nWARNING! Your credentials are stored unencrypted in '%s'.\n"+
+			"Configure a credential helper to remove this warning. See\n"+
+			"https://docs.docker.com/go/credential-store/\n\n", cfg.Path)
+	}
+	return nil
 }
 
 func isTerminal(s any) bool { _, tty := terminalFd(s); return tty }

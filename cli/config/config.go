@@ -172,29 +172,34 @@ func decodeAuth(s string) (user, pass string, err error) {
 
 // Store saves ac under ac.ServerAddress: with the registry's helper, else
 // in the file (an identity token in place of the password when there is
-// one).
-func (f *File) Store(ac registry.AuthConfig) error {
+// one). plain says the secrets went into the file and changed it (docker
+// then warns that they are stored unencrypted); the same credentials
+// again leave the file as it is.
+func (f *File) Store(ac registry.AuthConfig) (plain bool, err error) {
 	key := ac.ServerAddress
 	if key == "" {
-		return errors.New("storing credentials: no server address")
+		return false, errors.New("storing credentials: no server address")
 	}
-	e := f.auths[key]
-	if e == nil {
-		e = map[string]json.RawMessage{}
+	old := f.auths[key]
+	e := map[string]json.RawMessage{}
+	for k, v := range old {
+		switch k {
+		case "username", "password", "auth", "identitytoken", "registrytoken", "serveraddress":
+		default:
+			e[k] = v // email and any other key kept
+		}
 	}
-	for _, k := range []string{"username", "password", "auth", "identitytoken", "registrytoken", "serveraddress"} {
-		delete(e, k)
-	}
-	if h := f.helper(key); h != "" {
+	h := f.helper(key)
+	if h != "" {
 		creds := helperCreds{ServerURL: key, Username: ac.Username, Secret: ac.Password}
 		if ac.IdentityToken != "" {
 			creds.Username, creds.Secret = tokenUsername, ac.IdentityToken
 		}
 		if err := helperStore(h, creds); err != nil {
-			return err
+			return false, err
 		}
 		// docker keeps an empty entry beside a helper (once for the
-		// user's email); kept so that both CLIs list the same logins.
+		// user's email): kept so that both CLIs list the same logins.
 	} else {
 		if ac.Username != "" || ac.Password != "" {
 			e["auth"] = mustJSON(base64.StdEncoding.EncodeToString([]byte(ac.Username + ":" + ac.Password)))
@@ -206,8 +211,11 @@ func (f *File) Store(ac registry.AuthConfig) error {
 			e["registrytoken"] = mustJSON(ac.RegistryToken)
 		}
 	}
+	if _, ok := f.auths[key]; ok && bytes.Equal(mustJSON(old), mustJSON(e)) {
+		return false, nil
+	}
 	f.auths[key] = e
-	return f.Save()
+	return h == "", f.Save()
 }
 
 // Erase removes the credentials of key from its helper and the file; no
