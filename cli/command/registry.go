@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -502,8 +501,8 @@ func newSearchCommand(c *CLI) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// In the registry's order: docker 28 no longer sorts by stars.
 			items := res.Items
-			sort.SliceStable(items, func(i, j int) bool { return items[j].StarCount < items[i].StarCount })
 			if f == "" || f == format.TableKey {
 				f = "table {{.Name}}\t{{.Description}}\t{{.StarCount}}\t{{.IsOfficial}}"
 			}

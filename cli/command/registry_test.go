@@ -1,0 +1,435 @@
+package command_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"berth.dev/berth/internal/testutil"
+	"github.com/moby/moby/api/types/registry"
+)
+
+// runEnv is run with more environment (DOCKER_CONFIG, PATH).
+func runEnv(t *testing.T, env []string, stdin []byte, bin, host string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, append([]string{"-H", host}, args...)...)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	cmd.Env = append(append(os.Environ(), "TZ=UTC"), env...)
+	err := cmd.Run()
+	r := result{out: out.String(), err: stderr.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return r
+}
+
+// testRegistry is Debian's docker-registry (distribution 2.8) on
+// 127.0.0.1, plain HTTP, with basic auth for users when given.
+//
+// TODO: testutil.StartRegistry (the shared fixture) once it is on main.
+type testRegistry struct{ Addr string }
+
+func startRegistry(t *testing.T, users map[string]string) *testRegistry {
+	t.Helper()
+	const bin = "/usr/bin/docker-registry"
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("docker-registry is not installed: %v", err)
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: %s\n", dir, addr)
+	if len(users) > 0 {
+		var lines []string
+		for u, p := range users {
+			out, err := exec.Command("htpasswd", "-nbB", u, p).Output()
+			if err != nil {
+				t.Skipf("htpasswd (apache2-utils): %v", err)
+			}
+			lines = append(lines, strings.TrimSpace(string(out)))
+		}
+		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s/htpasswd\n", dir)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var log testutil.LockedBuffer
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return &testRegistry{Addr: addr}
+		}
+		if i > 100 {
+			t.Fatalf("registry did not answer: %v\n%s", err, log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// registryDaemons are the daemons the registry commands are run against.
+// TODO: berth's own once its /images/create?fromImage=, push, search and
+// /auth routes are in.
+var registryDaemons = []struct {
+	name  string
+	start func(*testing.T) daemon
+}{{"dockerd", startDockerd}}
+
+// progressNoise are the lines of a pull's progress whose presence depends
+// on timing.
+var progressNoise = regexp.MustCompile(`(?m)^[0-9a-f]{12}: (Verifying Checksum|Waiting|Download complete)\n`)
+
+// TestRegistrySameAsDocker runs login, push, pull, logout with berth and
+// with the docker CLI, each with a config directory of its own, against
+// the same daemon and a registry with basic auth: the outputs, exit codes
+// and config.json files must be the same, each CLI must pull with the
+// credentials the other stored, and `create` of a missing image pulls it
+// with the stored credentials.
+func TestRegistrySameAsDocker(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	reg := startRegistry(t, map[string]string{"alice": "s3cret"})
+	ref := reg.Addr + "/berthtest/one:v1"
+	for _, dd := range registryDaemons {
+		t.Run(dd.name, func(t *testing.T) {
+			d := dd.start(t)
+			cfg := map[string]string{"docker": t.TempDir(), "berth": t.TempDir()}
+			cli := map[string]string{"docker": dockerCLI, "berth": bin}
+			as := func(who string, stdin []byte, args ...string) result {
+				return runEnv(t, []string{"DOCKER_CONFIG=" + cfg[who]}, stdin, cli[who], d.host, args...)
+			}
+			// same runs args with both and compares; prep runs before each.
+			same := func(prep func(), stdin []byte, args ...string) result {
+				t.Helper()
+				var rs [2]result
+				for i, who := range []string{"docker", "berth"} {
+					if prep != nil {
+						prep()
+					}
+					r := as(who, stdin, args...)
+					for _, s := range []*string{&r.out, &r.err} {
+						*s = strings.ReplaceAll(*s, cfg[who], "CONFIG")
+						*s = strings.ReplaceAll(*s, "berth", "docker")
+						*s = progressNoise.ReplaceAllString(*s, "")
+					}
+					rs[i] = r
+				}
+				if rs[0] != rs[1] {
+					t.Errorf("%v:\ndocker: %s\nberth: %s", args, rs[0], rs[1])
+				}
+				return rs[1]
+			}
+			configs := func() {
+				t.Helper()
+				dj, _ := os.ReadFile(filepath.Join(cfg["docker"], "config.json"))
+				bj, _ := os.ReadFile(filepath.Join(cfg["berth"], "config.json"))
+				if !bytes.Equal(dj, bj) {
+					t.Errorf("config.json:\ndocker: %s\nberth: %s", dj, bj)
+				}
+				st, err := os.Stat(filepath.Join(cfg["berth"], "config.json"))
+				if err == nil && st.Mode().Perm() != 0o600 {
+					t.Errorf("berth's config.json mode %v", st.Mode())
+				}
+			}
+
+			if r := run(t, nil, bin, d.host, "load", "-i", one); r.code != 0 {
+				t.Fatalf("load: %s", r)
+			}
+			if r := run(t, nil, bin, d.host, "tag", "berthtest/one:v1", ref); r.code != 0 {
+				t.Fatalf("tag: %s", r)
+			}
+			rmi := func() { run(t, nil, bin, d.host, "rmi", ref) }
+
+			same(nil, nil, "push", ref) // no credentials
+			same(nil, nil, "login", reg.Addr)
+			same(nil, []byte("wrong\n"), "login", "-u", "alice", "--password-stdin", reg.Addr)
+			same(nil, []byte("s3cret\n"), "login", "-u", "alice", "--password-stdin", "--password", "x", reg.Addr)
+			same(nil, []byte("s3cret\n"), "login", "--password-stdin", reg.Addr)
+			if r := same(nil, []byte("s3cret\n"), "login", "-u", "alice", "--password-stdin", reg.Addr); r.code != 0 {
+				t.Fatalf("login: %s", r)
+			}
+			configs()
+			same(nil, nil, "login", reg.Addr) // with the stored credentials
+			same(nil, []byte("s3cret\n"), "login", "-u", "alice", "--password-stdin", "http://"+reg.Addr+"/v2/")
+			configs()
+
+			// The first push uploads, the ones compared find the layers.
+			if r := as("docker", nil, "push", ref); r.code != 0 {
+				t.Fatalf("docker push: %s", r)
+			}
+			same(nil, nil, "push", ref)
+			same(nil, nil, "image", "push", "-q", ref)
+			same(nil, nil, "push", reg.Addr+"/berthtest/one") // latest: no such tag
+			same(nil, nil, "push", "-a", ref)
+			same(nil, nil, "push", "-a", "-q", reg.Addr+"/berthtest/one")
+			same(nil, nil, "push", reg.Addr+"/berthtest/one@sha256:"+strings.Repeat("a", 64))
+
+			if r := same(rmi, nil, "pull", ref); r.code != 0 || !strings.Contains(r.out, "Status: Downloaded newer image for "+ref) {
+				t.Errorf("pull: %s", r)
+			}
+			same(rmi, nil, "image", "pull", "-q", ref)
+			same(nil, nil, "pull", ref) // up to date
+			same(nil, nil, "pull", "-a", reg.Addr+"/berthtest/one")
+			same(nil, nil, "pull", "-a", ref)
+			same(nil, nil, "pull", reg.Addr+"/berthtest/one:nosuch")
+			same(nil, nil, "pull", reg.Addr+"/berthtest/one")
+			same(nil, nil, "pull", reg.Addr+"/Upper")
+
+			// Each CLI pulls with the credentials the other wrote.
+			for _, who := range []string{"docker", "berth"} {
+				other := map[string]string{"docker": "berth", "berth": "docker"}[who]
+				rmi()
+				r := runEnv(t, []string{"DOCKER_CONFIG=" + cfg[other]}, nil, cli[who], d.host, "pull", "-q", ref)
+				if r.code != 0 || r.out != ref+"\n" {
+					t.Errorf("%s with %s's config: %s", who, other, r)
+				}
+			}
+
+			// create of a missing image pulls it with the credentials.
+			rmi()
+			r := as("berth", nil, "create", "--network", "none", ref, "/bin/true")
+			if r.code != 0 || !strings.Contains(r.err, "Unable to find image '"+ref+"' locally") || !strings.Contains(r.err, "Status: Downloaded newer image for "+ref) {
+				t.Errorf("create: %s", r)
+			} else {
+				run(t, nil, bin, d.host, "rm", strings.TrimSpace(r.out))
+			}
+
+			same(nil, nil, "logout", reg.Addr)
+			configs()
+			same(nil, nil, "logout", reg.Addr)
+			same(nil, nil, "logout")
+			configs()
+			same(rmi, nil, "pull", ref)
+			same(nil, []byte("s3cret"), "login", "--username", "alice", "--password-stdin", reg.Addr)
+			same(nil, nil, "logout", "https://"+reg.Addr)
+			configs()
+		})
+	}
+}
+
+// TestRegistryCredentialHelper: berth stores a login with a credential
+// helper (credsStore), the docker CLI pulls with it from the same config,
+// and berth's logout erases it from the helper.
+func TestRegistryCredentialHelper(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	reg := startRegistry(t, map[string]string{"alice": "s3cret"})
+	ref := reg.Addr + "/berthtest/one:v1"
+	d := startDockerd(t)
+	helperBin, store := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(helperBin, "docker-credential-testhelper"), []byte(testHelper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := t.TempDir()
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"credsStore":"testhelper","psFormat":"{{.ID}}"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DOCKER_CONFIG=" + cfg, "HELPER_STORE=" + store, "PATH=" + helperBin + ":" + os.Getenv("PATH")}
+	berth := func(stdin []byte, args ...string) result { return runEnv(t, env, stdin, bin, d.host, args...) }
+	docker := func(args ...string) result { return runEnv(t, env, nil, dockerCLI, d.host, args...) }
+
+	if r := berth(nil, "load", "-i", one); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := berth(nil, "tag", "berthtest/one:v1", ref); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := berth([]byte("s3cret\n"), "login", "-u", "alice", "--password-stdin", reg.Addr); r.code != 0 || r.out != "Login Succeeded\n" || r.err != "" {
+		t.Fatalf("login: %s", r)
+	}
+	b, _ := os.ReadFile(filepath.Join(cfg, "config.json"))
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil || fmt.Sprint(m["auths"]) != fmt.Sprintf("map[%s:map[]]", reg.Addr) || m["psFormat"] != "{{.ID}}" {
+		t.Fatalf("config.json: %s %v", b, err)
+	}
+	if ents, _ := os.ReadDir(store); len(ents) != 1 {
+		t.Fatalf("helper store: %v", ents)
+	}
+	if r := berth(nil, "push", "-q", ref); r.code != 0 || r.out != ref+"\n" {
+		t.Fatalf("push: %s", r)
+	}
+	berth(nil, "rmi", ref)
+	if r := docker("pull", "-q", ref); r.code != 0 {
+		t.Fatalf("docker pull with berth's helper login: %s", r)
+	}
+	if r := berth(nil, "logout", reg.Addr); r.code != 0 || r.out != "Removing login credentials for "+reg.Addr+"\n" {
+		t.Fatalf("logout: %s", r)
+	}
+	if ents, _ := os.ReadDir(store); len(ents) != 0 {
+		t.Fatalf("helper store after logout: %v", ents)
+	}
+	berth(nil, "rmi", ref)
+	if r := berth(nil, "pull", "-q", ref); r.code == 0 || !strings.Contains(r.err, "no basic auth credentials") {
+		t.Fatalf("pull after logout: %s", r)
+	}
+}
+
+// testHelper is a docker-credential-testhelper keeping each server's
+// credentials in a file of its own under $HELPER_STORE.
+const testHelper = `#!/bin/sh
+set -e
+key() { printf '%s' "$1" | base64 -w0 | tr '/+' '_-'; }
+case "$1" in
+store)
+	in=$(cat)
+	url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
+	printf '%s' "$in" > "$HELPER_STORE/$(key "$url")" ;;
+get|erase)
+	url=$(cat)
+	f="$HELPER_STORE/$(key "$url")"
+	if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
+	if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
+*) echo "unknown action"; exit 1 ;;
+esac
+`
+
+// searchStub is an Engine API server that answers /images/search with
+// canned results and records the X-Registry-Auth of each search: no
+// registry berth can reach searches (Docker Hub is out of reach, and
+// distribution has no search), and the output under test is the CLI's.
+type searchStub struct {
+	mu    sync.Mutex
+	auths []string
+	query []string
+}
+
+func (s *searchStub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Api-Version", "1.45")
+	w.Header().Set("Content-Type", "application/json")
+	switch {
+	case r.URL.Path == "/_ping":
+		_, _ = w.Write([]byte("OK"))
+	case strings.HasSuffix(r.URL.Path, "/images/search"):
+		s.mu.Lock()
+		s.auths = append(s.auths, r.Header.Get(registry.AuthHeader))
+		s.query = append(s.query, r.URL.RawQuery)
+		s.mu.Unlock()
+		if r.URL.Query().Get("term") == "denied" {
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"message":"unauthorized: authentication required"}`))
+			return
+		}
+		res := []registry.SearchResult{
+			{Name: "few", Description: "short", StarCount: 3},
+			{Name: "library/busybox", Description: "Busybox base image.\nWith a second line\r\nand a third one, long enough to be cut", StarCount: 3300, IsOfficial: true},
+			{Name: "wide", Description: "ünïcödé déscription that is longer than forty-five runes", StarCount: 3},
+			{Name: "none", StarCount: 0},
+		}
+		_ = json.NewEncoder(w).Encode(res)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"message":"page not found"}`))
+	}
+}
+
+// TestSearchSameAsDocker: berth's search table, --no-trunc, --format,
+// --limit and --filter against docker's, over the same answers, and the
+// credentials both send for a registry.
+func TestSearchSameAsDocker(t *testing.T) {
+	if _, err := os.Stat(dockerCLI); err != nil {
+		t.Skipf("docker CLI not at %s", dockerCLI)
+	}
+	bin := testutil.BerthBinary(t)
+	stub := &searchStub{}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: stub, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	host := "tcp://" + l.Addr().String()
+	cfg := t.TempDir()
+	conf := `{"auths":{"reg.example:5000":{"auth":"YWxpY2U6czNjcmV0"},"https://index.docker.io/v1/":{"auth":"aHViOmh1YnBhc3M="}}}`
+	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"DOCKER_CONFIG=" + cfg}
+	for _, args := range [][]string{
+		{"search", "busybox"},
+		{"search", "--no-trunc", "busybox"},
+		{"search", "--limit", "2", "-f", "stars=3", "--filter", "is-official=true", "busybox"},
+		{"search", "--format", "{{.Name}}: {{.StarCount}} {{.IsOfficial}}", "busybox"},
+		{"search", "--format", "table {{.Name}}\t{{.IsOfficial}}", "busybox"},
+		{"search", "--format", "json", "busybox"},
+		{"search", "--format", "table", "reg.example:5000/busybox"},
+		{"search", "localhost/x"},
+		{"search"},
+	} {
+		stub.mu.Lock()
+		stub.auths, stub.query = nil, nil
+		stub.mu.Unlock()
+		k := runEnv(t, env, nil, dockerCLI, host, args...)
+		b := runEnv(t, env, nil, bin, host, args...)
+		if k.out != b.out || k.code != b.code || normalize(k.err) != normalize(b.err) {
+			t.Errorf("%v:\ndocker: %s\nberth: %s", args, k, b)
+		}
+		stub.mu.Lock()
+		auths, query := stub.auths, stub.query
+		stub.mu.Unlock()
+		if len(auths) == 2 {
+			// The same query; the same credentials, decoded (docker's JSON
+			// may order or space its fields otherwise).
+			if query[0] != query[1] {
+				t.Errorf("%v: query docker %q berth %q", args, query[0], query[1])
+			}
+			var ka, ba registry.AuthConfig
+			for i, p := range []*registry.AuthConfig{&ka, &ba} {
+				raw, err := base64.URLEncoding.DecodeString(auths[i])
+				if err == nil {
+					err = json.Unmarshal(raw, p)
+				}
+				if err != nil {
+					t.Errorf("%v: X-Registry-Auth %q: %v", args, auths[i], err)
+				}
+			}
+			if ka != ba {
+				t.Errorf("%v: X-Registry-Auth docker %+v berth %+v", args, ka, ba)
+			}
+		}
+	}
+	// A refusal is the daemon's error, and berth does not ask for
+	// credentials without a terminal (docker, asking, waits for ever).
+	if r := runEnv(t, env, nil, bin, host, "search", "denied"); r.code != 1 || r.out != "" || r.err != "Error response from daemon: unauthorized: authentication required\n" {
+		t.Errorf("search denied: %s", r)
+	}
+}
