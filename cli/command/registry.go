@@ -170,17 +170,15 @@ func newLoginCommand(c *CLI) *cobra.Command {
 // none are given, then the user is asked (on a terminal); what the daemon
 // accepts is stored, an identity token in place of the password.
 func (c *CLI) runLogin(ctx context.Context, o *loginOptions, server string) error {
-	if o.password != "" {
+	switch {
+	case o.password != "" && o.passwordStdin:
+		return errors.New("conflicting options: cannot specify both --password and --password-stdin")
+	case o.passwordStdin && o.user == "":
+		return errors.New("the --password-stdin option requires --username to be set")
+	case o.password != "":
 		fmt.Fprintln(c.Err, "WARNING! Using --password via the CLI is insecure. Use --password-stdin.")
-		if o.passwordStdin {
-			return errors.New("--password and --password-stdin are mutually exclusive")
-		}
 	}
 	if o.passwordStdin {
-		if o.user == "" {
-			//lint:ignore ST1005 docker's words
-			return errors.New("Must provide --username with --password-stdin")
-		}
 		b, err := io.ReadAll(c.In)
 		if err != nil {
 			return fmt.Errorf("reading the password from stdin: %w", err)
@@ -233,8 +231,8 @@ func (c *CLI) runLogin(ctx context.Context, o *loginOptions, server string) erro
 // loginStored checks the stored credentials with the daemon as docker
 // does: a refusal is reported and the user is asked next.
 func (c *CLI) loginStored(ctx context.Context, cl *client.Client, cfg *config.File, ac registry.AuthConfig, key string) (string, error) {
-	fmt.Fprintf(c.Out, "Authenticating with existing credentials... [Username: %s]\n", ac.Username)
-	fmt.Fprintf(c.Out, "\n Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n\n\n")
+	fmt.Fprintf(c.Err, "Authenticating with existing credentials... [Username: %s]\n", ac.Username)
+	fmt.Fprintf(c.Err, "\n Info -> To login with a different account, run 'berth logout' followed by 'berth login'\n\n\n")
 	res, err := cl.RegistryLogin(ctx, client.RegistryLoginOptions{Username: ac.Username, Password: ac.Password,
 		ServerAddress: key, IdentityToken: ac.IdentityToken, RegistryToken: ac.RegistryToken})
 	if err != nil {

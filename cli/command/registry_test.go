@@ -147,13 +147,16 @@ func TestRegistrySameAsDocker(t *testing.T) {
 					r := as(who, stdin, args...)
 					for _, s := range []*string{&r.out, &r.err} {
 						*s = strings.ReplaceAll(*s, cfg[who], "CONFIG")
-						*s = strings.ReplaceAll(*s, "berth", "docker")
+						*s = strings.ReplaceAll(*s, "'berth logout' followed by 'berth login'", "'docker logout' followed by 'docker login'")
 						*s = progressNoise.ReplaceAllString(*s, "")
 					}
 					rs[i] = r
 				}
 				if rs[0] != rs[1] {
 					t.Errorf("%v:\ndocker: %s\nberth: %s", args, rs[0], rs[1])
+				}
+				if os.Getenv("REGISTRY_TEST_LOG") != "" {
+					t.Logf("%v: %s", args, rs[1])
 				}
 				return rs[1]
 			}
