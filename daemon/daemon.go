@@ -39,8 +39,8 @@ type Daemon struct {
 	images *image.Store
 	// registry reaches registries for pull, push, search and login.
 	registry *registry.Client
-	ctrs   *containers
-	vols   *volume.Store
+	ctrs     *containers
+	vols     *volume.Store
 	// shuttingDown keeps restart policies from acting on exits the
 	// shutdown causes.
 	shuttingDown atomic.Bool
