@@ -114,7 +114,8 @@ func (d *Daemon) SearchImages(ctx context.Context, o backend.SearchOptions) ([]r
 	}
 	out := res[:0]
 	for _, r := range res {
-		if r.StarCount < minStars || (officialSet && r.IsOfficial != official) || (automatedSet && r.IsAutomated != automated) { //nolint:staticcheck // docker still filters on it
+		//lint:ignore SA1019 dockerd still takes the is-automated filter
+		if r.StarCount < minStars || (officialSet && r.IsOfficial != official) || (automatedSet && r.IsAutomated != automated) {
 			continue
 		}
 		out = append(out, r)

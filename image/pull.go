@@ -220,7 +220,7 @@ func checkLayerType(l ocispec.Descriptor) error {
 	switch l.MediaType {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
 		registry.MediaTypeDockerLayer, "application/vnd.docker.image.rootfs.diff.tar":
-	case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", ocispec.MediaTypeImageLayerNonDistributableGzip: //nolint:staticcheck // recognised to be refused
+	case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip":
 		return errdefs.NotImplemented("layer %s is a foreign (non-distributable) layer, which berth does not fetch", l.Digest)
 	default:
 		return errdefs.NotImplemented("layer %s: unsupported media type %q", l.Digest, l.MediaType)
