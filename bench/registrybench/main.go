@@ -485,6 +485,10 @@ func report(title string, tasks []task, times map[string][]time.Duration, size i
 		if t.name != tasks[0].name && docker > 0 {
 			fmt.Printf("   docker/berth = %.2f", docker.Seconds()/m.Seconds())
 		}
+		fmt.Print("\n      runs (ms):")
+		for _, d := range ds {
+			fmt.Printf(" %.0f", ms(d))
+		}
 		fmt.Println()
 	}
 	fmt.Println()

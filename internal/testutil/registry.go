@@ -105,6 +105,9 @@ func StartRegistry(t *testing.T, o RegistryOptions) *Registry {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("registry %s log (tail):\n%s", r.Addr, r.logTail())
+		}
 		if err := r.Close(); err != nil {
 			t.Errorf("stop registry: %v", err)
 		}
@@ -375,9 +378,9 @@ func (r *Registry) pusher(ref string) string {
 	if len(users) == 0 {
 		return ""
 	}
-	repo := ref
-	if i := strings.LastIndexAny(ref, ":@"); i > 0 && !strings.Contains(ref[i:], "/") {
-		repo = ref[:i]
+	repo, _, _ := strings.Cut(ref, "@")
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
 	}
 	if r.opts.Token != nil && r.opts.TokenAccess != nil {
 		for _, u := range users {

@@ -118,14 +118,28 @@ func TestRegistryTLS(t *testing.T) {
 	wantInspectFails(t, r.Addr+"/busybox:1", "certificate signed by unknown authority")
 }
 
+// TestRegistryHtpasswd: basic auth, over plain HTTP and over TLS.
 func TestRegistryHtpasswd(t *testing.T) {
 	requireSkopeo(t)
-	r := StartRegistry(t, RegistryOptions{Htpasswd: map[string]string{"alice": "wonderland", "bob": "builder"}})
-	r.Push(t, "docker-archive:"+busyboxArchive(t), "busybox:1")
+	archive := busyboxArchive(t)
+	for _, tls := range []bool{false, true} {
+		t.Run(map[bool]string{false: "http", true: "https"}[tls], func(t *testing.T) {
+			testRegistryHtpasswd(t, tls, archive)
+		})
+	}
+}
+
+func testRegistryHtpasswd(t *testing.T, tls bool, archive string) {
+	r := StartRegistry(t, RegistryOptions{TLS: tls, Htpasswd: map[string]string{"alice": "wonderland", "bob": "builder"}})
+	r.Push(t, "docker-archive:"+archive, "busybox:1")
 	ref := r.Addr + "/busybox:1"
-	wantInspect(t, ref, "--tls-verify=false", "--creds", "bob:builder")
-	wantInspectFails(t, ref, "unauthorized", "--tls-verify=false", "--creds", "bob:wonderland")
-	wantInspectFails(t, ref, "unauthorized", "--tls-verify=false", "--no-creds")
+	conn := []string{"--tls-verify=false"}
+	if tls {
+		conn = []string{"--cert-dir", filepath.Join(r.CertsDir(t), r.Addr)}
+	}
+	wantInspect(t, ref, append(conn, "--creds", "bob:builder")...)
+	wantInspectFails(t, ref, "unauthorized", append(conn, "--creds", "bob:wonderland")...)
+	wantInspectFails(t, ref, "unauthorized", append(conn, "--no-creds")...)
 
 	resp, err := r.Client().Get(r.URL() + "/v2/")
 	if err != nil {
@@ -352,5 +366,36 @@ func TestRegistryStartFailure(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "no-such-driver") {
 		t.Errorf("error %q lacks the registry's complaint", err)
+	}
+}
+
+// TestRegistryPusher: Push picks, per repository, the first user that may push.
+func TestRegistryPusher(t *testing.T) {
+	r := &Registry{opts: RegistryOptions{
+		Token: map[string]string{"alice": "a", "bob": "b", "carol": "c"},
+		TokenAccess: func(user, repo string) []string {
+			if user == "carol" || user == "bob" && strings.HasPrefix(repo, "team/") {
+				return []string{"pull", "push"}
+			}
+			return []string{"pull"}
+		},
+	}}
+	for ref, want := range map[string]string{
+		"team/app:1":               "bob",
+		"team/app":                 "bob",
+		"team/app@sha256:0123abcd": "bob",
+		"other:latest":             "carol",
+		"nobody/may:1":             "carol",
+	} {
+		if got := r.pusher(ref); got != want {
+			t.Errorf("pusher(%q) = %q, want %q", ref, got, want)
+		}
+	}
+	r.opts.TokenAccess = nil
+	if got := r.pusher("x:1"); got != "alice" {
+		t.Errorf("pusher without TokenAccess = %q, want the first user, alice", got)
+	}
+	if got := (&Registry{}).pusher("x:1"); got != "" {
+		t.Errorf("pusher without users = %q, want none", got)
 	}
 }
