@@ -69,7 +69,7 @@ func TestEndpoints(t *testing.T) {
 		"docker.io":         {"https://mirror.example", "https://registry-1.docker.io"},
 		"127.0.0.1:5000":    {"https://127.0.0.1:5000 insecure", "http://127.0.0.1:5000 insecure"},
 		"localhost:5000":    {"https://localhost:5000 insecure", "http://localhost:5000 insecure"},
-		"127.0.0.1:5001":    {"https://127.0.0.1:5001"}, // certs.d names a CA for it: verified
+		"127.0.0.1:5001":    {"https://127.0.0.1:5001", "http://127.0.0.1:5001 insecure"}, // certs.d has it: verified TLS
 		"10.1.2.3:5000":     {"https://10.1.2.3:5000 insecure", "http://10.1.2.3:5000 insecure"},
 		"reg.internal:5000": {"https://reg.internal:5000 insecure", "http://reg.internal:5000 insecure"},
 		"quay.io":           {"https://quay.io"},
