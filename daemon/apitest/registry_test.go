@@ -242,3 +242,20 @@ func TestRegistryAuthAPI(t *testing.T) {
 	out = d.curl("-i", "-X", "POST", "-H", "Content-Type: application/json", "-d", body("x"), "http://berth/auth")
 	mustContain(t, "bad auth", out, "401 Unauthorized")
 }
+
+// TestRegistryMirror: a docker.io image comes from the mirror, which is
+// tried before Docker Hub (never reached: the mirror has the image).
+func TestRegistryMirror(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{})
+	archive, id := busyboxArchive(t, "busybox:latest")
+	r.Push(t, "docker-archive:"+archive, "library/busybox:latest")
+	d := newDaemon(t)
+	d.start("--registry-mirror", "http://"+r.Addr)
+	out := d.mustDocker("pull", "busybox")
+	mustContain(t, "pull through the mirror", out, "latest: Pulling from library/busybox", "Status: Downloaded newer image for busybox:latest")
+	if got := strings.TrimSpace(d.mustDocker("image", "inspect", "-f", "{{.ID}}", "busybox")); got != id {
+		t.Fatalf("image %s, want %s", got, id)
+	}
+	// A push would skip the mirror for Docker Hub: not tried, since tests
+	// reach loopback only (TestEndpoints covers the order).
+}
