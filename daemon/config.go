@@ -30,6 +30,14 @@ type Config struct {
 	Group          string   `json:"group,omitempty"`
 	Pidfile        string   `json:"pidfile,omitempty"`
 	Labels         []string `json:"labels,omitempty"`
+	// Registries (dockerd's keys).
+	RegistryMirrors        []string `json:"registry-mirrors,omitempty"`
+	InsecureRegistries     []string `json:"insecure-registries,omitempty"`
+	MaxConcurrentDownloads *int     `json:"max-concurrent-downloads,omitempty"`
+	MaxConcurrentUploads   *int     `json:"max-concurrent-uploads,omitempty"`
+	// CertsDir is where per-registry CAs and client certificates are
+	// (docker's /etc/docker/certs.d layout); "" is /etc/berth/certs.d.
+	CertsDir string `json:"certs-dir,omitempty"`
 }
 
 // Defaults of the settings that have one.
@@ -58,7 +66,8 @@ func fullConfig() Config {
 	t := true
 	return Config{Hosts: []string{"x"}, TLS: &t, TLSVerify: &t, TLSCACert: "x", TLSCert: "x", TLSKey: "x",
 		InsecureTCP: true, DataRoot: "x", ExecRoot: "x", StorageDriver: "x", LogLevel: "x", Debug: true,
-		DefaultRuntime: "x", LiveRestore: &t, Group: "x", Pidfile: "x", Labels: []string{"x"}}
+		DefaultRuntime: "x", LiveRestore: &t, Group: "x", Pidfile: "x", Labels: []string{"x"},
+		RegistryMirrors: []string{"x"}, InsecureRegistries: []string{"x"}, MaxConcurrentDownloads: new(int), MaxConcurrentUploads: new(int), CertsDir: "x"}
 }
 
 // LoadConfigFile reads a daemon.json. It returns the config and the keys
@@ -121,6 +130,11 @@ func (c *Config) Validate() error {
 	if len(c.Hosts) == 0 {
 		return errdefs.Invalid("no host to listen on")
 	}
+	for key, v := range map[string]*int{"max-concurrent-downloads": c.MaxConcurrentDownloads, "max-concurrent-uploads": c.MaxConcurrentUploads} {
+		if v != nil && *v < 1 {
+			return errdefs.Invalid("%s must be at least 1, not %d", key, *v)
+		}
+	}
 	return nil
 }
 
@@ -134,3 +148,16 @@ func (c *Config) Verify() bool { return c.TLSVerify != nil && *c.TLSVerify }
 
 // LiveRestoreEnabled is live-restore, on unless set off.
 func (c *Config) LiveRestoreEnabled() bool { return c.LiveRestore == nil || *c.LiveRestore }
+
+// Docker's defaults for transfers.
+const (
+	DefaultMaxConcurrentDownloads = 3
+	DefaultMaxConcurrentUploads   = 5
+)
+
+func intOr(p *int, def int) int {
+	if p == nil {
+		return def
+	}
+	return *p
+}

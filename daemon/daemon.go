@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/daemon/events"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
+	"berth.dev/berth/registry"
 	"berth.dev/berth/shim"
 	"berth.dev/berth/shim/inproc"
 	"berth.dev/berth/volume"
@@ -36,8 +37,10 @@ type Daemon struct {
 	cfg    *Config
 	id     string
 	images *image.Store
-	ctrs   *containers
-	vols   *volume.Store
+	// registry reaches registries for pull, push, search and login.
+	registry *registry.Client
+	ctrs     *containers
+	vols     *volume.Store
 	// shuttingDown keeps restart policies from acting on exits the
 	// shutdown causes.
 	shuttingDown atomic.Bool
@@ -72,11 +75,15 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 			return nil, fmt.Errorf("create %s: %w", d, err)
 		}
 	}
+	reg, err := newRegistryClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	lock, err := lockRoot(cfg.DataRoot)
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, events: events.New(), log: log, started: time.Now(), lock: lock}
+	d := &Daemon{cfg: cfg, events: events.New(), log: log, started: time.Now(), lock: lock, registry: reg}
 	if err := d.mountExecRoot(); err != nil {
 		log.Warn("exec root stays on its file system", "error", err)
 	}

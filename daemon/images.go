@@ -377,13 +377,6 @@ func (d *Daemon) ImportImage(ctx context.Context, r io.Reader, opts backend.Impo
 	return id, err
 }
 
-// PullImage is POST /images/create?fromImage=: not until the registry issue.
-func (d *Daemon) PullImage(ctx context.Context, ref string) error {
-	return d.job(ctx, "image.pull", true, func(context.Context) error {
-		return errdefs.NotImplemented("pull is not implemented yet (%s); load the image with docker load", ref)
-	})
-}
-
 // layersSize sums the unpacked size of every layer (system df's LayersSize).
 func (d *Daemon) layersSize() (int64, error) {
 	var n int64

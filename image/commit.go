@@ -78,7 +78,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, opts NewImageOptions) (
 	if err := lease.AddSnapshot(chainID.String()); err != nil {
 		return "", err
 	}
-	if err := s.commitLayer(ctx, key, chainID, "", res, blob); err != nil {
+	if err := s.commitLayer(ctx, key, chainID, "", res, blob, nil); err != nil {
 		return "", fmt.Errorf("import: %w", err)
 	}
 

@@ -250,13 +250,14 @@ func (s *Store) unpackLayer(ctx context.Context, lease *metadata.LeaseHandle, ch
 	if err != nil {
 		return err
 	}
-	return s.commitLayer(ctx, key, chainID, parent, res, blob)
+	return s.commitLayer(ctx, key, chainID, parent, res, blob, nil)
 }
 
 // commitLayer commits the active snapshot key, holding a layer's files, as
 // layer chainID — or, when that layer exists already (a concurrent unpack
-// won), adds blob to it.
-func (s *Store) commitLayer(ctx context.Context, key string, chainID, parent digest.Digest, res archive.Result, blob ocispec.Descriptor) error {
+// won), adds blob to it. commit, when not nil, commits instead of the
+// driver's Commit (a detached snapshot's CommitOnto).
+func (s *Store) commitLayer(ctx context.Context, key string, chainID, parent digest.Digest, res archive.Result, blob ocispec.Descriptor, commit func() error) error {
 	if have, err := s.addLayerBlob(chainID, blob); err != nil || have {
 		return err
 	}
@@ -264,7 +265,10 @@ func (s *Store) commitLayer(ctx context.Context, key string, chainID, parent dig
 	if err != nil {
 		return err
 	}
-	if err := s.sn.Commit(ctx, chainID.String(), key); err != nil {
+	if commit == nil {
+		commit = func() error { return s.sn.Commit(ctx, chainID.String(), key) }
+	}
+	if err := commit(); err != nil {
 		if !errdefs.Is(err, errdefs.KindConflict) {
 			return fmt.Errorf("commit snapshot: %w", err)
 		}

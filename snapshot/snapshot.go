@@ -91,6 +91,18 @@ type Driver interface {
 	Close() error
 }
 
+// Rebaser is a Driver whose snapshots hold only their own changes, never a
+// copy of their parent's files (overlay2): a layer can then be extracted
+// before its parent exists, and a pull extracts an image's layers at once.
+type Rebaser interface {
+	// PrepareDetached makes active snapshot key on no parent, for
+	// CommitOnto: what Apply deletes in it is kept as whiteouts.
+	PrepareDetached(ctx context.Context, key string) error
+	// CommitOnto commits active snapshot key, made by PrepareDetached, as
+	// name on committed snapshot parent ("" for a base).
+	CommitOnto(ctx context.Context, name, key, parent string) error
+}
+
 // Changer is a Driver that can list a snapshot's changes against its
 // parent without writing a layer (docker diff, GET /containers/{id}/changes).
 // All of berth's drivers are Changers.

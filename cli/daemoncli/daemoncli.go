@@ -45,6 +45,8 @@ type options struct {
 	tls         bool
 	tlsVerify   bool
 	liveRestore bool
+	// the transfer limits, set in cfg only when given
+	maxDownloads, maxUploads int
 }
 
 // flagKey maps flags to daemon.json keys where the names differ.
@@ -54,6 +56,10 @@ func flagKey(flag string) (string, bool) {
 		return "hosts", true
 	case "label":
 		return "labels", true
+	case "registry-mirror":
+		return "registry-mirrors", true
+	case "insecure-registry":
+		return "insecure-registries", true
 	}
 	return "", false
 }
@@ -90,6 +96,11 @@ func Command() *cobra.Command {
 	f.StringVarP(&o.cfg.Group, "group", "G", daemon.DefaultGroup, "group owning the unix sockets (mode 0660)")
 	f.StringVarP(&o.cfg.Pidfile, "pidfile", "p", "", "write the daemon's pid here")
 	f.StringArrayVar(&o.cfg.Labels, "label", nil, "daemon label key=value (repeatable)")
+	f.StringArrayVar(&o.cfg.RegistryMirrors, "registry-mirror", nil, "Docker Hub mirror URL (repeatable)")
+	f.StringArrayVar(&o.cfg.InsecureRegistries, "insecure-registry", nil, "registry (CIDR or host[:port]) reached without TLS verification (repeatable; 127.0.0.0/8 always is)")
+	f.IntVar(&o.maxDownloads, "max-concurrent-downloads", daemon.DefaultMaxConcurrentDownloads, "layers a pull fetches at once")
+	f.IntVar(&o.maxUploads, "max-concurrent-uploads", daemon.DefaultMaxConcurrentUploads, "layers a push sends at once")
+	f.StringVar(&o.cfg.CertsDir, "certs-dir", "", "per-registry TLS files, as docker's certs.d (default /etc/berth/certs.d)")
 	return cmd
 }
 
@@ -114,6 +125,12 @@ func loadConfig(flags *pflag.FlagSet, o *options) (*daemon.Config, error) {
 		o.cfg.TLSVerify = &o.tlsVerify
 	}
 	o.cfg.LiveRestore = &o.liveRestore
+	if flags.Changed("max-concurrent-downloads") {
+		o.cfg.MaxConcurrentDownloads = &o.maxDownloads
+	}
+	if flags.Changed("max-concurrent-uploads") {
+		o.cfg.MaxConcurrentUploads = &o.maxUploads
+	}
 	file, keys, err := daemon.LoadConfigFile(o.configFile)
 	if errors.Is(err, os.ErrNotExist) && !flags.Changed("config-file") {
 		file, keys, err = &daemon.Config{}, map[string]any{}, nil
@@ -159,6 +176,11 @@ func loadConfig(flags *pflag.FlagSet, o *options) (*daemon.Config, error) {
 	set("group", func() { c.Group = file.Group })
 	set("pidfile", func() { c.Pidfile = file.Pidfile })
 	set("labels", func() { c.Labels = file.Labels })
+	set("registry-mirrors", func() { c.RegistryMirrors = file.RegistryMirrors })
+	set("insecure-registries", func() { c.InsecureRegistries = file.InsecureRegistries })
+	set("max-concurrent-downloads", func() { c.MaxConcurrentDownloads = file.MaxConcurrentDownloads })
+	set("max-concurrent-uploads", func() { c.MaxConcurrentUploads = file.MaxConcurrentUploads })
+	set("certs-dir", func() { c.CertsDir = file.CertsDir })
 	if len(c.Hosts) == 0 {
 		c.Hosts = []string{daemon.DefaultHost}
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/moby/moby/api/types/build"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/image"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/volume"
 )
 
@@ -46,4 +47,38 @@ type DiskUsage struct {
 	Container  *container.DiskUsage `json:"ContainerUsage,omitempty"`
 	Volume     *volume.DiskUsage    `json:"VolumeUsage,omitempty"`
 	Build      *build.DiskUsage     `json:"BuildCacheUsage,omitempty"`
+}
+
+// ProgressEvent is one message of a pull's or push's progress stream, as
+// docker words them: ID names a layer (or a tag), Total > 0 gives a bar.
+type ProgressEvent struct {
+	ID             string
+	Status         string
+	Current, Total int64
+	// Aux is sent as the message's aux field (a push's tag, digest and size).
+	Aux any
+}
+
+// PullOptions is POST /images/create?fromImage=.
+type PullOptions struct {
+	Ref      string // name[:tag|@digest]
+	AllTags  bool   // every tag of Ref, a name without tag
+	Platform string // os[/arch[/variant]], "" for the daemon's
+	Auth     registry.AuthConfig
+	Progress func(ProgressEvent)
+}
+
+// PushOptions is POST /images/{name}/push.
+type PushOptions struct {
+	Ref      string // name[:tag]; without a tag every tag of the repository
+	Auth     registry.AuthConfig
+	Progress func(ProgressEvent)
+}
+
+// SearchOptions is GET /images/search.
+type SearchOptions struct {
+	Term    string
+	Limit   int
+	Filters filters.Args
+	Auth    registry.AuthConfig
 }

@@ -47,6 +47,10 @@ func busyboxTemplate() (string, error) {
 	return busyboxOnce.dir, busyboxOnce.err
 }
 
+// BusyboxTemplate returns the cached pristine busybox rootfs that
+// BusyboxRootfs copies: read it, never change it (benches layer images on it).
+func BusyboxTemplate() (string, error) { return busyboxTemplate() }
+
 func cachedBusyboxTemplate() (string, error) {
 	bin, err := os.ReadFile(BusyboxBinary)
 	if err != nil {

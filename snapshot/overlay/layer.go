@@ -23,7 +23,7 @@ func (d *Driver) Apply(ctx context.Context, key string, layer io.Reader, opts ar
 		return archive.Result{}, errdefs.Invalid("overlay2: apply onto %q: snapshot is committed", key)
 	}
 	opts.Whiteouts = archive.WhiteoutOverlay
-	if r.Info.Parent == "" {
+	if _, detached := d.detached.Load(key); r.Info.Parent == "" && !detached {
 		opts.Whiteouts = archive.WhiteoutDelete
 	}
 	res, err := archive.Apply(ctx, filepath.Join(d.Dir(r.ID), "fs"), layer, opts)
@@ -31,4 +31,39 @@ func (d *Driver) Apply(ctx context.Context, key string, layer io.Reader, opts ar
 		return res, fmt.Errorf("overlay2: apply onto %q: %w", key, err)
 	}
 	return res, nil
+}
+
+// PrepareDetached makes active snapshot key on no parent. An overlay layer
+// is only its own upper directory, so it may be extracted before its
+// parent exists; its deletions stay whiteouts for the parent it gets.
+func (d *Driver) PrepareDetached(ctx context.Context, key string) error {
+	if _, err := d.Create(ctx, key, ""); err != nil {
+		return fmt.Errorf("overlay2: %w", err)
+	}
+	d.detached.Store(key, true)
+	return nil
+}
+
+// CommitOnto commits key, made by PrepareDetached, as name on parent.
+func (d *Driver) CommitOnto(ctx context.Context, name, key, parent string) error {
+	if parent != "" {
+		if _, chain, err := d.Get(parent); err == nil && len(chain)+1 > maxLowers {
+			return errdefs.Invalid("overlay2: commit %q: parent %q has %d layers, overlayfs stacks at most %d",
+				key, parent, len(chain)+1, maxLowers)
+		}
+	}
+	if err := d.Store.CommitOnto(ctx, name, key, parent); err != nil {
+		return fmt.Errorf("overlay2: %w", err)
+	}
+	d.detached.Delete(key)
+	return nil
+}
+
+// Remove deletes a snapshot.
+func (d *Driver) Remove(ctx context.Context, key string) error {
+	err := d.Store.Remove(ctx, key)
+	if err == nil {
+		d.detached.Delete(key)
+	}
+	return err
 }

@@ -29,9 +29,13 @@ const Name = "overlay2"
 // Driver is the overlay2 driver.
 type Driver struct {
 	*store.Store
+	detached sync.Map // keys made by PrepareDetached
 }
 
-var _ snapshot.Driver = (*Driver)(nil)
+var (
+	_ snapshot.Driver  = (*Driver)(nil)
+	_ snapshot.Rebaser = (*Driver)(nil)
+)
 
 // New opens (or makes) an overlay2 driver root, deleting what a crash left
 // half made there.

@@ -5,6 +5,7 @@ package httputils
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"berth.dev/berth/daemon/filters"
 	"berth.dev/berth/errdefs"
 	"github.com/moby/moby/api/types/common"
+	"github.com/moby/moby/api/types/registry"
 )
 
 // HandlerFunc serves one route; vars are the path's named parts. A
@@ -186,4 +188,27 @@ func (l *LazyWriter) Write(p []byte) (int, error) {
 		l.W.WriteHeader(http.StatusOK)
 	}
 	return l.W.Write(p)
+}
+
+// RegistryAuth decodes the X-Registry-Auth header: base64url JSON of the
+// credentials (docker's encoding; standard base64 and missing padding are
+// taken too). No header means anonymous.
+func RegistryAuth(r *http.Request) (registry.AuthConfig, error) {
+	var a registry.AuthConfig
+	h := r.Header.Get(registry.AuthHeader)
+	if h == "" {
+		return a, nil
+	}
+	h = strings.TrimRight(h, "=")
+	raw, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		raw, err = base64.RawStdEncoding.DecodeString(h)
+	}
+	if err != nil {
+		return a, errdefs.Invalid("invalid X-Registry-Auth header: %v", err)
+	}
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return a, errdefs.Invalid("invalid X-Registry-Auth header: %v", err)
+	}
+	return a, nil
 }

@@ -123,6 +123,17 @@ func (s *Store) Get(key string) (Record, []Record, error) {
 
 // Commit turns active key into committed name.
 func (s *Store) Commit(ctx context.Context, name, key string) error {
+	return s.commit(ctx, name, key, nil)
+}
+
+// CommitOnto turns active key, made on no parent, into committed name on
+// committed parent: for drivers whose snapshots do not hold their
+// parent's files, so a layer can be made before its parent is.
+func (s *Store) CommitOnto(ctx context.Context, name, key, parent string) error {
+	return s.commit(ctx, name, key, &parent)
+}
+
+func (s *Store) commit(ctx context.Context, name, key string, parent *string) error {
 	if name == "" {
 		return errdefs.Invalid("commit %q: empty name", key)
 	}
@@ -144,6 +155,22 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 		s.mu.Unlock()
 		return errdefs.Conflict("commit %q as %q: a snapshot of that name exists", key, name)
 	}
+	var p *Record
+	if parent != nil && *parent != "" {
+		if r.Info.Parent != "" {
+			s.mu.Unlock()
+			return errdefs.Invalid("commit %q onto %q: it was prepared on %q", key, *parent, r.Info.Parent)
+		}
+		if p, err = s.getLocked(*parent); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("commit %q: parent: %w", key, err)
+		}
+		if p.Info.Kind != snapshot.KindCommitted || p.busy {
+			s.mu.Unlock()
+			return errdefs.Conflict("commit %q: parent %q is %s or busy", key, *parent, p.Info.Kind)
+		}
+		p.children++
+	}
 	r.busy = true
 	if name != key {
 		s.keys[name] = &Record{ID: r.ID, Info: r.Info, preparing: true} // holds the name
@@ -152,6 +179,9 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 
 	info := r.Info
 	info.Key, info.Kind = name, snapshot.KindCommitted
+	if p != nil {
+		info.Parent = p.Info.Key
+	}
 	err = writeMeta(s.Dir(r.ID), info, "commit", true)
 	if errors.Is(err, ErrCrashed) {
 		return err
@@ -175,6 +205,9 @@ func (s *Store) Commit(ctx context.Context, name, key string) error {
 	if !committed {
 		if name != key {
 			delete(s.keys, name)
+		}
+		if p != nil {
+			p.children--
 		}
 		return fmt.Errorf("commit %q: %w", key, err)
 	}

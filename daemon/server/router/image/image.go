@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"berth.dev/berth/daemon/backend"
@@ -15,6 +16,7 @@ import (
 	"berth.dev/berth/daemon/server/httputils"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
+	registrytypes "github.com/moby/moby/api/types/registry"
 )
 
 // Backend is what the image routes need from the daemon.
@@ -28,7 +30,9 @@ type Backend interface {
 	LoadImage(ctx context.Context, r io.Reader, progress func(id string, current, total int64)) ([]backend.LoadedImage, error)
 	ExportImages(ctx context.Context, names []string, w io.Writer) error
 	ImportImage(ctx context.Context, r io.Reader, opts backend.ImportOptions) (string, error)
-	PullImage(ctx context.Context, ref string) error
+	PullImage(ctx context.Context, o backend.PullOptions) error
+	PushImage(ctx context.Context, o backend.PushOptions) error
+	SearchImages(ctx context.Context, o backend.SearchOptions) ([]registrytypes.SearchResult, error)
 }
 
 // Router serves the image routes.
@@ -49,6 +53,8 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodGet, Path: "/images/{name:.+}/history", Handler: r.history},
 		{Method: http.MethodGet, Path: "/images/{name:.+}/get", Handler: r.save},
 		{Method: http.MethodPost, Path: "/images/{name:.+}/tag", Handler: r.tag},
+		{Method: http.MethodPost, Path: "/images/{name:.+}/push", Handler: r.push},
+		{Method: http.MethodGet, Path: "/images/search", Handler: r.search},
 		{Method: http.MethodDelete, Path: "/images/{name:.+}", Handler: r.remove},
 	}
 }
@@ -132,42 +138,77 @@ func (r *Router) load(ctx context.Context, w http.ResponseWriter, req *http.Requ
 	// "Loading layer" per layer, as dockerd. The status is sent with the
 	// first message; an error after that goes in the stream, as dockerd
 	// sends all of its load errors.
-	enc := json.NewEncoder(w)
-	started := false
-	begin := func() {
-		if !started {
-			started = true
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusOK)
-		}
-	}
+	st := newStream(w)
 	var progress func(string, int64, int64)
 	if !httputils.BoolValue(req, "quiet") {
 		progress = func(id string, current, total int64) {
-			begin()
-			_ = enc.Encode(jsonstream.Message{Status: "Loading layer", ID: id, Progress: &jsonstream.Progress{Current: current, Total: total}})
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
-			}
+			st.send(jsonstream.Message{Status: "Loading layer", ID: id, Progress: &jsonstream.Progress{Current: current, Total: total}})
 		}
 	}
 	loaded, err := r.b.LoadImage(ctx, req.Body, progress)
 	if err != nil {
-		if !started {
-			return err
-		}
-		_ = enc.Encode(jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
-		return nil
+		return st.fail(err)
 	}
-	begin()
 	for _, l := range loaded {
 		if len(l.Refs) == 0 {
-			_ = enc.Encode(jsonstream.Message{Stream: "Loaded image ID: " + l.ID + "\n"})
+			st.send(jsonstream.Message{Stream: "Loaded image ID: " + l.ID + "\n"})
 		}
 		for _, ref := range l.Refs {
-			_ = enc.Encode(jsonstream.Message{Stream: "Loaded image: " + ref + "\n"})
+			st.send(jsonstream.Message{Stream: "Loaded image: " + ref + "\n"})
 		}
 	}
+	st.begin()
+	return nil
+}
+
+// stream is dockerd's JSON message stream: the status is sent with the
+// first message; an error before it is an HTTP error, an error after it
+// goes in the stream (the CLI prints it and fails).
+type stream struct {
+	w       http.ResponseWriter
+	enc     *json.Encoder
+	started bool
+}
+
+func newStream(w http.ResponseWriter) *stream { return &stream{w: w, enc: json.NewEncoder(w)} }
+
+func (s *stream) begin() {
+	if !s.started {
+		s.started = true
+		s.w.Header().Set("Content-Type", "application/json")
+		s.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (s *stream) send(m jsonstream.Message) {
+	s.begin()
+	_ = s.enc.Encode(m)
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// progress sends a pull's or push's progress event.
+func (s *stream) progress(ev backend.ProgressEvent) {
+	m := jsonstream.Message{ID: ev.ID, Status: ev.Status}
+	if ev.Total > 0 || ev.Current > 0 {
+		m.Progress = &jsonstream.Progress{Current: ev.Current, Total: ev.Total}
+	}
+	if ev.Aux != nil {
+		raw, err := json.Marshal(ev.Aux)
+		if err == nil {
+			m.Aux = (*json.RawMessage)(&raw)
+		}
+	}
+	s.send(m)
+}
+
+// fail ends the stream with err.
+func (s *stream) fail(err error) error {
+	if !s.started {
+		return err
+	}
+	s.send(jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
 	return nil
 }
 
@@ -190,14 +231,25 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	if img := req.Form.Get("fromImage"); img != "" {
-		if tag := req.Form.Get("tag"); tag != "" {
+		tag := req.Form.Get("tag")
+		if tag != "" {
 			if strings.HasPrefix(tag, "sha256:") {
 				img += "@" + tag
 			} else {
 				img += ":" + tag
 			}
 		}
-		return r.b.PullImage(ctx, img)
+		auth, err := httputils.RegistryAuth(req)
+		if err != nil {
+			return err
+		}
+		st := newStream(w)
+		err = r.b.PullImage(ctx, backend.PullOptions{Ref: img, AllTags: tag == "" && !strings.Contains(img, "@"), Platform: req.Form.Get("platform"), Auth: auth, Progress: st.progress})
+		if err != nil {
+			return st.fail(err)
+		}
+		st.begin()
+		return nil
 	}
 	src := req.Form.Get("fromSrc")
 	if src != "-" {
@@ -216,4 +268,58 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	return json.NewEncoder(w).Encode(jsonstream.Message{Status: id})
+}
+
+// push is POST /images/{name}/push?tag=: docker push, progress streamed.
+func (r *Router) push(ctx context.Context, w http.ResponseWriter, req *http.Request, vars map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	auth, err := httputils.RegistryAuth(req)
+	if err != nil {
+		return err
+	}
+	ref := vars["name"]
+	if tag := req.Form.Get("tag"); tag != "" {
+		ref += ":" + tag
+	}
+	st := newStream(w)
+	if err := r.b.PushImage(ctx, backend.PushOptions{Ref: ref, Auth: auth, Progress: st.progress}); err != nil {
+		return st.fail(err)
+	}
+	st.begin()
+	return nil
+}
+
+// search is GET /images/search?term=&limit=&filters=.
+func (r *Router) search(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	if err := httputils.ParseForm(req); err != nil {
+		return err
+	}
+	auth, err := httputils.RegistryAuth(req)
+	if err != nil {
+		return err
+	}
+	f, err := httputils.FormFilters(req)
+	if err != nil {
+		return err
+	}
+	limit := 0
+	if l := req.Form.Get("limit"); l != "" {
+		if limit, err = strconv.Atoi(l); err != nil {
+			return errInvalid("invalid limit " + strconv.Quote(l))
+		}
+	}
+	term := req.Form.Get("term")
+	if term == "" {
+		return errInvalid("a search term is required")
+	}
+	res, err := r.b.SearchImages(ctx, backend.SearchOptions{Term: term, Limit: limit, Filters: f, Auth: auth})
+	if err != nil {
+		return err
+	}
+	if res == nil {
+		res = []registrytypes.SearchResult{}
+	}
+	return httputils.WriteJSON(w, http.StatusOK, res)
 }

@@ -16,6 +16,7 @@ import (
 	"berth.dev/berth/daemon/server/httputils"
 	"berth.dev/berth/errdefs"
 	eventtypes "github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/registry"
 	"github.com/moby/moby/api/types/system"
 )
 
@@ -25,6 +26,7 @@ type Backend interface {
 	SystemVersion(ctx context.Context) system.VersionResponse
 	SystemDiskUsage(ctx context.Context) (*backend.DiskUsage, error)
 	SubscribeToEvents(since, until time.Time, f filters.Args) ([]eventtypes.Message, <-chan eventtypes.Message, func())
+	AuthLogin(ctx context.Context, auth registry.AuthConfig) (identityToken string, err error)
 }
 
 // Router serves the system routes.
@@ -46,7 +48,21 @@ func (r *Router) Routes() []httputils.Route {
 		{Method: http.MethodGet, Path: "/info", Handler: r.info},
 		{Method: http.MethodGet, Path: "/events", Handler: r.events},
 		{Method: http.MethodGet, Path: "/system/df", Handler: r.df},
+		{Method: http.MethodPost, Path: "/auth", Handler: r.auth},
 	}
+}
+
+// auth is POST /auth: docker login's check of credentials.
+func (r *Router) auth(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
+	var a registry.AuthConfig
+	if err := httputils.DecodeJSON(req, &a); err != nil {
+		return err
+	}
+	token, err := r.b.AuthLogin(ctx, a)
+	if err != nil {
+		return err
+	}
+	return httputils.WriteJSON(w, http.StatusOK, registry.AuthResponse{Status: "Login Succeeded", IdentityToken: token})
 }
 
 func (r *Router) ping(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
