@@ -42,79 +42,14 @@ func runEnv(t *testing.T, env []string, stdin []byte, bin, host string, args ...
 	return r
 }
 
-// testRegistry is Debian's docker-registry (distribution 2.8) on
-// 127.0.0.1, plain HTTP, with basic auth for users when given.
-//
-// TODO: testutil.StartRegistry (the shared fixture) once it is on main.
-type testRegistry struct{ Addr string }
-
-func startRegistry(t *testing.T, users map[string]string) *testRegistry {
-	t.Helper()
-	const bin = "/usr/bin/docker-registry"
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("docker-registry is not installed: %v", err)
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s/data\nhttp:\n  addr: %s\n", dir, addr)
-	if len(users) > 0 {
-		var lines []string
-		for u, p := range users {
-			out, err := exec.Command("htpasswd", "-nbB", u, p).Output()
-			if err != nil {
-				t.Skipf("htpasswd (apache2-utils): %v", err)
-			}
-			lines = append(lines, strings.TrimSpace(string(out)))
-		}
-		if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg += fmt.Sprintf("auth:\n  htpasswd:\n    realm: berth-test\n    path: %s/htpasswd\n", dir)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var log testutil.LockedBuffer
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	for i := 0; ; i++ {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return &testRegistry{Addr: addr}
-		}
-		if i > 100 {
-			t.Fatalf("registry did not answer: %v\n%s", err, log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// registryDaemons are the daemons the registry commands are run against.
-// TODO: berth's own once its /images/create?fromImage=, push, search and
-// /auth routes are in.
-var registryDaemons = []struct {
-	name  string
-	start func(*testing.T) daemon
-}{{"dockerd", startDockerd}}
 
 // progressNoise are the lines of a pull's progress whose presence depends
 // on timing.
 var progressNoise = regexp.MustCompile(`(?m)^[0-9a-f]{12}: (Verifying Checksum|Waiting|Download complete)\n`)
+
+// refusedBlob is berth's daemon's error for a refused push: which of the
+// blobs pushed at once is refused first varies.
+var refusedBlob = regexp.MustCompile(`blob sha256:[0-9a-f]{64}: 401 Unauthorized`)
 
 // TestRegistrySameAsDocker runs login, push, pull, logout with berth and
 // with the docker CLI, each with a config directory of its own, against
@@ -126,9 +61,9 @@ func TestRegistrySameAsDocker(t *testing.T) {
 	requireTools(t)
 	bin := testutil.BerthBinary(t)
 	one, _ := images(t)
-	reg := startRegistry(t, map[string]string{"alice": "s3cret"})
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Htpasswd: map[string]string{"alice": "s3cret"}})
 	ref := reg.Addr + "/berthtest/one:v1"
-	for _, dd := range registryDaemons {
+	for _, dd := range daemons {
 		t.Run(dd.name, func(t *testing.T) {
 			d := dd.start(t)
 			cfg := map[string]string{"docker": t.TempDir(), "berth": t.TempDir()}
@@ -149,6 +84,7 @@ func TestRegistrySameAsDocker(t *testing.T) {
 						*s = strings.ReplaceAll(*s, cfg[who], "CONFIG")
 						*s = strings.ReplaceAll(*s, "'berth logout' followed by 'berth login'", "'docker logout' followed by 'docker login'")
 						*s = progressNoise.ReplaceAllString(*s, "")
+						*s = refusedBlob.ReplaceAllString(*s, "blob sha256:...: 401 Unauthorized")
 					}
 					rs[i] = r
 				}
@@ -255,7 +191,7 @@ func TestRegistryCredentialHelper(t *testing.T) {
 	requireTools(t)
 	bin := testutil.BerthBinary(t)
 	one, _ := images(t)
-	reg := startRegistry(t, map[string]string{"alice": "s3cret"})
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Htpasswd: map[string]string{"alice": "s3cret"}})
 	ref := reg.Addr + "/berthtest/one:v1"
 	d := startDockerd(t)
 	helperBin, store := t.TempDir(), t.TempDir()
@@ -302,6 +238,72 @@ func TestRegistryCredentialHelper(t *testing.T) {
 	}
 	berth(nil, "rmi", ref)
 	if r := berth(nil, "pull", "-q", ref); r.code == 0 || !strings.Contains(r.err, "no basic auth credentials") {
+		t.Fatalf("pull after logout: %s", r)
+	}
+}
+
+// TestRegistryIdentityToken: a registry with a token server gives the
+// login a refresh token (the daemon's IdentityToken), stored in place of
+// the password as docker stores it, and used for a push and a pull.
+// berth's daemon only: dockerd would need the test CA in /etc/docker.
+func TestRegistryIdentityToken(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	one, _ := images(t)
+	alice := func(user, _ string) []string {
+		if user == "alice" {
+			return []string{"pull", "push"}
+		}
+		return nil
+	}
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Token: map[string]string{"alice": "s3cret"}, TokenAccess: alice})
+	ref := reg.Addr + "/alice/one:v1"
+	d := startBerthdArgs(t, "--certs-dir", reg.CertsDir(t))
+	cfg := map[string]string{"docker": t.TempDir(), "berth": t.TempDir()}
+	cli := map[string]string{"docker": dockerCLI, "berth": bin}
+	if r := run(t, nil, bin, d.host, "load", "-i", one); r.code != 0 {
+		t.Fatal(r)
+	}
+	if r := run(t, nil, bin, d.host, "tag", "berthtest/one:v1", ref); r.code != 0 {
+		t.Fatal(r)
+	}
+	entries := map[string]map[string]string{}
+	for _, who := range []string{"docker", "berth"} {
+		r := runEnv(t, []string{"DOCKER_CONFIG=" + cfg[who]}, []byte("s3cret\n"), cli[who], d.host, "login", "-u", "alice", "--password-stdin", reg.Addr)
+		if r.code != 0 || r.out != "Login Succeeded\n" {
+			t.Fatalf("%s login: %s", who, r)
+		}
+		b, err := os.ReadFile(filepath.Join(cfg[who], "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Auths map[string]map[string]string }
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %s: %v", who, b, err)
+		}
+		e := m.Auths[reg.Addr]
+		if e["identitytoken"] == "" {
+			t.Fatalf("%s stored no identity token: %s", who, b)
+		}
+		e["identitytoken"] = "TOKEN"
+		entries[who] = e
+	}
+	if fmt.Sprint(entries["docker"]) != fmt.Sprint(entries["berth"]) {
+		t.Errorf("entries: docker %v berth %v", entries["docker"], entries["berth"])
+	}
+	env := []string{"DOCKER_CONFIG=" + cfg["berth"]}
+	if r := runEnv(t, env, nil, bin, d.host, "push", "-q", ref); r.code != 0 || r.out != ref+"\n" {
+		t.Fatalf("push with the identity token: %s", r)
+	}
+	run(t, nil, bin, d.host, "rmi", ref)
+	if r := runEnv(t, env, nil, bin, d.host, "pull", "-q", ref); r.code != 0 || r.out != ref+"\n" {
+		t.Fatalf("pull with the identity token: %s", r)
+	}
+	if r := runEnv(t, env, nil, bin, d.host, "logout", reg.Addr); r.code != 0 {
+		t.Fatal(r)
+	}
+	run(t, nil, bin, d.host, "rmi", ref)
+	if r := runEnv(t, env, nil, bin, d.host, "pull", "-q", ref); r.code == 0 {
 		t.Fatalf("pull after logout: %s", r)
 	}
 }
