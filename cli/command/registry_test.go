@@ -42,7 +42,6 @@ func runEnv(t *testing.T, env []string, stdin []byte, bin, host string, args ...
 	return r
 }
 
-
 // progressNoise are the lines of a pull's progress whose presence depends
 // on timing.
 var progressNoise = regexp.MustCompile(`(?m)^[0-9a-f]{12}: (Verifying Checksum|Waiting|Download complete)\n`)
