@@ -1,6 +1,7 @@
 package command_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"berth.dev/berth/internal/testutil"
+	"github.com/containerd/console"
 	"github.com/moby/moby/api/types/registry"
 )
 
@@ -435,5 +437,66 @@ func TestSearchSameAsDocker(t *testing.T) {
 	// credentials without a terminal (docker, asking, waits for ever).
 	if r := runEnv(t, env, nil, bin, host, "search", "denied"); r.code != 1 || r.out != "" || r.err != "Error response from daemon: unauthorized: authentication required\n" {
 		t.Errorf("search denied: %s", r)
+	}
+}
+
+// TestLoginOnTerminal: without -u and -p on a terminal, login asks for the
+// user name (echoed) and the password (not echoed), as docker does.
+func TestLoginOnTerminal(t *testing.T) {
+	requireTools(t)
+	bin := testutil.BerthBinary(t)
+	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Htpasswd: map[string]string{"alice": "s3cret"}})
+	d := startBerthd(t)
+	pty, slave, err := console.NewPty()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer pty.Close()
+	f, err := os.OpenFile(slave, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out testutil.LockedBuffer
+	go func() { _, _ = bufio.NewReader(pty).WriteTo(&out) }()
+	cfg := t.TempDir()
+	cmd := exec.Command(bin, "-H", d.host, "login", reg.Addr)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = f, f, f
+	cmd.Env = append(os.Environ(), "DOCKER_CONFIG="+cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	waitFor := func(s string) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(out.String(), s) {
+			if time.Now().After(deadline) {
+				_ = cmd.Process.Kill()
+				<-done
+				t.Fatalf("no %q on the terminal: %q", s, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("Username: ")
+	if _, err := pty.Write([]byte("alice\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Password: ")
+	if _, err := pty.Write([]byte("s3cret\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("Login Succeeded")
+	if err := <-done; err != nil {
+		t.Fatalf("login: %v: %q", err, out.String())
+	}
+	if s := out.String(); !strings.Contains(s, "Username: alice\r\n") || strings.Contains(s, "s3cret") {
+		t.Fatalf("terminal: %q (want the user echoed, the password not)", s)
+	}
+	b, err := os.ReadFile(filepath.Join(cfg, "config.json"))
+	if err != nil || !strings.Contains(string(b), `"auth": "YWxpY2U6czNjcmV0"`) {
+		t.Fatalf("config.json: %s %v", b, err)
 	}
 }
