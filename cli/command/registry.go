@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -301,24 +303,20 @@ func (c *CLI) runLogout(server string) error {
 		keys = []string{server, host, "http://" + host, "https://" + host}
 	}
 	fmt.Fprintln(c.Out, "Removing login credentials for", host)
-	var errs []string
-	seen := map[string]bool{}
+	// As docker: each key is erased (twice when the argument was a bare
+	// host); the failures are kept by key, and the warning is printed
+	// only when there are as many as there were erasures.
+	errs := map[string]error{}
 	for _, k := range keys {
-		if seen[k] {
-			errs = append(errs, "") // counted as docker counts its list
-			continue
-		}
-		seen[k] = true
 		if err := cfg.Erase(k); err != nil {
-			errs = append(errs, fmt.Sprintf("%s: %s", k, err))
+			errs[k] = err
 		}
 	}
 	if len(errs) == len(keys) {
 		fmt.Fprintln(c.Err, "WARNING: could not erase credentials:")
-		for _, e := range errs {
-			if e != "" {
-				fmt.Fprintln(c.Err, e)
-			}
+		failed := slices.Sorted(maps.Keys(errs))
+		for _, k := range failed {
+			fmt.Fprintf(c.Err, "%s: %s\n", k, errs[k])
 		}
 	}
 	return nil
