@@ -152,6 +152,10 @@ func TestRegistrySameAsDocker(t *testing.T) {
 			same(nil, nil, "pull", reg.Addr+"/berthtest/one:nosuch")
 			same(nil, nil, "pull", reg.Addr+"/berthtest/one")
 			same(nil, nil, "pull", reg.Addr+"/Upper")
+			// dockerd cannot search a distribution registry (both CLIs
+			// print its error); berth's daemon lists the catalog's matches.
+			same(nil, nil, "search", reg.Addr+"/berthtest")
+			same(nil, nil, "search", "--format", "{{.Name}} {{.StarCount}}", "--limit", "3", reg.Addr+"/one")
 
 			// Each CLI pulls with the credentials the other wrote.
 			for _, who := range []string{"docker", "berth"} {
@@ -178,6 +182,11 @@ func TestRegistrySameAsDocker(t *testing.T) {
 			same(nil, nil, "logout")
 			configs()
 			same(rmi, nil, "pull", ref)
+			// Refused, docker's search asks for credentials even with stdin
+			// not a terminal (and waits for ever): berth's only.
+			if r := as("berth", nil, "search", reg.Addr+"/berthtest"); r.code != 1 || r.out != "" || !strings.HasPrefix(r.err, "Error response from daemon: ") {
+				t.Errorf("search without credentials: %s", r)
+			}
 			same(nil, []byte("s3cret"), "login", "--username", "alice", "--password-stdin", reg.Addr)
 			same(nil, nil, "logout", "https://"+reg.Addr)
 			configs()
