@@ -3,6 +3,7 @@ package command_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -23,10 +24,14 @@ import (
 	"github.com/moby/moby/api/types/registry"
 )
 
-// runEnv is run with more environment (DOCKER_CONFIG, PATH).
+// runEnv is run with more environment (DOCKER_CONFIG, PATH), killed after
+// two minutes: a CLI waiting for input it will never get fails the test
+// instead of outliving it.
 func runEnv(t *testing.T, env []string, stdin []byte, bin, host string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"-H", host}, args...)...)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append([]string{"-H", host}, args...)...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if stdin != nil {
