@@ -245,7 +245,9 @@ func TestRegistryCredentialHelper(t *testing.T) {
 	if r := docker("pull", "-q", ref); r.code != 0 {
 		t.Fatalf("docker pull with berth's helper login: %s", r)
 	}
-	if r := berth(nil, "logout", reg.Addr); r.code != 0 || r.out != "Removing login credentials for "+reg.Addr+"\n" {
+	// --config names the directory over $DOCKER_CONFIG.
+	other := []string{"DOCKER_CONFIG=" + t.TempDir(), "HELPER_STORE=" + store, "PATH=" + helperBin + ":" + os.Getenv("PATH")}
+	if r := runEnv(t, other, nil, bin, d.host, "--config", cfg, "logout", reg.Addr); r.code != 0 || r.out != "Removing login credentials for "+reg.Addr+"\n" {
 		t.Fatalf("logout: %s", r)
 	}
 	if ents, _ := os.ReadDir(store); len(ents) != 0 {
