@@ -109,7 +109,10 @@ type endpoint struct {
 
 // endpoints lists where to reach domain's API, in the order to try.
 func (c *Client) endpoints(domain string) []endpoint {
-	if domain == DockerHub || domain == hubIndexHost {
+	if domain == hubIndexHost {
+		return []endpoint{{base: &url.URL{Scheme: "https", Host: hubIndexHost}}} // Docker Hub's search
+	}
+	if domain == DockerHub {
 		var eps []endpoint
 		for _, m := range c.mirrors {
 			eps = append(eps, endpoint{base: m, insecure: m.Scheme == "http" || c.insecureFor(m.Host), mirror: true})

@@ -209,6 +209,11 @@ func TestRegistryTokenAuth(t *testing.T) {
 	if out, err := d.dockerIn([]byte("a-pass\n"), "login", "-u", "alice", "--password-stdin", r.Addr); err != nil {
 		t.Fatalf("login alice: %v\n%s", err, out)
 	}
+	// A wrong password right after the right one is refused (no token
+	// the right one got is reused for it).
+	if out, err := d.dockerIn([]byte("wrong\n"), "login", "-u", "alice", "--password-stdin", r.Addr); err == nil {
+		t.Fatalf("login alice with a wrong password succeeded:\n%s", out)
+	}
 	d.mustDocker("tag", r.Addr+"/shared/busybox", r.Addr+"/alice/bb:1")
 	mustContain(t, "alice pushes", d.mustDocker("push", r.Addr+"/alice/bb:1"), "1: digest: sha256:")
 
