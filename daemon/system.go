@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"berth.dev/berth/registry"
 	"bufio"
 	"context"
 	"os"
@@ -68,6 +69,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (*system.Info, error) {
 			Labels: cfg.Labels, ServerVersion: Version, Runtimes: runtimes(), DefaultRuntime: cfg.DefaultRuntime,
 			Swarm: swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}, LiveRestoreEnabled: cfg.LiveRestoreEnabled(),
 			Isolation: "", SecurityOptions: []string{"name=seccomp,profile=builtin"},
+			IndexServerAddress: registry.IndexServer, RegistryConfig: d.registry.ServiceConfig(),
 			HTTPProxy: os.Getenv("HTTP_PROXY"), HTTPSProxy: os.Getenv("HTTPS_PROXY"), NoProxy: os.Getenv("NO_PROXY"),
 		}
 		if out.Labels == nil {

@@ -483,7 +483,10 @@ func (s *Store) fetchLayer(ctx context.Context, lease *metadata.LeaseHandle, rep
 	switch {
 	case content.IsExists(err):
 		// The blob is here (a load's, or a removed image's not yet
-		// collected): extract from it.
+		// collected): extract from it, or leave it to unpackLayer.
+		if !detached {
+			return nil
+		}
 		f, err := s.cs.Open(ctx, j.desc.Digest)
 		if err != nil {
 			return err

@@ -294,13 +294,25 @@ func (s *Store) commitLayer(ctx context.Context, key string, chainID, parent dig
 }
 
 // addLayerBlob records that blob holds layer chainID, if the layer exists.
+// A read comes first: the common answers (no such layer, or it knows the
+// blob) then cost no commit and its fsync.
 func (s *Store) addLayerBlob(chainID digest.Digest, blob ocispec.Descriptor) (have bool, err error) {
-	err = s.db.Update(func(tx *metadata.Tx) error {
+	known := false
+	if err := s.db.View(func(tx *metadata.Tx) error {
 		l, err := tx.Layer(chainID)
 		if err != nil {
 			return nil
 		}
-		have = true
+		have, known = true, hasBlob(l.Blobs, blob.Digest)
+		return nil
+	}); err != nil || !have || known {
+		return have, err
+	}
+	err = s.db.Update(func(tx *metadata.Tx) error {
+		l, err := tx.Layer(chainID)
+		if have = err == nil; !have {
+			return nil
+		}
 		if hasBlob(l.Blobs, blob.Digest) {
 			return nil
 		}

@@ -2,7 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -98,6 +100,7 @@ type authorizer struct {
 	mu        sync.Mutex
 	challenge *challenge
 	token     string
+	tokenExp  time.Time
 }
 
 // decodeAuth fills Username and Password from the "auth" field (base64
@@ -151,12 +154,12 @@ func (a *authorizer) apply(ctx context.Context, req *http.Request) error {
 			req.Header.Set("Authorization", "Bearer "+a.auth.RegistryToken)
 			return nil
 		}
-		if a.token == "" {
+		if a.token == "" || time.Now().After(a.tokenExp) {
 			t, err := a.c.fetchToken(ctx, *a.challenge, a.scopes, &a.auth)
 			if err != nil {
 				return err
 			}
-			a.token = t.value
+			a.token, a.tokenExp = t.value, t.expires
 		}
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
@@ -187,6 +190,11 @@ func (a *authorizer) reauthorize(chs []challenge) bool {
 			if a.token != "" && !had {
 				a.token = ""
 			}
+			if had && ch.params["error"] == "invalid_token" && a.token != "" {
+				// Expired or revoked before its time: one more, fresh.
+				a.token, had = "", false
+				a.c.dropTokens(ch.params["realm"])
+			}
 		}
 		return !had
 	}
@@ -203,7 +211,10 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge, scopes []string, 
 		return token{}, errdefs.Unavailable("registry's token realm %q is not an http(s) URL", realm)
 	}
 	service := ch.params["service"]
-	key := tokenKey{realm: realm, service: service, scope: strings.Join(scopes, " "), user: auth.Username + "\x00" + auth.IdentityToken}
+	// The whole credential is in the key: a wrong password must not be
+	// answered with the token a right one got.
+	secret := sha256.Sum256([]byte(auth.Password + "\x00" + auth.IdentityToken))
+	key := tokenKey{realm: realm, service: service, scope: strings.Join(scopes, " "), user: auth.Username + "\x00" + hex.EncodeToString(secret[:])}
 	c.mu.Lock()
 	if t, ok := c.tokens[key]; ok && time.Now().Before(t.expires) {
 		c.mu.Unlock()
@@ -292,6 +303,17 @@ func (c *Client) fetchToken(ctx context.Context, ch challenge, scopes []string, 
 	c.tokens[key] = t
 	c.mu.Unlock()
 	return t, nil
+}
+
+// dropTokens forgets the cached tokens of a realm.
+func (c *Client) dropTokens(realm string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.tokens {
+		if k.realm == realm {
+			delete(c.tokens, k)
+		}
+	}
 }
 
 // authTransport authorizes each request and, on a 401 whose challenge asks

@@ -66,15 +66,16 @@ func (r *Repository) Mirror() bool { return r.mirror }
 // open finds the endpoint of domain that answers, for path with scopes,
 // trying the endpoints from the skip'th on.
 func (c *Client) open(ctx context.Context, domain, path string, auth AuthConfig, scopes []string, skip int) (*Repository, error) {
-	push := false
+	// Mirrors serve pulls only: not pushes, logins or catalogs.
+	pullOnly := len(scopes) > 0
 	for _, s := range scopes {
-		push = push || strings.HasSuffix(s, ",push") || strings.HasSuffix(s, ":push")
+		pullOnly = pullOnly && strings.HasPrefix(s, "repository:") && strings.HasSuffix(s, ":pull")
 	}
 	eps := c.endpoints(domain)
 	var errs []error
 	for i, ep := range eps {
-		if i < skip || (ep.mirror && push) {
-			continue // mirrors serve pulls only
+		if i < skip || (ep.mirror && !pullOnly) {
+			continue
 		}
 		tr, err := c.transport(ep)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"berth.dev/berth/errdefs"
+	registrytypes "github.com/moby/moby/api/types/registry"
 )
 
 // Docker Hub's names: references say docker.io, its API is served by
@@ -109,7 +111,10 @@ type endpoint struct {
 
 // endpoints lists where to reach domain's API, in the order to try.
 func (c *Client) endpoints(domain string) []endpoint {
-	if domain == DockerHub || domain == hubIndexHost {
+	if domain == hubIndexHost {
+		return []endpoint{{base: &url.URL{Scheme: "https", Host: hubIndexHost}}} // Docker Hub's search
+	}
+	if domain == DockerHub {
 		var eps []endpoint
 		for _, m := range c.mirrors {
 			eps = append(eps, endpoint{base: m, insecure: m.Scheme == "http" || c.insecureFor(m.Host), mirror: true})
@@ -252,4 +257,22 @@ func (c *Client) tlsConfig(host string) (*tls.Config, error) {
 		}
 	}
 	return tc, nil
+}
+
+// ServiceConfig is the registry settings as docker info shows them.
+func (c *Client) ServiceConfig() *registrytypes.ServiceConfig {
+	sc := &registrytypes.ServiceConfig{IndexConfigs: map[string]*registrytypes.IndexInfo{}, Mirrors: []string{}}
+	for _, n := range c.insecureNets {
+		if p, err := netip.ParsePrefix(n.String()); err == nil {
+			sc.InsecureRegistryCIDRs = append(sc.InsecureRegistryCIDRs, p)
+		}
+	}
+	for _, m := range c.mirrors {
+		sc.Mirrors = append(sc.Mirrors, m.String()+"/")
+	}
+	sc.IndexConfigs[DockerHub] = &registrytypes.IndexInfo{Name: DockerHub, Mirrors: sc.Mirrors, Secure: true, Official: true}
+	for h := range c.insecureHosts {
+		sc.IndexConfigs[h] = &registrytypes.IndexInfo{Name: h, Mirrors: []string{}}
+	}
+	return sc
 }

@@ -67,6 +67,7 @@ func TestEndpoints(t *testing.T) {
 	}
 	for domain, want := range map[string][]string{
 		"docker.io":         {"https://mirror.example", "https://registry-1.docker.io"},
+		"index.docker.io":   {"https://index.docker.io"}, // search
 		"127.0.0.1:5000":    {"https://127.0.0.1:5000 insecure", "http://127.0.0.1:5000 insecure"},
 		"localhost:5000":    {"https://localhost:5000 insecure", "http://localhost:5000 insecure"},
 		"127.0.0.1:5001":    {"https://127.0.0.1:5001", "http://127.0.0.1:5001 insecure"}, // certs.d has it: verified TLS

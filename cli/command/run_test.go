@@ -130,10 +130,10 @@ func TestRunSameAsDocker(t *testing.T) {
 					// "not found" (docker reads its status, not its words)
 					cliCase{"", []string{"exec", "up", "nosuchcmd"}},
 					// a missing image is pulled ("Unable to find image
-					// 'x:latest' locally"): berth daemon answers that pull is
-					// not there yet (dockerd would go to the network)
-					cliCase{"", []string{"run", "--rm", "berthtest/nosuch"}},
-					cliCase{"", []string{"create", "-q", "berthtest/nosuch:v3"}})
+					// 'x:latest' locally"), from a registry that is not
+					// there (tests reach loopback only)
+					cliCase{"", []string{"run", "--rm", "127.0.0.1:1/berthtest/nosuch"}},
+					cliCase{"", []string{"create", "-q", "127.0.0.1:1/berthtest/nosuch:v3"}})
 			}
 			for _, c := range cases {
 				var in []byte

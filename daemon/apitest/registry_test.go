@@ -209,6 +209,11 @@ func TestRegistryTokenAuth(t *testing.T) {
 	if out, err := d.dockerIn([]byte("a-pass\n"), "login", "-u", "alice", "--password-stdin", r.Addr); err != nil {
 		t.Fatalf("login alice: %v\n%s", err, out)
 	}
+	// A wrong password right after the right one is refused (no token
+	// the right one got is reused for it).
+	if out, err := d.dockerIn([]byte("wrong\n"), "login", "-u", "alice", "--password-stdin", r.Addr); err == nil {
+		t.Fatalf("login alice with a wrong password succeeded:\n%s", out)
+	}
 	d.mustDocker("tag", r.Addr+"/shared/busybox", r.Addr+"/alice/bb:1")
 	mustContain(t, "alice pushes", d.mustDocker("push", r.Addr+"/alice/bb:1"), "1: digest: sha256:")
 
@@ -250,7 +255,8 @@ func TestRegistryMirror(t *testing.T) {
 	archive, id := busyboxArchive(t, "busybox:latest")
 	r.Push(t, "docker-archive:"+archive, "library/busybox:latest")
 	d := newDaemon(t)
-	d.start("--registry-mirror", "http://"+r.Addr)
+	d.start("--registry-mirror", "http://"+r.Addr, "--insecure-registry", "10.9.0.0/16")
+	mustContain(t, "info", d.mustDocker("info"), "Insecure Registries:\n  127.0.0.0/8\n  10.9.0.0/16", "Registry Mirrors:\n  http://"+r.Addr+"/")
 	out := d.mustDocker("pull", "busybox")
 	mustContain(t, "pull through the mirror", out, "latest: Pulling from library/busybox", "Status: Downloaded newer image for busybox:latest")
 	if got := strings.TrimSpace(d.mustDocker("image", "inspect", "-f", "{{.ID}}", "busybox")); got != id {
