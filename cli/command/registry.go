@@ -47,7 +47,7 @@ func (c *CLI) registryAuth(key string) (string, error) {
 
 // privilegeFunc asks for credentials when the registry refused the stored
 // ones (docker's "Login prior to pull:"); nil without a terminal to ask
-// on, where docker's prompt would only fail.
+// on (docker asks any stdin, and waits on one that never answers).
 func (c *CLI) privilegeFunc(key, action string) func(context.Context) (string, error) {
 	if _, tty := terminalFd(c.In); !tty {
 		return nil
