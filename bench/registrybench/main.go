@@ -14,7 +14,10 @@
 // Push: each timed push goes to a fresh, empty registry (its own port and
 // storage), so every blob is uploaded: a push to the source registry would
 // be a few cross-repository mounts (dockerd remembers where its layers came
-// from). Both daemons compress the layers anew (gzip) in the push.
+// from). It is timed twice: of the image as the last pull left it, and of
+// the image loaded from the archive (docker load, untimed). dockerd
+// compresses the layers anew (gzip) in either; a daemon that keeps the
+// compressed blobs it pulled need not in the first.
 //
 // The tools take turns run by run (the order rotates each round) and the
 // page cache is synced before each timed run. It prints each one's median
@@ -171,7 +174,14 @@ func bench(o options) error {
 					tasks = append(tasks, pullTask("berth pull (berth CLI)", berthd, berthCLI, berthQuiet, img))
 				}
 			case "push":
-				tasks = []task{pushTask("docker push", dockerd, work, img), pushTask("berth push (docker CLI)", berthd, work, img)}
+				// After a pull berth may push the compressed blobs it
+				// keeps; after a load it compresses, as docker always does.
+				for _, loaded := range []bool{false, true} {
+					tasks = []task{pushTask("docker push", dockerd, work, loaded, img), pushTask("berth push (docker CLI)", berthd, work, loaded, img)}
+					times := runRounds(tasks, o.rounds)
+					report(map[bool]string{false: "push of the pulled image", true: "push of the image loaded from the archive"}[loaded], tasks, times, img.blobs)
+				}
+				continue
 			default:
 				return fmt.Errorf("unknown operation %q (pull, push)", op)
 			}
@@ -378,14 +388,20 @@ func pullTask(name string, d daemon, cli string, quiet bool, img *image) task {
 }
 
 // pushTask pushes img from d to a fresh registry: every blob is uploaded.
-func pushTask(name string, d daemon, work string, img *image) task {
+// The image is the one a pull left or, when loaded is set or no pull did,
+// one loaded from the archive.
+func pushTask(name string, d daemon, work string, loaded bool, img *image) task {
 	var dst *testutil.Registry
 	var ref string
 	return task{
 		name: name,
 		prep: func() error {
 			dst = nil
-			// The image from the archive when a pull did not leave it.
+			if loaded {
+				if err := removeAll(d); err != nil {
+					return err
+				}
+			}
 			if _, err := d.docker("image", "inspect", img.ref); err != nil {
 				if _, err := d.docker("load", "-q", "-i", img.archive); err != nil {
 					return err
