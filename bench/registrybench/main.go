@@ -17,7 +17,10 @@
 // from). It is timed twice: of the image as the last pull left it, and of
 // the image loaded from the archive (docker load, untimed). dockerd
 // compresses the layers anew (gzip) in either; a daemon that keeps the
-// compressed blobs it pulled need not in the first.
+// compressed blobs it pulled need not in the first. "pushed N MB" is what
+// a push put in the registry (its manifest's sizes): it tells compressed
+// layers from uncompressed ones; MB/s of a push are of those bytes, of a
+// pull of the image's size in the source registry.
 //
 // The tools take turns run by run (the order rotates each round) and the
 // page cache is synced before each timed run. It prints each one's median
@@ -82,6 +85,9 @@ type task struct {
 	run  func() error // timed
 	post func() error // untimed, after
 	err  error        // the first failure; the task is out from then on
+	// pushed is what the last push put in the registry (layers and
+	// config, as its manifest says): the layers' compression shows here.
+	pushed int64
 }
 
 // daemon is a docker API endpoint: dockerd or berth's.
@@ -166,10 +172,10 @@ func bench(o options) error {
 	for _, img := range imgs {
 		fmt.Printf("\n%s: %s, %d layers, %d MB uncompressed, %d MB in the registry\n\n", img.name, img.ref, img.layers, img.size>>20, img.blobs>>20)
 		for _, op := range o.ops {
-			var tasks []task
+			var tasks []*task
 			switch op {
 			case "pull":
-				tasks = []task{pullTask("docker pull", dockerd, "docker", true, img), pullTask("berth pull (docker CLI)", berthd, "docker", true, img)}
+				tasks = []*task{pullTask("docker pull", dockerd, "docker", true, img), pullTask("berth pull (docker CLI)", berthd, "docker", true, img)}
 				if berthCLI != "" {
 					tasks = append(tasks, pullTask("berth pull (berth CLI)", berthd, berthCLI, berthQuiet, img))
 				}
@@ -177,7 +183,7 @@ func bench(o options) error {
 				// After a pull berth may push the compressed blobs it
 				// keeps; after a load it compresses, as docker always does.
 				for _, loaded := range []bool{false, true} {
-					tasks = []task{pushTask("docker push", dockerd, work, loaded, img), pushTask("berth push (docker CLI)", berthd, work, loaded, img)}
+					tasks = []*task{pushTask("docker push", dockerd, work, loaded, img), pushTask("berth push (docker CLI)", berthd, work, loaded, img)}
 					times := runRounds(tasks, o.rounds)
 					report(map[bool]string{false: "push of the pulled image", true: "push of the image loaded from the archive"}[loaded], tasks, times, img.blobs)
 				}
@@ -361,12 +367,12 @@ func removeAll(d daemon) error {
 
 // pullTask pulls img into d with the client cli (docker or berth), with
 // -q when the client has it (progress output is not what is measured).
-func pullTask(name string, d daemon, cli string, quiet bool, img *image) task {
+func pullTask(name string, d daemon, cli string, quiet bool, img *image) *task {
 	args := []string{"-H", d.host, "pull", img.ref}
 	if quiet {
 		args = []string{"-H", d.host, "pull", "-q", img.ref}
 	}
-	return task{
+	return &task{
 		name: name,
 		prep: func() error { return removeAll(d) },
 		run: func() error {
@@ -390,10 +396,11 @@ func pullTask(name string, d daemon, cli string, quiet bool, img *image) task {
 // pushTask pushes img from d to a fresh registry: every blob is uploaded.
 // The image is the one a pull left or, when loaded is set or no pull did,
 // one loaded from the archive.
-func pushTask(name string, d daemon, work string, loaded bool, img *image) task {
+func pushTask(name string, d daemon, work string, loaded bool, img *image) *task {
 	var dst *testutil.Registry
 	var ref string
-	return task{
+	t := &task{name: name}
+	*t = task{
 		name: name,
 		prep: func() error {
 			dst = nil
@@ -428,6 +435,7 @@ func pushTask(name string, d daemon, work string, loaded bool, img *image) task 
 			}
 			_, err := d.docker("rmi", ref)
 			got, err2 := blobSize(dst, img.name)
+			t.pushed = got
 			if err == nil && err2 != nil {
 				err = fmt.Errorf("after the push: %w", err2)
 			} else if err == nil && got == 0 {
@@ -438,15 +446,16 @@ func pushTask(name string, d daemon, work string, loaded bool, img *image) task 
 			return err
 		},
 	}
+	return t
 }
 
 // runRounds runs every task once per round, rotating their order. A task
 // that fails is out from then on (its error is in task.err).
-func runRounds(tasks []task, rounds int) map[string][]time.Duration {
+func runRounds(tasks []*task, rounds int) map[string][]time.Duration {
 	times := map[string][]time.Duration{}
 	for r := range rounds {
 		for i := range tasks {
-			t := &tasks[(i+r)%len(tasks)]
+			t := tasks[(i+r)%len(tasks)]
 			if t.err != nil {
 				continue
 			}
@@ -484,7 +493,7 @@ func median(ds []time.Duration) time.Duration {
 
 // report prints each task's median and min, and docker's median over each
 // berth task's (the speed-up; the first task is docker's).
-func report(title string, tasks []task, times map[string][]time.Duration, size int64) {
+func report(title string, tasks []*task, times map[string][]time.Duration, size int64) {
 	fmt.Printf("  %s\n", title)
 	var docker time.Duration
 	if ds := times[tasks[0].name]; len(ds) > 0 && tasks[0].err == nil {
@@ -496,10 +505,16 @@ func report(title string, tasks []task, times map[string][]time.Duration, size i
 			fmt.Printf("    %-26s FAILED after %d runs: %v\n", t.name, len(ds), t.err)
 			continue
 		}
-		m := median(ds)
-		fmt.Printf("    %-26s median %7.0f ms  min %7.0f ms  %6.1f MB/s", t.name, ms(m), ms(slices.Min(ds)), float64(size)/1e6/m.Seconds())
+		m, bytes := median(ds), size
+		if t.pushed > 0 {
+			bytes = t.pushed
+		}
+		fmt.Printf("    %-26s median %7.0f ms  min %7.0f ms  %6.1f MB/s", t.name, ms(m), ms(slices.Min(ds)), float64(bytes)/1e6/m.Seconds())
 		if t.name != tasks[0].name && docker > 0 {
 			fmt.Printf("   docker/berth = %.2f", docker.Seconds()/m.Seconds())
+		}
+		if t.pushed > 0 {
+			fmt.Printf("   pushed %d MB", t.pushed>>20)
 		}
 		fmt.Print("\n      runs (ms):")
 		for _, d := range ds {
