@@ -44,15 +44,24 @@ func (d *Daemon) PullImage(ctx context.Context, o backend.PullOptions) error {
 		platform = &p
 	}
 	return d.job(ctx, "image.pull", true, func(ctx context.Context) error {
-		p, err := d.images.Pull(ctx, d.registry, o.Ref, image.PullOptions{
+		po := image.PullOptions{
 			Auth: o.Auth, Platform: platform, Progress: progressOf(o.Progress),
 			MaxConcurrent: intOr(d.cfg.MaxConcurrentDownloads, DefaultMaxConcurrentDownloads),
-		})
-		if err != nil {
-			return err
 		}
-		d.events.Publish(events.ImageEventType, events.ActionPull, p.Ref, map[string]string{"name": p.Ref})
-		return nil
+		var pulled []image.Pulled
+		var err error
+		if o.AllTags {
+			pulled, err = d.images.PullAllTags(ctx, d.registry, o.Ref, po)
+		} else {
+			var p image.Pulled
+			if p, err = d.images.Pull(ctx, d.registry, o.Ref, po); err == nil {
+				pulled = append(pulled, p)
+			}
+		}
+		for _, p := range pulled {
+			d.events.Publish(events.ImageEventType, events.ActionPull, p.Ref, map[string]string{"name": p.Ref})
+		}
+		return err
 	})
 }
 
@@ -114,7 +123,8 @@ func (d *Daemon) SearchImages(ctx context.Context, o backend.SearchOptions) ([]r
 	}
 	out := res[:0]
 	for _, r := range res {
-		if r.StarCount < minStars || (officialSet && r.IsOfficial != official) || (automatedSet && r.IsAutomated != automated) { //nolint:staticcheck // docker still filters on it
+		//lint:ignore SA1019 dockerd still takes the is-automated filter
+		if r.StarCount < minStars || (officialSet && r.IsOfficial != official) || (automatedSet && r.IsAutomated != automated) {
 			continue
 		}
 		out = append(out, r)

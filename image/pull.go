@@ -56,6 +56,39 @@ type Pulled struct {
 	Updated bool
 }
 
+// PullAllTags pulls every tag of repository name (docker pull -a); a
+// name with a tag or digest is pulled alone.
+func (s *Store) PullAllTags(ctx context.Context, reg *registry.Client, name string, o PullOptions) ([]Pulled, error) {
+	named, err := reference.ParseNormalizedNamed(name)
+	if err != nil {
+		return nil, errdefs.Invalid("%v", err)
+	}
+	if named.Tag != "" || named.Digest != "" {
+		p, err := s.Pull(ctx, reg, name, o)
+		if err != nil {
+			return nil, err
+		}
+		return []Pulled{p}, nil
+	}
+	repo, err := reg.Repository(ctx, named.Domain, named.Path, o.Auth, []string{"pull"})
+	if err != nil {
+		return nil, pullError(named, err)
+	}
+	tags, err := repo.Tags(ctx)
+	if err != nil {
+		return nil, pullError(named, err)
+	}
+	var out []Pulled
+	for _, tag := range tags {
+		p, err := s.Pull(ctx, reg, named.Name()+":"+tag, o)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
 // DefaultMaxConcurrent is docker's max-concurrent-downloads default.
 const DefaultMaxConcurrent = 3
 
@@ -86,6 +119,15 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, o Pu
 		return Pulled{}, pullError(named, err)
 	}
 	top, raw, err := repo.Manifest(ctx, which)
+	for err != nil && repo.Mirror() && ctx.Err() == nil {
+		// The mirror lacks it, or failed: the next mirror, then the hub.
+		next, ferr := repo.Fallback(ctx)
+		if ferr != nil {
+			break
+		}
+		repo = next
+		top, raw, err = repo.Manifest(ctx, which)
+	}
 	if err != nil {
 		return Pulled{}, pullError(named, err)
 	}
@@ -220,7 +262,7 @@ func checkLayerType(l ocispec.Descriptor) error {
 	switch l.MediaType {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
 		registry.MediaTypeDockerLayer, "application/vnd.docker.image.rootfs.diff.tar":
-	case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", ocispec.MediaTypeImageLayerNonDistributableGzip: //nolint:staticcheck // recognised to be refused
+	case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip":
 		return errdefs.NotImplemented("layer %s is a foreign (non-distributable) layer, which berth does not fetch", l.Digest)
 	default:
 		return errdefs.NotImplemented("layer %s: unsupported media type %q", l.Digest, l.MediaType)

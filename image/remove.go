@@ -71,7 +71,7 @@ func (s *Store) Remove(ctx context.Context, name string, force, noPrune bool) ([
 		}
 		untag := refs
 		if byRef {
-			untag = []string{ref}
+			untag = sameRepoDigests(ref, refs)
 		}
 		for _, r := range untag {
 			if err := tx.DeleteRef(r); err != nil {
@@ -79,7 +79,7 @@ func (s *Store) Remove(ctx context.Context, name string, force, noPrune bool) ([
 			}
 			items = append(items, DeleteItem{Untagged: Familiar(r)})
 		}
-		if (byRef && len(refs) > 1) || hard != "" {
+		if (byRef && len(refs) > len(untag)) || hard != "" {
 			return nil
 		}
 		del, err := s.deleteChain(tx, id, noPrune)
@@ -91,6 +91,28 @@ func (s *Store) Remove(ctx context.Context, name string, force, noPrune bool) ([
 	}
 	_, _ = s.db.GC()
 	return items, nil
+}
+
+// sameRepoDigests is what untagging ref removes, of an image's refs: ref,
+// and when ref was its repository's last tag, the repository's digest
+// references (pull records them) too, as docker does.
+func sameRepoDigests(ref string, refs []string) []string {
+	out := []string{ref}
+	if _, isDigest := digestOf(ref); isDigest {
+		return out
+	}
+	name := refRepo(ref)
+	var digests []string
+	for _, r := range refs {
+		if r == ref || refRepo(r) != name {
+			continue
+		}
+		if _, isDigest := digestOf(r); !isDigest {
+			return out // another tag of the repository stays
+		}
+		digests = append(digests, r)
+	}
+	return append(out, digests...)
 }
 
 // deleteChain deletes image id and then, unless noPrune, each parent that

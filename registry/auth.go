@@ -100,11 +100,6 @@ type authorizer struct {
 	token     string
 }
 
-func (a *authorizer) username() string {
-	a.decodeAuth()
-	return a.auth.Username
-}
-
 // decodeAuth fills Username and Password from the "auth" field (base64
 // "user:password"), as docker's config.json stores them.
 func (a *authorizer) decodeAuth() {

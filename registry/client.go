@@ -26,6 +26,10 @@ type Repository struct {
 	hc     *http.Client
 	a      *authorizer
 	mirror bool
+	// what Fallback needs to try the endpoints after this one
+	auth   AuthConfig
+	scopes []string
+	next   int
 }
 
 // maxRedirects bounds a chain of redirects (a loop ends with an error).
@@ -44,11 +48,24 @@ func (c *Client) Repository(ctx context.Context, domain, path string, auth AuthC
 			scopes = append(scopes, "repository:"+f+":pull")
 		}
 	}
-	return c.open(ctx, domain, path, auth, scopes)
+	return c.open(ctx, domain, path, auth, scopes, 0)
 }
 
-// open finds the endpoint of domain that answers, for path with scopes.
-func (c *Client) open(ctx context.Context, domain, path string, auth AuthConfig, scopes []string) (*Repository, error) {
+// Fallback is the repository on the endpoints after a mirror, for a pull
+// the mirror could not serve; an error when r is not a mirror.
+func (r *Repository) Fallback(ctx context.Context) (*Repository, error) {
+	if !r.mirror {
+		return nil, errdefs.NotFound("%s is not a mirror", r.base)
+	}
+	return r.c.open(ctx, r.domain, r.path, r.auth, r.scopes, r.next)
+}
+
+// Mirror tells whether r is served by a mirror of the registry.
+func (r *Repository) Mirror() bool { return r.mirror }
+
+// open finds the endpoint of domain that answers, for path with scopes,
+// trying the endpoints from the skip'th on.
+func (c *Client) open(ctx context.Context, domain, path string, auth AuthConfig, scopes []string, skip int) (*Repository, error) {
 	push := false
 	for _, s := range scopes {
 		push = push || strings.HasSuffix(s, ",push") || strings.HasSuffix(s, ":push")
@@ -56,7 +73,7 @@ func (c *Client) open(ctx context.Context, domain, path string, auth AuthConfig,
 	eps := c.endpoints(domain)
 	var errs []error
 	for i, ep := range eps {
-		if ep.mirror && push {
+		if i < skip || (ep.mirror && push) {
 			continue // mirrors serve pulls only
 		}
 		tr, err := c.transport(ep)
@@ -75,7 +92,7 @@ func (c *Client) open(ctx context.Context, domain, path string, auth AuthConfig,
 			break
 		}
 		a.setChallenge(chs)
-		r := &Repository{c: c, domain: domain, path: path, base: ep.base, a: a, mirror: ep.mirror}
+		r := &Repository{c: c, domain: domain, path: path, base: ep.base, a: a, mirror: ep.mirror, auth: auth, scopes: scopes, next: i + 1}
 		r.hc = &http.Client{
 			Transport: &authTransport{base: tr, a: a, ua: c.userAgent},
 			CheckRedirect: func(req *http.Request, via []*http.Request) error {

@@ -123,6 +123,14 @@ func (c *Client) endpoints(domain string) []endpoint {
 			{base: &url.URL{Scheme: "http", Host: domain}, insecure: true},
 		}
 	}
+	if c.isInsecure(domain) {
+		// Insecure by default (loopback) but with a CA in certs.d: TLS is
+		// verified, and plain HTTP stays the fallback it is for docker.
+		return []endpoint{
+			{base: &url.URL{Scheme: "https", Host: domain}},
+			{base: &url.URL{Scheme: "http", Host: domain}, insecure: true},
+		}
+	}
 	return []endpoint{{base: &url.URL{Scheme: "https", Host: domain}}}
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
+	"strings"
 
 	"berth.dev/berth/errdefs"
 	digest "github.com/opencontainers/go-digest"
@@ -153,4 +155,48 @@ func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, raw
 	}
 	resp.Body.Close()
 	return digest.FromBytes(raw), nil
+}
+
+// Tags lists the repository's tags (all pages, at most 100,000 tags).
+func (r *Repository) Tags(ctx context.Context) ([]string, error) {
+	var out []string
+	next := r.base.String() + "/v2/" + r.path + "/tags/list?n=1000"
+	for page := 0; next != "" && page < 100; page++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, next, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := r.do(req, "tags of "+r.path, http.StatusOK)
+		if err != nil {
+			return nil, err
+		}
+		var list struct {
+			Tags []string `json:"tags"`
+		}
+		err = json.NewDecoder(io.LimitReader(resp.Body, MaxManifestSize)).Decode(&list)
+		resp.Body.Close()
+		if err != nil {
+			return nil, errdefs.Unavailable("tags of %s: bad answer: %v", r.path, err)
+		}
+		out = append(out, list.Tags...)
+		next = nextLink(r.base, resp.Header.Get("Link"))
+	}
+	return out, nil
+}
+
+// nextLink reads a pagination Link header (<url>; rel="next"), keeping
+// only links to the same host.
+func nextLink(base *url.URL, l string) string {
+	if l == "" {
+		return ""
+	}
+	s, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(l), "<"), ">")
+	if !ok {
+		return ""
+	}
+	u, err := base.Parse(s)
+	if err != nil || u.Host != base.Host {
+		return ""
+	}
+	return u.String()
 }

@@ -33,7 +33,7 @@ func (c *Client) Search(ctx context.Context, domain, term string, limit int, aut
 	if domain == DockerHub || domain == hubIndexHost {
 		domain = hubIndexHost // the search API is the index's
 	}
-	r, err := c.open(ctx, domain, "", auth, []string{"registry:catalog:*"})
+	r, err := c.open(ctx, domain, "", auth, []string{"registry:catalog:*"}, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -95,15 +95,7 @@ func (r *Repository) searchCatalog(ctx context.Context, term string, limit int) 
 				out = append(out, registrytypes.SearchResult{Name: r.domain + "/" + name})
 			}
 		}
-		next = ""
-		if l := resp.Header.Get("Link"); l != "" {
-			// <url>; rel="next"
-			if s, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(l), "<"), ">"); ok {
-				if u, err := r.base.Parse(s); err == nil && u.Host == r.base.Host {
-					next = u.String()
-				}
-			}
-		}
+		next = nextLink(r.base, resp.Header.Get("Link"))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	if len(out) > limit {
@@ -131,7 +123,7 @@ func ServerDomain(server string) string {
 // docker stores in place of the password.
 func (c *Client) Login(ctx context.Context, auth AuthConfig) (identityToken string, err error) {
 	domain := ServerDomain(auth.ServerAddress)
-	r, err := c.open(ctx, domain, "", auth, nil)
+	r, err := c.open(ctx, domain, "", auth, nil, 0)
 	if err != nil {
 		return "", err
 	}

@@ -36,6 +36,9 @@ type daemon struct {
 	log      *testutil.LockedBuffer
 	done     chan struct{}
 	exitErr  error
+	// dockerConfig, when set, is the CLI's config dir for every command
+	// (else each gets a fresh one).
+	dockerConfig string
 }
 
 // newDaemon prepares a daemon on fresh roots; start runs it.
@@ -172,6 +175,9 @@ func (d *daemon) dockerIn(stdin []byte, args ...string) (string, error) {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
 	cmd.WaitDelay = 10 * time.Second
 	cmd.Env = append(dockerEnv(d.t), "DOCKER_HOST=unix://"+d.sock)
+	if d.dockerConfig != "" {
+		cmd.Env = append(cmd.Env, "DOCKER_CONFIG="+d.dockerConfig)
+	}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}

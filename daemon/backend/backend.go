@@ -62,6 +62,7 @@ type ProgressEvent struct {
 // PullOptions is POST /images/create?fromImage=.
 type PullOptions struct {
 	Ref      string // name[:tag|@digest]
+	AllTags  bool   // every tag of Ref, a name without tag
 	Platform string // os[/arch[/variant]], "" for the daemon's
 	Auth     registry.AuthConfig
 	Progress func(ProgressEvent)

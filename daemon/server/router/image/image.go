@@ -231,7 +231,8 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 		return err
 	}
 	if img := req.Form.Get("fromImage"); img != "" {
-		if tag := req.Form.Get("tag"); tag != "" {
+		tag := req.Form.Get("tag")
+		if tag != "" {
 			if strings.HasPrefix(tag, "sha256:") {
 				img += "@" + tag
 			} else {
@@ -243,7 +244,7 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 			return err
 		}
 		st := newStream(w)
-		err = r.b.PullImage(ctx, backend.PullOptions{Ref: img, Platform: req.Form.Get("platform"), Auth: auth, Progress: st.progress})
+		err = r.b.PullImage(ctx, backend.PullOptions{Ref: img, AllTags: tag == "" && !strings.Contains(img, "@"), Platform: req.Form.Get("platform"), Auth: auth, Progress: st.progress})
 		if err != nil {
 			return st.fail(err)
 		}
