@@ -48,7 +48,7 @@ const (
 type RegistryOptions struct {
 	TLS      bool              // HTTPS with a server cert (127.0.0.1 and localhost SANs) from a fresh test CA
 	Htpasswd map[string]string // user -> password: basic auth (bcrypt htpasswd file)
-	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process
+	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process (non-nil, even empty for anonymous only, turns it on)
 	// TokenAccess, when set, says which actions (pull, push) a token server
 	// user gets on a repository; nil grants every user pull and push
 	// everywhere. Anonymous token requests get what "" is granted.
