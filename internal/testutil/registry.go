@@ -48,7 +48,7 @@ const (
 type RegistryOptions struct {
 	TLS      bool              // HTTPS with a server cert (127.0.0.1 and localhost SANs) from a fresh test CA
 	Htpasswd map[string]string // user -> password: basic auth (bcrypt htpasswd file)
-	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process
+	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process (non-nil, even empty for anonymous only, turns it on)
 	// TokenAccess, when set, says which actions (pull, push) a token server
 	// user gets on a repository; nil grants every user pull and push
 	// everywhere. Anonymous token requests get what "" is granted.
@@ -69,7 +69,7 @@ type TokenRequest struct {
 // storage and (in token mode) token server.
 type Registry struct {
 	Addr   string // host:port, 127.0.0.1:NNNNN
-	CACert string // PEM file of the test CA (TLS and token modes); "" otherwise
+	CACert string // PEM file of the test CA (TLS and token modes), alone in its directory; "" otherwise
 	Dir    string // the registry's storage
 	// Token server (Token mode): its URL, and every scope it was asked for,
 	// in order (for tests of per-repository scopes).
@@ -156,7 +156,7 @@ func (r *Registry) start() error {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca)
 		tlsConf.RootCAs = pool
-		serverCert, serverKey = filepath.Join(r.Root, "server.crt"), filepath.Join(r.Root, "server.key")
+		serverCert, serverKey = filepath.Join(r.Root, "server", "server.crt"), filepath.Join(r.Root, "server", "server.key")
 	}
 	r.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 
@@ -456,8 +456,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// makeCerts writes a fresh CA (ca.crt), a server certificate for
-// 127.0.0.1 and localhost (server.crt, server.key) and keeps a token
+// makeCerts writes a fresh CA (ca/ca.crt), a server certificate for
+// 127.0.0.1 and localhost (server/server.crt, server.key) and keeps a token
 // signing key whose certificate the CA issued. It returns the CA.
 func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -513,11 +513,18 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.CACert = filepath.Join(r.Root, "ca.crt")
+	// The CA alone in its directory, which is then a cert dir for skopeo
+	// or containers/image (a .key there would be taken for a client key).
+	r.CACert = filepath.Join(r.Root, "ca", "ca.crt")
+	for _, d := range []string{"ca", "server"} {
+		if err := os.Mkdir(filepath.Join(r.Root, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
 	for file, block := range map[string]*pem.Block{
-		r.CACert:                            {Type: "CERTIFICATE", Bytes: caDER},
-		filepath.Join(r.Root, "server.crt"): {Type: "CERTIFICATE", Bytes: serverDER},
-		filepath.Join(r.Root, "server.key"): {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
+		r.CACert: {Type: "CERTIFICATE", Bytes: caDER},
+		filepath.Join(r.Root, "server", "server.crt"): {Type: "CERTIFICATE", Bytes: serverDER},
+		filepath.Join(r.Root, "server", "server.key"): {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
 	} {
 		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 			return nil, err
