@@ -53,6 +53,10 @@ type RegistryOptions struct {
 	// user gets on a repository; nil grants every user pull and push
 	// everywhere. Anonymous token requests get what "" is granted.
 	TokenAccess func(user, repo string) []string
+	// ClientCerts (with TLS) makes the registry ask for a client
+	// certificate the test CA issued; CertsDir then holds one
+	// (client.cert, client.key, as docker's certs.d).
+	ClientCerts bool
 }
 
 // TokenRequest is one request the token server answered (or refused for a
@@ -156,6 +160,13 @@ func (r *Registry) start() error {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca)
 		tlsConf.RootCAs = pool
+		if r.opts.ClientCerts {
+			pair, err := tls.LoadX509KeyPair(filepath.Join(r.Root, "client", "client.cert"), filepath.Join(r.Root, "client", "client.key"))
+			if err != nil {
+				return err
+			}
+			tlsConf.Certificates = []tls.Certificate{pair}
+		}
 		serverCert, serverKey = filepath.Join(r.Root, "server", "server.crt"), filepath.Join(r.Root, "server", "server.key")
 	}
 	r.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
@@ -191,7 +202,11 @@ func (r *Registry) start() error {
 		r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 		httpConf := map[string]any{"addr": r.Addr, "secret": randomHex(16)}
 		if r.opts.TLS {
-			httpConf["tls"] = map[string]any{"certificate": serverCert, "key": serverKey}
+			tlsConf := map[string]any{"certificate": serverCert, "key": serverKey}
+			if r.opts.ClientCerts {
+				tlsConf["clientcas"] = []string{r.CACert}
+			}
+			httpConf["tls"] = tlsConf
 		}
 		conf := map[string]any{
 			"version": "0.1",
@@ -333,11 +348,22 @@ func (r *Registry) writeCertsDir(dir string) error {
 	if r.CACert == "" {
 		return nil
 	}
-	b, err := os.ReadFile(r.CACert)
-	if err != nil {
-		return err
+	files := map[string]string{"ca.crt": r.CACert}
+	if r.opts.ClientCerts {
+		for _, f := range []string{"client.cert", "client.key"} {
+			files[f] = filepath.Join(r.Root, "client", f)
+		}
 	}
-	return os.WriteFile(filepath.Join(sub, "ca.crt"), b, 0o644)
+	for name, from := range files {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(sub, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Users returns the users of the registry's auth (htpasswd or token), sorted.
@@ -502,6 +528,18 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientKey, clientDER, err := issue(4, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "berth test client"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, err
+	}
+	clientKeyDER, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		return nil, err
+	}
 	r.tokenKey, r.tokenCert, err = issue(3, &x509.Certificate{
 		Subject:  pkix.Name{CommonName: "berth test token signer"},
 		KeyUsage: x509.KeyUsageDigitalSignature,
@@ -516,7 +554,7 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	// The CA alone in its directory, which is then a cert dir for skopeo
 	// or containers/image (a .key there would be taken for a client key).
 	r.CACert = filepath.Join(r.Root, "ca", "ca.crt")
-	for _, d := range []string{"ca", "server"} {
+	for _, d := range []string{"ca", "server", "client"} {
 		if err := os.Mkdir(filepath.Join(r.Root, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -525,6 +563,8 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 		r.CACert: {Type: "CERTIFICATE", Bytes: caDER},
 		filepath.Join(r.Root, "server", "server.crt"): {Type: "CERTIFICATE", Bytes: serverDER},
 		filepath.Join(r.Root, "server", "server.key"): {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
+		filepath.Join(r.Root, "client", "client.cert"): {Type: "CERTIFICATE", Bytes: clientDER},
+		filepath.Join(r.Root, "client", "client.key"):  {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
 	} {
 		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 			return nil, err
