@@ -561,8 +561,8 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	}
 	for file, block := range map[string]*pem.Block{
 		r.CACert: {Type: "CERTIFICATE", Bytes: caDER},
-		filepath.Join(r.Root, "server", "server.crt"): {Type: "CERTIFICATE", Bytes: serverDER},
-		filepath.Join(r.Root, "server", "server.key"): {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
+		filepath.Join(r.Root, "server", "server.crt"):  {Type: "CERTIFICATE", Bytes: serverDER},
+		filepath.Join(r.Root, "server", "server.key"):  {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
 		filepath.Join(r.Root, "client", "client.cert"): {Type: "CERTIFICATE", Bytes: clientDER},
 		filepath.Join(r.Root, "client", "client.key"):  {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
 	} {
