@@ -7,7 +7,7 @@
 #
 #   bench/registry.sh [ROUNDS] [DIR]   # as root; 5 rounds, work in /var/tmp
 #   BERTH_BIN=/path/to/berth bench/registry.sh   # that berth, not a fresh build
-#   REGISTRYBENCH_ARGS="-images layers -ops pull -layers 40" bench/registry.sh
+#   REGISTRYBENCH_ARGS="-images layers -ops pull -layers 40 -sync-pull" bench/registry.sh
 #
 # Before each timed pull the image is removed from the daemon (rmi, image
 # prune -a); each timed push goes to a fresh empty registry, so every blob

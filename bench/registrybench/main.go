@@ -14,15 +14,26 @@
 // Push: each timed push goes to a fresh, empty registry (its own port and
 // storage), so every blob is uploaded: a push to the source registry would
 // be a few cross-repository mounts (dockerd remembers where its layers came
-// from). Both daemons compress the layers anew (gzip) in the push.
+// from). It is timed twice: of the image as the last pull left it, and of
+// the image loaded from the archive (docker load, untimed). dockerd
+// compresses the layers anew (gzip) in either; a daemon that keeps the
+// compressed blobs it pulled need not in the first. "pushed N MB" is what
+// a push put in the registry (its manifest's sizes): it tells compressed
+// layers from uncompressed ones; MB/s of a push are of those bytes, of a
+// pull of the image's size in the source registry.
 //
 // The tools take turns run by run (the order rotates each round) and the
 // page cache is synced before each timed run. It prints each one's median
 // and min, and docker/berth ratios of the medians: >1 is berth faster. A
 // tool that fails is reported with its error and left out of later rounds;
-// the others go on.
+// the others go on. On a slow disk, pulls of few big layers are bound by
+// writing: berth keeps the compressed blobs in its content store and
+// fsyncs them, dockerd keeps no compressed copy and leaves the writeback
+// of the files to later (the sync before the next run, not timed);
+// -sync-pull times a sync after each pull, for both.
 //
-//	go run ./bench/registrybench -berth bin/berth [-rounds 5] [-dir /var/tmp] [-layers 30] [-layer-mb 4] [-images debian,layers] [-ops pull,push]
+//	go run ./bench/registrybench -berth bin/berth [-rounds 5] [-dir /var/tmp] [-layers 30] [-layer-mb 4]
+//		[-images debian,layers] [-ops pull,push] [-sync-pull]
 package main
 
 import (
@@ -54,6 +65,7 @@ func main() {
 	flag.IntVar(&o.layerMB, "layer-mb", 4, "size of each of those layers, MB (half of it compressible)")
 	images := flag.String("images", "debian,layers", "which images: debian, layers")
 	ops := flag.String("ops", "pull,push", "which operations: pull, push")
+	flag.BoolVar(&o.syncPull, "sync-pull", false, "time a sync after each pull too: until the image is on disk (berth fsyncs the blobs it keeps, dockerd syncs nothing)")
 	flag.Parse()
 	o.images, o.ops = strings.Split(*images, ","), strings.Split(*ops, ",")
 	if o.berth == "" {
@@ -70,6 +82,7 @@ type options struct {
 	rounds, layers, layerMB int
 	dir, berth              string
 	images, ops             []string
+	syncPull                bool
 }
 
 // task is one tool's timed operation.
@@ -79,6 +92,9 @@ type task struct {
 	run  func() error // timed
 	post func() error // untimed, after
 	err  error        // the first failure; the task is out from then on
+	// pushed is what the last push put in the registry (layers and
+	// config, as its manifest says): the layers' compression shows here.
+	pushed int64
 }
 
 // daemon is a docker API endpoint: dockerd or berth's.
@@ -157,21 +173,31 @@ func bench(o options) error {
 
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("registry %s (docker-registry, plain HTTP); %d rounds; work in %s; load %s", src.Addr, o.rounds, o.dir, load)
+	if o.syncPull {
+		fmt.Println("pull times include a sync after the pull")
+	}
 	if berthCLI == "" {
 		fmt.Println("the berth CLI has no pull: berth is driven by the docker CLI only")
 	}
 	for _, img := range imgs {
 		fmt.Printf("\n%s: %s, %d layers, %d MB uncompressed, %d MB in the registry\n\n", img.name, img.ref, img.layers, img.size>>20, img.blobs>>20)
 		for _, op := range o.ops {
-			var tasks []task
+			var tasks []*task
 			switch op {
 			case "pull":
-				tasks = []task{pullTask("docker pull", dockerd, "docker", true, img), pullTask("berth pull (docker CLI)", berthd, "docker", true, img)}
+				tasks = []*task{pullTask("docker pull", dockerd, "docker", true, o.syncPull, img), pullTask("berth pull (docker CLI)", berthd, "docker", true, o.syncPull, img)}
 				if berthCLI != "" {
-					tasks = append(tasks, pullTask("berth pull (berth CLI)", berthd, berthCLI, berthQuiet, img))
+					tasks = append(tasks, pullTask("berth pull (berth CLI)", berthd, berthCLI, berthQuiet, o.syncPull, img))
 				}
 			case "push":
-				tasks = []task{pushTask("docker push", dockerd, work, img), pushTask("berth push (docker CLI)", berthd, work, img)}
+				// After a pull berth may push the compressed blobs it
+				// keeps; after a load it compresses, as docker always does.
+				for _, loaded := range []bool{false, true} {
+					tasks = []*task{pushTask("docker push", dockerd, work, loaded, img), pushTask("berth push (docker CLI)", berthd, work, loaded, img)}
+					times := runRounds(tasks, o.rounds)
+					report(map[bool]string{false: "push of the pulled image", true: "push of the image loaded from the archive"}[loaded], tasks, times, img.blobs)
+				}
+				continue
 			default:
 				return fmt.Errorf("unknown operation %q (pull, push)", op)
 			}
@@ -351,16 +377,19 @@ func removeAll(d daemon) error {
 
 // pullTask pulls img into d with the client cli (docker or berth), with
 // -q when the client has it (progress output is not what is measured).
-func pullTask(name string, d daemon, cli string, quiet bool, img *image) task {
+func pullTask(name string, d daemon, cli string, quiet, sync bool, img *image) *task {
 	args := []string{"-H", d.host, "pull", img.ref}
 	if quiet {
 		args = []string{"-H", d.host, "pull", "-q", img.ref}
 	}
-	return task{
+	return &task{
 		name: name,
 		prep: func() error { return removeAll(d) },
 		run: func() error {
-			_, err := run(cli, args...)
+			if _, err := run(cli, args...); err != nil || !sync {
+				return err
+			}
+			_, err := run("sync")
 			return err
 		},
 		post: func() error {
@@ -378,14 +407,21 @@ func pullTask(name string, d daemon, cli string, quiet bool, img *image) task {
 }
 
 // pushTask pushes img from d to a fresh registry: every blob is uploaded.
-func pushTask(name string, d daemon, work string, img *image) task {
+// The image is the one a pull left or, when loaded is set or no pull did,
+// one loaded from the archive.
+func pushTask(name string, d daemon, work string, loaded bool, img *image) *task {
 	var dst *testutil.Registry
 	var ref string
-	return task{
+	t := &task{name: name}
+	*t = task{
 		name: name,
 		prep: func() error {
 			dst = nil
-			// The image from the archive when a pull did not leave it.
+			if loaded {
+				if err := removeAll(d); err != nil {
+					return err
+				}
+			}
 			if _, err := d.docker("image", "inspect", img.ref); err != nil {
 				if _, err := d.docker("load", "-q", "-i", img.archive); err != nil {
 					return err
@@ -412,6 +448,7 @@ func pushTask(name string, d daemon, work string, img *image) task {
 			}
 			_, err := d.docker("rmi", ref)
 			got, err2 := blobSize(dst, img.name)
+			t.pushed = got
 			if err == nil && err2 != nil {
 				err = fmt.Errorf("after the push: %w", err2)
 			} else if err == nil && got == 0 {
@@ -422,15 +459,16 @@ func pushTask(name string, d daemon, work string, img *image) task {
 			return err
 		},
 	}
+	return t
 }
 
 // runRounds runs every task once per round, rotating their order. A task
 // that fails is out from then on (its error is in task.err).
-func runRounds(tasks []task, rounds int) map[string][]time.Duration {
+func runRounds(tasks []*task, rounds int) map[string][]time.Duration {
 	times := map[string][]time.Duration{}
 	for r := range rounds {
 		for i := range tasks {
-			t := &tasks[(i+r)%len(tasks)]
+			t := tasks[(i+r)%len(tasks)]
 			if t.err != nil {
 				continue
 			}
@@ -468,7 +506,7 @@ func median(ds []time.Duration) time.Duration {
 
 // report prints each task's median and min, and docker's median over each
 // berth task's (the speed-up; the first task is docker's).
-func report(title string, tasks []task, times map[string][]time.Duration, size int64) {
+func report(title string, tasks []*task, times map[string][]time.Duration, size int64) {
 	fmt.Printf("  %s\n", title)
 	var docker time.Duration
 	if ds := times[tasks[0].name]; len(ds) > 0 && tasks[0].err == nil {
@@ -480,10 +518,16 @@ func report(title string, tasks []task, times map[string][]time.Duration, size i
 			fmt.Printf("    %-26s FAILED after %d runs: %v\n", t.name, len(ds), t.err)
 			continue
 		}
-		m := median(ds)
-		fmt.Printf("    %-26s median %7.0f ms  min %7.0f ms  %6.1f MB/s", t.name, ms(m), ms(slices.Min(ds)), float64(size)/1e6/m.Seconds())
+		m, bytes := median(ds), size
+		if t.pushed > 0 {
+			bytes = t.pushed
+		}
+		fmt.Printf("    %-26s median %7.0f ms  min %7.0f ms  %6.1f MB/s", t.name, ms(m), ms(slices.Min(ds)), float64(bytes)/1e6/m.Seconds())
 		if t.name != tasks[0].name && docker > 0 {
 			fmt.Printf("   docker/berth = %.2f", docker.Seconds()/m.Seconds())
+		}
+		if t.pushed > 0 {
+			fmt.Printf("   pushed %d MB", t.pushed>>20)
 		}
 		fmt.Print("\n      runs (ms):")
 		for _, d := range ds {

@@ -265,3 +265,36 @@ func TestRegistryMirror(t *testing.T) {
 	// A push would skip the mirror for Docker Hub: not tried, since tests
 	// reach loopback only (TestEndpoints covers the order).
 }
+
+// TestRegistryClientCert: a registry that wants a client certificate gets
+// the one in certs.d (<name>.cert with <name>.key, as docker's).
+func TestRegistryClientCert(t *testing.T) {
+	r := testutil.StartRegistry(t, testutil.RegistryOptions{TLS: true, ClientCerts: true})
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	r.Push(t, "docker-archive:"+archive, "busybox:latest")
+	ref := r.Addr + "/busybox:latest"
+
+	d := newDaemon(t)
+	d.start("--certs-dir", r.CertsDir(t))
+	mustContain(t, "pull with a client certificate", d.mustDocker("pull", ref), "Pull complete")
+
+	// The CA alone: the registry refuses the handshake.
+	caOnly := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(caOnly, r.Addr), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(r.CACert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(caOnly, r.Addr, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d2 := newDaemon(t)
+	d2.start("--certs-dir", caOnly)
+	out, err := d2.docker("pull", ref)
+	if err == nil {
+		t.Fatalf("pull without a client certificate succeeded:\n%s", out)
+	}
+	mustContain(t, "pull without a client certificate", out, "certificate")
+}

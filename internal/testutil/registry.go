@@ -48,11 +48,15 @@ const (
 type RegistryOptions struct {
 	TLS      bool              // HTTPS with a server cert (127.0.0.1 and localhost SANs) from a fresh test CA
 	Htpasswd map[string]string // user -> password: basic auth (bcrypt htpasswd file)
-	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process
+	Token    map[string]string // user -> password: bearer token auth via a token server run in the test process (non-nil, even empty for anonymous only, turns it on)
 	// TokenAccess, when set, says which actions (pull, push) a token server
 	// user gets on a repository; nil grants every user pull and push
 	// everywhere. Anonymous token requests get what "" is granted.
 	TokenAccess func(user, repo string) []string
+	// ClientCerts (with TLS) makes the registry ask for a client
+	// certificate the test CA issued; CertsDir then holds one
+	// (client.cert, client.key, as docker's certs.d).
+	ClientCerts bool
 }
 
 // TokenRequest is one request the token server answered (or refused for a
@@ -69,7 +73,7 @@ type TokenRequest struct {
 // storage and (in token mode) token server.
 type Registry struct {
 	Addr   string // host:port, 127.0.0.1:NNNNN
-	CACert string // PEM file of the test CA (TLS and token modes); "" otherwise
+	CACert string // PEM file of the test CA (TLS and token modes), alone in its directory; "" otherwise
 	Dir    string // the registry's storage
 	// Token server (Token mode): its URL, and every scope it was asked for,
 	// in order (for tests of per-repository scopes).
@@ -156,7 +160,14 @@ func (r *Registry) start() error {
 		pool := x509.NewCertPool()
 		pool.AddCert(ca)
 		tlsConf.RootCAs = pool
-		serverCert, serverKey = filepath.Join(r.Root, "server.crt"), filepath.Join(r.Root, "server.key")
+		if r.opts.ClientCerts {
+			pair, err := tls.LoadX509KeyPair(filepath.Join(r.Root, "client", "client.cert"), filepath.Join(r.Root, "client", "client.key"))
+			if err != nil {
+				return err
+			}
+			tlsConf.Certificates = []tls.Certificate{pair}
+		}
+		serverCert, serverKey = filepath.Join(r.Root, "server", "server.crt"), filepath.Join(r.Root, "server", "server.key")
 	}
 	r.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsConf}}
 
@@ -191,7 +202,11 @@ func (r *Registry) start() error {
 		r.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 		httpConf := map[string]any{"addr": r.Addr, "secret": randomHex(16)}
 		if r.opts.TLS {
-			httpConf["tls"] = map[string]any{"certificate": serverCert, "key": serverKey}
+			tlsConf := map[string]any{"certificate": serverCert, "key": serverKey}
+			if r.opts.ClientCerts {
+				tlsConf["clientcas"] = []string{r.CACert}
+			}
+			httpConf["tls"] = tlsConf
 		}
 		conf := map[string]any{
 			"version": "0.1",
@@ -333,11 +348,22 @@ func (r *Registry) writeCertsDir(dir string) error {
 	if r.CACert == "" {
 		return nil
 	}
-	b, err := os.ReadFile(r.CACert)
-	if err != nil {
-		return err
+	files := map[string]string{"ca.crt": r.CACert}
+	if r.opts.ClientCerts {
+		for _, f := range []string{"client.cert", "client.key"} {
+			files[f] = filepath.Join(r.Root, "client", f)
+		}
 	}
-	return os.WriteFile(filepath.Join(sub, "ca.crt"), b, 0o644)
+	for name, from := range files {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(sub, name), b, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Users returns the users of the registry's auth (htpasswd or token), sorted.
@@ -456,8 +482,8 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// makeCerts writes a fresh CA (ca.crt), a server certificate for
-// 127.0.0.1 and localhost (server.crt, server.key) and keeps a token
+// makeCerts writes a fresh CA (ca/ca.crt), a server certificate for
+// 127.0.0.1 and localhost (server/server.crt, server.key) and keeps a token
 // signing key whose certificate the CA issued. It returns the CA.
 func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -502,6 +528,18 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	clientKey, clientDER, err := issue(4, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: "berth test client"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, err
+	}
+	clientKeyDER, err := x509.MarshalECPrivateKey(clientKey)
+	if err != nil {
+		return nil, err
+	}
 	r.tokenKey, r.tokenCert, err = issue(3, &x509.Certificate{
 		Subject:  pkix.Name{CommonName: "berth test token signer"},
 		KeyUsage: x509.KeyUsageDigitalSignature,
@@ -513,11 +551,20 @@ func (r *Registry) makeCerts() (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.CACert = filepath.Join(r.Root, "ca.crt")
+	// The CA alone in its directory, which is then a cert dir for skopeo
+	// or containers/image (a .key there would be taken for a client key).
+	r.CACert = filepath.Join(r.Root, "ca", "ca.crt")
+	for _, d := range []string{"ca", "server", "client"} {
+		if err := os.Mkdir(filepath.Join(r.Root, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
 	for file, block := range map[string]*pem.Block{
-		r.CACert:                            {Type: "CERTIFICATE", Bytes: caDER},
-		filepath.Join(r.Root, "server.crt"): {Type: "CERTIFICATE", Bytes: serverDER},
-		filepath.Join(r.Root, "server.key"): {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
+		r.CACert: {Type: "CERTIFICATE", Bytes: caDER},
+		filepath.Join(r.Root, "server", "server.crt"):  {Type: "CERTIFICATE", Bytes: serverDER},
+		filepath.Join(r.Root, "server", "server.key"):  {Type: "EC PRIVATE KEY", Bytes: serverKeyDER},
+		filepath.Join(r.Root, "client", "client.cert"): {Type: "CERTIFICATE", Bytes: clientDER},
+		filepath.Join(r.Root, "client", "client.key"):  {Type: "EC PRIVATE KEY", Bytes: clientKeyDER},
 	} {
 		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
 			return nil, err

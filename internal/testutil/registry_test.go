@@ -115,6 +115,8 @@ func TestRegistryTLS(t *testing.T) {
 	// localhost is in the certificate too.
 	wantInspect(t, strings.Replace(r.Addr, "127.0.0.1", "localhost", 1)+"/busybox:1",
 		"--cert-dir", filepath.Join(certs, r.Addr))
+	// CACert's directory serves as a cert dir too.
+	wantInspect(t, r.Addr+"/busybox:1", "--cert-dir", filepath.Dir(r.CACert))
 	wantInspectFails(t, r.Addr+"/busybox:1", "certificate signed by unknown authority")
 }
 

@@ -1,5 +1,7 @@
 // Package testutil holds the fixtures berth's tests share: root file systems
-// built on this machine without the internet, bundles, and root checks.
+// built on this machine without the internet, bundles, root checks, and the
+// real peers berth is tested against (a private dockerd, a docker-registry
+// with TLS, basic or token auth).
 package testutil
 
 import (
