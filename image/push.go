@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -69,12 +70,24 @@ func (s *Store) Push(ctx context.Context, reg *registry.Client, ref string, o Pu
 		t.Tag = tag
 		p, err := s.pushTag(ctx, reg, &repo, t, o, say)
 		if err != nil {
-			return out, err
+			return out, pushError(o.Auth, err)
 		}
 		say(PullEvent{Status: fmt.Sprintf("%s: digest: %s size: %d", tag, p.Digest, p.Size)})
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// pushError words a registry's refusal as docker does.
+func pushError(auth registry.AuthConfig, err error) error {
+	var re *registry.Error
+	if !errors.As(err, &re) || (re.Status != 401 && re.Status != 403) {
+		return err
+	}
+	if auth.Username == "" && auth.Auth == "" && auth.IdentityToken == "" && auth.RegistryToken == "" {
+		return errdefs.Mark(errdefs.KindUnauthorized, fmt.Errorf("no basic auth credentials (%w)", err))
+	}
+	return errdefs.Mark(errdefs.KindForbidden, fmt.Errorf("denied: requested access to the resource is denied (%w)", err))
 }
 
 // tagsOf lists the tags to push: named's, or all of its repository's.

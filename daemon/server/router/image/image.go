@@ -208,7 +208,16 @@ func (s *stream) fail(err error) error {
 	if !s.started {
 		return err
 	}
-	s.send(jsonstream.Message{Error: &jsonstream.Error{Message: err.Error()}})
+	// With the old "error" field too, which dockerd still sends and older
+	// clients read.
+	s.begin()
+	_ = s.enc.Encode(struct {
+		ErrorDetail jsonstream.Error `json:"errorDetail"`
+		Error       string           `json:"error"`
+	}{jsonstream.Error{Message: err.Error()}, err.Error()})
+	if f, ok := s.w.(http.Flusher); ok {
+		f.Flush()
+	}
 	return nil
 }
 
