@@ -102,14 +102,7 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, o Pu
 	if err != nil {
 		return Pulled{}, err
 	}
-	var mu sync.Mutex
-	say := func(ev PullEvent) {
-		if o.Progress != nil {
-			mu.Lock()
-			o.Progress(ev)
-			mu.Unlock()
-		}
-	}
+	say := serialized(o.Progress)
 	which := named.Tag
 	if named.Digest != "" {
 		which = named.Digest.String()
@@ -229,6 +222,19 @@ func (s *Store) Pull(ctx context.Context, reg *registry.Client, ref string, o Pu
 		say(PullEvent{Status: "Status: Image is up to date for " + out.Ref})
 	}
 	return out, nil
+}
+
+// serialized calls fn (if any) one call at a time: layers report from
+// their own goroutines.
+func serialized(fn func(PullEvent)) func(PullEvent) {
+	var mu sync.Mutex
+	return func(ev PullEvent) {
+		if fn != nil {
+			mu.Lock()
+			fn(ev)
+			mu.Unlock()
+		}
+	}
 }
 
 // familiarPath is the repository as docker's pull names it: "library/busybox".

@@ -54,14 +54,7 @@ func (s *Store) Push(ctx context.Context, reg *registry.Client, ref string, o Pu
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	say := func(ev PullEvent) {
-		if o.Progress != nil {
-			mu.Lock()
-			o.Progress(ev)
-			mu.Unlock()
-		}
-	}
+	say := serialized(o.Progress)
 	say(PullEvent{Status: "The push refers to repository [" + named.Name() + "]"})
 	var out []Pushed
 	var repo *registry.Repository
