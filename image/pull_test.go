@@ -423,3 +423,36 @@ func bigFile() string {
 	}
 	return string(b)
 }
+
+// TestPullConcurrent: two pulls of one image at once both succeed, and the
+// layers are made once (the loser of each commit adds its blob to the
+// winner's layer and drops its own snapshot).
+func TestPullConcurrent(t *testing.T) {
+	forDrivers(t, func(t *testing.T, driver string) {
+		e := newEnv(t, driver)
+		reg := newFakeRegistry(t)
+		img := threeLayers(t, "amd64")
+		reg.add("latest", img)
+		ref := reg.host() + "/test/img:latest"
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := e.store.Pull(context.Background(), newRegistryClient(t), ref, image.PullOptions{})
+				errs <- err
+			}()
+		}
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		blobs, snaps, ingests, layers := e.counts(t)
+		// 3 layer blobs, config, manifest; one snapshot per layer.
+		if blobs != 5 || snaps != 3 || ingests != 0 || layers != 3 {
+			t.Fatalf("after two pulls: %d blobs, %d snapshots, %d ingests, %d layers", blobs, snaps, ingests, layers)
+		}
+		if got := rootfsOf(t, e.store, ref, "added"); got["added"] != "3\n" {
+			t.Fatalf("added = %q", got["added"])
+		}
+	})
+}
