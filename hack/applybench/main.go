@@ -1,7 +1,8 @@
 // Command applybench times archive.Apply of a layer in alternating rounds
 // of sequential and parallel extraction, each into a fresh directory after
 // the previous one's tree was removed and the file system synced (the state
-// of a pull after an rmi: ext4 then allocates inodes slowly).
+// of a pull after an rmi: ext4 then allocates inodes slowly; -keep removes
+// them only at the end).
 //
 //	go run ./hack/applybench -layer debian.tar.gz -rounds 5 -modes 0,2,4
 package main
@@ -27,6 +28,7 @@ func main() {
 	base := flag.String("dir", "/var/tmp/applybench", "where the trees go")
 	rounds := flag.Int("rounds", 5, "rounds")
 	modes := flag.String("modes", "0,4", "Parallel values, alternated in each round")
+	keep := flag.Bool("keep", false, "remove the trees only at the end (ext4 without recently freed inodes)")
 	flag.Parse()
 	var ps []int
 	for _, m := range strings.Split(*modes, ",") {
@@ -41,9 +43,12 @@ func main() {
 	}
 	times := make([][]time.Duration, len(ps))
 	prev := ""
+	var kept []string
 	for r := 0; r < *rounds; r++ {
 		for i, p := range ps {
-			if prev != "" {
+			if prev != "" && *keep {
+				kept = append(kept, prev)
+			} else if prev != "" {
 				if err := os.RemoveAll(prev); err != nil {
 					log.Fatal(err)
 				}
@@ -70,8 +75,10 @@ func main() {
 			fmt.Printf("round %d parallel=%d %.3fs entries=%d load %s", r, p, d.Seconds(), res.Entries, la)
 		}
 	}
-	if prev != "" {
-		os.RemoveAll(prev)
+	for _, d := range append(kept, prev) {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	for i, p := range ps {
 		t := slices.Clone(times[i])
