@@ -64,7 +64,7 @@ func newApplier(ctx context.Context, root int, opts ApplyOptions) *applier {
 		buf:     make([]byte, copyBufSize),
 	}
 	if opts.Parallel > 1 && opts.Dir == "" && emptyDir(root) {
-		a.workers = newFileWorkers(ctx, opts.Parallel)
+		a.workers = newFileWorkers(ctx, min(opts.Parallel, maxParallel))
 		a.inflight = make(map[string]struct{})
 		a.made = make(map[string]struct{})
 		a.links = make(map[string]struct{})

@@ -35,6 +35,9 @@ const (
 	// parallelBytes bounds the file contents held in buffers at once.
 	parallelBytes = 16 << 20
 	minBufShift   = 12 // 4 KiB, the smallest pooled buffer
+	// maxParallel bounds ApplyOptions.Parallel: past a few per core,
+	// workers only wait on each other.
+	maxParallel = 32
 )
 
 // fileJob is one regular file for a worker: everything it needs, copied
@@ -68,9 +71,11 @@ type fileWorkers struct {
 	cond sync.Cond
 	used int   // bytes of buffers handed out
 	err  error // the first failure
-	// pools hold buffers by size class, 1<<index bytes.
-	pools [bits.UintSize]sync.Pool
 }
+
+// bufPools hold file buffers by size class, 1<<index bytes, for all
+// Applies.
+var bufPools [bits.UintSize]sync.Pool
 
 func newFileWorkers(ctx context.Context, n int) *fileWorkers {
 	w := &fileWorkers{ctx: ctx, queues: make([]chan *fileJob, n), lastQ: -1}
@@ -124,7 +129,7 @@ func (w *fileWorkers) buffer(size int) *[]byte {
 	}
 	w.used += 1 << shift
 	w.mu.Unlock()
-	if b, ok := w.pools[shift].Get().(*[]byte); ok {
+	if b, ok := bufPools[shift].Get().(*[]byte); ok {
 		return b
 	}
 	b := make([]byte, 1<<shift)
@@ -136,7 +141,7 @@ func (w *fileWorkers) release(j *fileJob) {
 		return
 	}
 	n := cap(*j.data)
-	w.pools[bits.Len(uint(n-1))].Put(j.data)
+	bufPools[bits.Len(uint(n-1))].Put(j.data)
 	j.data = nil
 	w.mu.Lock()
 	w.used -= n
