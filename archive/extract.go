@@ -39,12 +39,22 @@ type applier struct {
 	dirs       map[string]times
 	parents    parentCache
 	buf        []byte
+
+	// With ApplyOptions.Parallel: the workers, the files handed to them
+	// since they were last waited for, the names this layer may have made
+	// besides written (parents, overlay whiteouts), the symlinks it made,
+	// and serial once a symlinked parent stopped handing out files.
+	workers  *fileWorkers
+	inflight map[string]struct{}
+	made     map[string]struct{}
+	links    map[string]struct{}
+	serial   bool
 }
 
 type times struct{ atime, mtime unix.Timespec }
 
 func newApplier(ctx context.Context, root int, opts ApplyOptions) *applier {
-	return &applier{
+	a := &applier{
 		ctx:     ctx,
 		root:    root,
 		opts:    opts,
@@ -53,15 +63,30 @@ func newApplier(ctx context.Context, root int, opts ApplyOptions) *applier {
 		parents: parentCache{root: root},
 		buf:     make([]byte, copyBufSize),
 	}
+	if opts.Parallel > 1 && opts.Dir == "" && emptyDir(root) {
+		a.workers = newFileWorkers(ctx, min(opts.Parallel, maxParallel))
+		a.inflight = make(map[string]struct{})
+		a.made = make(map[string]struct{})
+		a.links = make(map[string]struct{})
+	}
+	return a
 }
 
-func (a *applier) close() { a.parents.drop() }
+// close ends the workers, if any, and closes the cached directories.
+func (a *applier) close() {
+	if a.workers != nil {
+		a.workers.stop()
+		a.workers = nil
+	}
+	a.parents.drop()
+}
 
 func (a *applier) run(tr *tar.Reader) error {
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			// Every file is made before the directories get their times.
+			return a.barrier()
 		}
 		if err != nil {
 			return errdefs.Invalid("read layer tar after %d entries: %w", a.entries, err)
@@ -74,6 +99,9 @@ func (a *applier) run(tr *tar.Reader) error {
 			return errdefs.Invalid("layer has more than the limit of %d entries", a.opts.MaxFiles)
 		}
 		if err := a.entry(hdr, tr); err != nil {
+			if _, ok := err.(workerError); ok {
+				return err
+			}
 			return fmt.Errorf("layer entry %s: %w", shortName(hdr.Name), err)
 		}
 	}
@@ -99,6 +127,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
 	if strings.HasPrefix(base, whiteoutPrefix) {
+		if err := a.prepareWhiteout(dir); err != nil {
+			return err
+		}
 		return a.whiteout(dir, base)
 	}
 	switch hdr.Typeflag {
@@ -117,11 +148,20 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if o := a.opts.Owner; o != nil {
 		hdr.Uid, hdr.Gid = o.UID, o.GID
 	}
+	par, err := a.prepare(name, dir, hdr)
+	if err != nil {
+		return err
+	}
 	pfd, err := a.parents.get(dir, true)
 	if err != nil {
 		return err
 	}
-	if err := a.create(pfd, name, base, hdr, r); err != nil {
+	if par {
+		err = a.parallelFile(pfd, name, dir, base, hdr, r)
+	} else {
+		err = a.create(pfd, name, base, hdr, r)
+	}
+	if err != nil {
 		return err
 	}
 	a.written[name] = struct{}{}
@@ -306,8 +346,8 @@ func (a *applier) fdMeta(fd int, hdr *tar.Header, mode uint32) error {
 // take an xattr is not an error.
 func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) error {
 	for k, v := range hdr.PAXRecords {
-		name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
-		if !ok || strings.HasPrefix(name, "trusted.overlay.") {
+		name, ok := xattrName(k)
+		if !ok {
 			continue
 		}
 		if err := set(name, []byte(v)); err != nil {
@@ -318,6 +358,15 @@ func (a *applier) xattrs(hdr *tar.Header, set func(string, []byte) error) error 
 		}
 	}
 	return nil
+}
+
+// xattrName is the xattr a PAX record key sets, if it sets one to apply.
+func xattrName(k string) (string, bool) {
+	name, ok := strings.CutPrefix(k, "SCHILY.xattr.")
+	if !ok || strings.HasPrefix(name, "trusted.overlay.") {
+		return "", false
+	}
+	return name, true
 }
 
 // link makes base in pfd a hard link to target, a path in the root whose

@@ -117,14 +117,24 @@ func applyJailed(t *testing.T, layer []byte, overlay bool) {
 	if overlay {
 		mode = WhiteoutOverlay
 	}
-	Apply(context.Background(), root, bytes.NewReader(layer), ApplyOptions{
-		Whiteouts: mode, MaxFiles: 2000, MaxBytes: 16 << 20,
-	})
+	opts := ApplyOptions{Whiteouts: mode, MaxFiles: 2000, MaxBytes: 16 << 20}
+	_, err := Apply(context.Background(), root, bytes.NewReader(layer), opts)
+	// The same with parallel file creation, beside: it must end the same.
+	par := filepath.Join(dir, "par")
+	must(t, os.Mkdir(par, 0o755))
+	opts.Parallel = 3
+	_, perr := Apply(context.Background(), par, bytes.NewReader(layer), opts)
 
 	if d := diffTrees(before, scan(t, outside), false); len(d) > 0 {
 		t.Fatalf("outside the root changed:\n%s", strings.Join(d, "\n"))
 	}
-	if got := names(t, dir); got != "outside root" {
+	if (err == nil) != (perr == nil) {
+		t.Fatalf("sequential: %v, parallel: %v", err, perr)
+	}
+	if err == nil {
+		sameTree(t, root, par, nil)
+	}
+	if got := names(t, dir); got != "outside par root" {
 		t.Fatalf("beside the root: %s", got)
 	}
 	if got := names(t, parent); got != siblings {

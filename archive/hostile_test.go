@@ -174,27 +174,36 @@ func TestApplyHostile(t *testing.T) {
 	}
 	for _, c := range cases {
 		for _, mode := range []WhiteoutMode{WhiteoutDelete, WhiteoutOverlay} {
-			t.Run(c.name+map[WhiteoutMode]string{WhiteoutDelete: "", WhiteoutOverlay: " overlay"}[mode], func(t *testing.T) {
-				j := newJail(t)
-				if c.pre != nil {
-					c.pre(t, j)
+			for _, par := range []int{0, 3} {
+				if par > 0 && c.pre != nil {
+					continue // Parallel is for a fresh, empty root
 				}
-				b := mktar(t, c.ents(j.outside)...)
-				_, err := applyBytes(t, j.root, b, ApplyOptions{Whiteouts: mode})
-				t.Logf("Apply: %v", err)
-				if c.errPart != "" {
-					if err == nil || !strings.Contains(err.Error(), c.errPart) {
-						t.Errorf("error %v, want one with %q", err, c.errPart)
+				name := c.name + map[WhiteoutMode]string{WhiteoutDelete: "", WhiteoutOverlay: " overlay"}[mode]
+				if par > 0 {
+					name += " parallel"
+				}
+				t.Run(name, func(t *testing.T) {
+					j := newJail(t)
+					if c.pre != nil {
+						c.pre(t, j)
 					}
-					if !strings.Contains(err.Error(), "layer entry") {
-						t.Errorf("error %v does not name the entry", err)
+					b := mktar(t, c.ents(j.outside)...)
+					_, err := applyBytes(t, j.root, b, ApplyOptions{Whiteouts: mode, Parallel: par})
+					t.Logf("Apply: %v", err)
+					if c.errPart != "" {
+						if err == nil || !strings.Contains(err.Error(), c.errPart) {
+							t.Errorf("error %v, want one with %q", err, c.errPart)
+						}
+						if !strings.Contains(err.Error(), "layer entry") {
+							t.Errorf("error %v does not name the entry", err)
+						}
 					}
-				}
-				j.check(t)
-				if c.after != nil && err == nil {
-					c.after(t, j)
-				}
-			})
+					j.check(t)
+					if c.after != nil && err == nil {
+						c.after(t, j)
+					}
+				})
+			}
 		}
 	}
 }

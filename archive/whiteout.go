@@ -32,6 +32,7 @@ func (a *applier) whiteout(dir, base string) error {
 		for attempt := 0; ; attempt++ {
 			err := unix.Mknodat(pfd, victim, unix.S_IFCHR, 0)
 			if err == nil {
+				a.whiteoutMade(name)
 				return nil
 			}
 			if err != unix.EEXIST || attempt > 0 {
