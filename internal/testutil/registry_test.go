@@ -401,3 +401,19 @@ func TestRegistryPusher(t *testing.T) {
 		t.Errorf("pusher without users = %q, want none", got)
 	}
 }
+
+// TestRegistryClientCerts: with ClientCerts the registry wants the test
+// CA's client certificate, which CertsDir holds (and Push uses).
+func TestRegistryClientCerts(t *testing.T) {
+	requireSkopeo(t)
+	r := StartRegistry(t, RegistryOptions{TLS: true, ClientCerts: true})
+	r.Push(t, "docker-archive:"+busyboxArchive(t), "busybox:1")
+	certs := filepath.Join(r.CertsDir(t), r.Addr)
+	for _, f := range []string{"ca.crt", "client.cert", "client.key"} {
+		if _, err := os.Stat(filepath.Join(certs, f)); err != nil {
+			t.Errorf("CertsDir: %v", err)
+		}
+	}
+	wantInspect(t, r.Addr+"/busybox:1", "--cert-dir", certs)
+	wantInspectFails(t, r.Addr+"/busybox:1", "certificate", "--cert-dir", filepath.Dir(r.CACert))
+}
