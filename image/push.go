@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"sort"
 	"sync"
 
+	"berth.dev/berth/archive"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image/reference"
 	"berth.dev/berth/metadata"
@@ -115,6 +117,7 @@ type pushImage struct {
 	manifest ocispec.Descriptor
 	raw      []byte
 	blobs    []ocispec.Descriptor // config first, then the layers
+	chain    []digest.Digest      // the layers' chain IDs
 	// from lists, per blob, the repositories of the same registry that
 	// have it (as far as this store knows): candidates to mount from.
 	from map[digest.Digest][]string
@@ -135,9 +138,12 @@ func (s *Store) pushTag(ctx context.Context, reg *registry.Client, repo **regist
 		}
 	}
 	r := *repo
-	layers := img.blobs[1:]
-	for i := len(layers) - 1; i >= 0; i-- {
-		say(PullEvent{ID: layers[i].Digest.Encoded()[:12], Status: "Preparing"})
+	// Progress names a layer by its stored blob, even when the push sends
+	// a compressed copy; the config has no line.
+	ids := make([]string, len(img.blobs))
+	for i := len(img.blobs) - 1; i > 0; i-- {
+		ids[i] = img.blobs[i].Digest.Encoded()[:12]
+		say(PullEvent{ID: ids[i], Status: "Preparing"})
 	}
 	n := o.MaxConcurrent
 	if n <= 0 {
@@ -159,7 +165,16 @@ func (s *Store) pushTag(ctx context.Context, reg *registry.Client, repo **regist
 				return
 			}
 			defer func() { <-sem }()
-			if err := s.pushBlob(ctx, r, b, img.from[b.Digest], i > 0, say); err != nil {
+			if i > 0 && uncompressed(b.MediaType) {
+				gz, err := s.gzipLayer(ctx, img.chain[i-1], b, img.manifest.MediaType)
+				if err != nil {
+					cancel()
+					errs <- fmt.Errorf("compress layer %s: %w", b.Digest, err)
+					return
+				}
+				img.blobs[i], b = gz, gz
+			}
+			if err := s.pushBlob(ctx, r, b, img.from[b.Digest], ids[i], say); err != nil {
 				cancel()
 				errs <- err
 			}
@@ -175,6 +190,9 @@ func (s *Store) pushTag(ctx context.Context, reg *registry.Client, repo **regist
 	if err := ctx.Err(); err != nil {
 		return Pushed{}, err
 	}
+	if err := s.compressedManifest(ctx, img); err != nil {
+		return Pushed{}, err
+	}
 	d, err := r.PutManifest(ctx, named.Tag, img.manifest.MediaType, img.raw)
 	if err != nil {
 		return Pushed{}, err
@@ -186,8 +204,8 @@ func (s *Store) pushTag(ctx context.Context, reg *registry.Client, repo **regist
 	return Pushed{Tag: named.Tag, Digest: d, Size: int64(len(img.raw))}, nil
 }
 
-func (s *Store) pushBlob(ctx context.Context, r *registry.Repository, b ocispec.Descriptor, from []string, layer bool, say func(PullEvent)) error {
-	id := b.Digest.Encoded()[:12]
+func (s *Store) pushBlob(ctx context.Context, r *registry.Repository, b ocispec.Descriptor, from []string, id string, say func(PullEvent)) error {
+	layer := id != ""
 	open := func() (io.ReadCloser, error) {
 		f, err := s.cs.Open(ctx, b.Digest)
 		if err != nil {
@@ -228,6 +246,128 @@ func firstOther(from []string, self string) string {
 	return ""
 }
 
+func anyUncompressed(layers []ocispec.Descriptor) bool {
+	for _, l := range layers {
+		if uncompressed(l.MediaType) {
+			return true
+		}
+	}
+	return false
+}
+
+// uncompressed tells whether a layer media type is a plain tar.
+func uncompressed(mediaType string) bool {
+	return mediaType == ocispec.MediaTypeImageLayer || mediaType == "application/vnd.docker.image.rootfs.diff.tar"
+}
+
+// gzipLayer returns layer chainID's gzip blob, making it from blob (a
+// plain tar) the first time: registries and the docker CLI expect
+// compressed layers, as docker pushes them. The new blob is recorded with
+// the layer, so the next push (and cross-repository mounts) find it.
+func (s *Store) gzipLayer(ctx context.Context, chainID digest.Digest, blob ocispec.Descriptor, manifestType string) (ocispec.Descriptor, error) {
+	mediaType := ocispec.MediaTypeImageLayerGzip
+	if manifestType == registry.MediaTypeDockerManifest {
+		mediaType = registry.MediaTypeDockerLayer
+	}
+	var have *ocispec.Descriptor
+	if err := s.db.View(func(tx *metadata.Tx) error {
+		l, err := tx.Layer(chainID)
+		if err != nil {
+			return err
+		}
+		for _, b := range l.Blobs {
+			if b.MediaType == ocispec.MediaTypeImageLayerGzip || b.MediaType == registry.MediaTypeDockerLayer {
+				if _, err := s.cs.Info(ctx, b.Digest); err == nil {
+					b.MediaType = mediaType
+					have = &b
+					return nil
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	if have != nil {
+		return *have, nil
+	}
+	lease, err := s.db.NewLease()
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer lease.Release() //nolint:errcheck // the layer record holds the blob once it is made
+	src, err := s.cs.Open(ctx, blob.Digest)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	defer src.Close()
+	pr, pw := io.Pipe()
+	go func() {
+		zw, err := archive.Compress(pw, archive.Gzip)
+		if err == nil {
+			_, err = io.Copy(zw, src)
+			if cerr := zw.Close(); err == nil {
+				err = cerr
+			}
+		}
+		pw.CloseWithError(err)
+	}()
+	d, n, err := s.ingest(ctx, lease, "push-gzip-"+lease.ID()+"-"+blob.Digest.Encoded(), pr, "")
+	pr.CloseWithError(err)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	gz := ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: n}
+	if _, err := s.addLayerBlob(chainID, gz); err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	return gz, nil
+}
+
+// compressedManifest rewrites img's manifest when a layer was compressed
+// for the push: the registry gets the gzip layers, and the image keeps
+// the new manifest beside the one it had.
+func (s *Store) compressedManifest(ctx context.Context, img *pushImage) error {
+	var m ocispec.Manifest
+	if err := json.Unmarshal(img.raw, &m); err != nil {
+		return errdefs.Invalid("manifest %s: %v", img.manifest.Digest, err)
+	}
+	changed := false
+	for i := range m.Layers {
+		if m.Layers[i].Digest != img.blobs[i+1].Digest {
+			m.Layers[i], changed = img.blobs[i+1], true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	lease, err := s.db.NewLease()
+	if err != nil {
+		return err
+	}
+	defer lease.Release() //nolint:errcheck // the image record holds the manifest once it is stored
+	d, n, err := s.ingest(ctx, lease, "push-manifest-"+lease.ID(), bytes.NewReader(raw), "")
+	if err != nil {
+		return err
+	}
+	img.manifest = ocispec.Descriptor{MediaType: img.manifest.MediaType, Digest: d, Size: n}
+	img.raw = raw
+	return s.db.Update(func(tx *metadata.Tx) error {
+		rec, err := tx.Image(img.id)
+		if err != nil {
+			return err
+		}
+		if !hasBlob(rec.Manifests, d) {
+			rec.Manifests = append(rec.Manifests, img.manifest)
+		}
+		return tx.PutImage(rec)
+	})
+}
+
 // pushable reads what a push of named sends: its image's manifest (the
 // one it came with, or the one berth wrote for it) and the blobs it
 // names, which must all be in the content store.
@@ -242,7 +382,7 @@ func (s *Store) pushable(ctx context.Context, named reference.Named) (*pushImage
 		if img, err = tx.Image(id); err != nil {
 			return err
 		}
-		p.id = id
+		p.id, p.chain = id, img.ChainIDs
 		return s.mountSources(tx, named, p)
 	})
 	if err != nil {
@@ -251,18 +391,32 @@ func (s *Store) pushable(ctx context.Context, named reference.Named) (*pushImage
 	if len(img.Manifests) == 0 {
 		return nil, errdefs.Invalid("image %s has no manifest to push", ShortID(img.ID))
 	}
-	p.manifest = img.Manifests[0]
-	if p.raw, err = s.readBlob(ctx, p.manifest.Digest, "manifest"); err != nil {
-		return nil, err
-	}
+	// The first manifest with compressed layers (a pull's, or one an
+	// earlier push wrote), else the first one.
 	var m ocispec.Manifest
-	if err := json.Unmarshal(p.raw, &m); err != nil {
-		return nil, errdefs.Invalid("manifest %s: %v", p.manifest.Digest, err)
+	for i, md := range img.Manifests {
+		raw, err := s.readBlob(ctx, md.Digest, "manifest")
+		if err != nil {
+			return nil, err
+		}
+		var mi ocispec.Manifest
+		if err := json.Unmarshal(raw, &mi); err != nil {
+			return nil, errdefs.Invalid("manifest %s: %v", md.Digest, err)
+		}
+		if i == 0 || !anyUncompressed(mi.Layers) {
+			p.manifest, p.raw, m = md, raw, mi
+		}
+		if !anyUncompressed(mi.Layers) {
+			break
+		}
 	}
 	if p.manifest.MediaType == "" {
 		p.manifest.MediaType = m.MediaType
 	}
 	p.blobs = append([]ocispec.Descriptor{m.Config}, m.Layers...)
+	if len(m.Layers) != len(p.chain) {
+		return nil, errdefs.Invalid("image %s: its manifest has %d layers, the image %d", ShortID(img.ID), len(m.Layers), len(p.chain))
+	}
 	for _, b := range p.blobs {
 		if _, err := s.cs.Info(ctx, b.Digest); err != nil {
 			return nil, fmt.Errorf("push %s: blob %s of its manifest is not stored: %w", named.FamiliarString(), b.Digest, err)

@@ -83,7 +83,30 @@ func TestRegistryPlain(t *testing.T) {
 		t.Fatalf("search for bb lists other:\n%s", out)
 	}
 
-	out, err := d.docker("pull", r.Addr+"/nothere:latest")
+	// A loaded image's layers are plain tars: the push compresses them,
+	// and what it pushed pulls back.
+	loadedArchive, loadedID := smallArchive(t, "loaded layer\n", "loaded:v1")
+	mustContain(t, "load", d.mustDocker("load", "-i", loadedArchive), "Loaded image: loaded:v1")
+	d.mustDocker("tag", "loaded:v1", r.Addr+"/loaded:v1")
+	mustContain(t, "push of a loaded image", d.mustDocker("push", r.Addr+"/loaded:v1"), "Pushed", "v1: digest: sha256:")
+	raw, err := exec.Command("skopeo", "inspect", "--raw", "--tls-verify=false", "docker://"+r.Addr+"/loaded:v1").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pushed struct {
+		Layers []struct{ MediaType string } `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &pushed); err != nil || len(pushed.Layers) != 1 || !strings.HasSuffix(pushed.Layers[0].MediaType, "gzip") {
+		t.Fatalf("pushed manifest of a loaded image: %s (%v)", raw, err)
+	}
+	mustContain(t, "push again", d.mustDocker("push", r.Addr+"/loaded:v1"), "Layer already exists")
+	d.mustDocker("rmi", "loaded:v1", r.Addr+"/loaded:v1")
+	d.mustDocker("pull", r.Addr+"/loaded:v1")
+	if got := strings.TrimSpace(d.mustDocker("image", "inspect", "-f", "{{.ID}}", r.Addr+"/loaded:v1")); got != loadedID {
+		t.Fatalf("pulled back %s, want %s", got, loadedID)
+	}
+
+	out, err = d.docker("pull", r.Addr+"/nothere:latest")
 	if err == nil {
 		t.Fatalf("pull of a missing image succeeded:\n%s", out)
 	}
