@@ -14,6 +14,12 @@
 # is uploaded. Both daemons are driven by the docker CLI (the same client),
 # berth also by its own CLI when that has pull. The work is in
 # bench/registrybench (Go), which cleans up after itself.
+#
+# This VM's root is ext4 without a journal: for 60 s after a removal, every
+# file creation rescans the inodes freed (the daemons' roots share block
+# groups), so pulls slow down round after round for both daemons, each
+# paying for the other's removals too. -settle 61s waits that out before
+# each timed run: the engines without the file system's memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
