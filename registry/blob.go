@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -247,10 +246,4 @@ func (r *Repository) startUpload(ctx context.Context, q url.Values) (bool, *url.
 		return false, nil, errdefs.Unavailable("start upload to %s: %s without a usable Location: %v", r.path, resp.Status, err)
 	}
 	return false, loc, nil
-}
-
-// IsNotFound tells whether err is a registry's "no such thing" answer.
-func IsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }

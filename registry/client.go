@@ -147,14 +147,8 @@ func netError(err error) error {
 	return err
 }
 
-// Domain is the registry as references name it.
-func (r *Repository) Domain() string { return r.domain }
-
 // Path is the repository on the registry.
 func (r *Repository) Path() string { return r.path }
-
-// Endpoint is the URL the repository is reached at.
-func (r *Repository) Endpoint() string { return r.base.String() }
 
 func (r *Repository) url(kind, ref string) string {
 	return r.base.String() + "/v2/" + r.path + "/" + kind + "/" + ref
