@@ -194,6 +194,14 @@ func (d *Daemon) Reload(c *Config) (needRestart []string) {
 	if c.LiveRestore != nil {
 		d.cfg.LiveRestore = c.LiveRestore
 	}
+	// Registry settings apply to the next pull or push, as dockerd's.
+	if reg, err := newRegistryClient(c); err != nil {
+		needRestart = append(needRestart, "registry settings (not applied: "+err.Error()+")")
+	} else {
+		d.registry = reg
+		d.cfg.RegistryMirrors, d.cfg.InsecureRegistries, d.cfg.CertsDir = c.RegistryMirrors, c.InsecureRegistries, c.CertsDir
+		d.cfg.MaxConcurrentDownloads, d.cfg.MaxConcurrentUploads = c.MaxConcurrentDownloads, c.MaxConcurrentUploads
+	}
 	check := func(key, old, new string) {
 		if new != "" && old != new {
 			needRestart = append(needRestart, key)

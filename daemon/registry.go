@@ -24,6 +24,14 @@ func newRegistryClient(cfg *Config) (*registry.Client, error) {
 	})
 }
 
+// registryNow is the registry client and the transfer limits in force
+// (a reload replaces them).
+func (d *Daemon) registryNow() (reg *registry.Client, downloads, uploads int) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.registry, intOr(d.cfg.MaxConcurrentDownloads, DefaultMaxConcurrentDownloads), intOr(d.cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads)
+}
+
 func progressOf(fn func(backend.ProgressEvent)) func(image.PullEvent) {
 	if fn == nil {
 		return nil
@@ -43,18 +51,16 @@ func (d *Daemon) PullImage(ctx context.Context, o backend.PullOptions) error {
 		}
 		platform = &p
 	}
+	reg, downloads, _ := d.registryNow()
 	return d.job(ctx, "image.pull", true, func(ctx context.Context) error {
-		po := image.PullOptions{
-			Auth: o.Auth, Platform: platform, Progress: progressOf(o.Progress),
-			MaxConcurrent: intOr(d.cfg.MaxConcurrentDownloads, DefaultMaxConcurrentDownloads),
-		}
+		po := image.PullOptions{Auth: o.Auth, Platform: platform, Progress: progressOf(o.Progress), MaxConcurrent: downloads}
 		var pulled []image.Pulled
 		var err error
 		if o.AllTags {
-			pulled, err = d.images.PullAllTags(ctx, d.registry, o.Ref, po)
+			pulled, err = d.images.PullAllTags(ctx, reg, o.Ref, po)
 		} else {
 			var p image.Pulled
-			if p, err = d.images.Pull(ctx, d.registry, o.Ref, po); err == nil {
+			if p, err = d.images.Pull(ctx, reg, o.Ref, po); err == nil {
 				pulled = append(pulled, p)
 			}
 		}
@@ -67,11 +73,9 @@ func (d *Daemon) PullImage(ctx context.Context, o backend.PullOptions) error {
 
 // PushImage is POST /images/{name}/push: docker push.
 func (d *Daemon) PushImage(ctx context.Context, o backend.PushOptions) error {
+	reg, _, uploads := d.registryNow()
 	return d.job(ctx, "image.push", false, func(ctx context.Context) error {
-		pushed, err := d.images.Push(ctx, d.registry, o.Ref, image.PushOptions{
-			Auth: o.Auth, Progress: progressOf(o.Progress),
-			MaxConcurrent: intOr(d.cfg.MaxConcurrentUploads, DefaultMaxConcurrentUploads),
-		})
+		pushed, err := d.images.Push(ctx, reg, o.Ref, image.PushOptions{Auth: o.Auth, Progress: progressOf(o.Progress), MaxConcurrent: uploads})
 		for _, p := range pushed {
 			if o.Progress != nil {
 				o.Progress(backend.ProgressEvent{Aux: map[string]any{"Tag": p.Tag, "Digest": p.Digest.String(), "Size": p.Size}})
@@ -115,7 +119,8 @@ func (d *Daemon) SearchImages(ctx context.Context, o backend.SearchOptions) ([]r
 	domain, term := registry.SplitSearchTerm(o.Term)
 	var res []registrytypes.SearchResult
 	err = d.job(ctx, "image.search", false, func(ctx context.Context) error {
-		res, err = d.registry.Search(ctx, domain, term, limit, o.Auth)
+		reg, _, _ := d.registryNow()
+		res, err = reg.Search(ctx, domain, term, limit, o.Auth)
 		return err
 	})
 	if err != nil {
@@ -139,7 +144,8 @@ func (d *Daemon) AuthLogin(ctx context.Context, auth registrytypes.AuthConfig) (
 	var token string
 	err := d.job(ctx, "auth", false, func(ctx context.Context) error {
 		var err error
-		token, err = d.registry.Login(ctx, auth)
+		reg, _, _ := d.registryNow()
+		token, err = reg.Login(ctx, auth)
 		return err
 	})
 	return token, err

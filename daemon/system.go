@@ -53,7 +53,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (*system.Info, error) {
 		var si unix.Sysinfo_t
 		_ = unix.Sysinfo(&si)
 		d.mu.RLock()
-		cfg := *d.cfg
+		cfg, cfgRegistry := *d.cfg, d.registry
 		d.mu.RUnlock()
 		out = &system.Info{
 			ID: d.id, Images: len(imgs), Driver: d.images.Driver().Name(),
@@ -69,7 +69,7 @@ func (d *Daemon) SystemInfo(ctx context.Context) (*system.Info, error) {
 			Labels: cfg.Labels, ServerVersion: Version, Runtimes: runtimes(), DefaultRuntime: cfg.DefaultRuntime,
 			Swarm: swarm.Info{LocalNodeState: swarm.LocalNodeStateInactive}, LiveRestoreEnabled: cfg.LiveRestoreEnabled(),
 			Isolation: "", SecurityOptions: []string{"name=seccomp,profile=builtin"},
-			IndexServerAddress: registry.IndexServer, RegistryConfig: d.registry.ServiceConfig(),
+			IndexServerAddress: registry.IndexServer, RegistryConfig: cfgRegistry.ServiceConfig(),
 			HTTPProxy: os.Getenv("HTTP_PROXY"), HTTPSProxy: os.Getenv("HTTPS_PROXY"), NoProxy: os.Getenv("NO_PROXY"),
 		}
 		if out.Labels == nil {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"berth.dev/berth/internal/testutil"
@@ -278,8 +279,22 @@ func TestRegistryMirror(t *testing.T) {
 	archive, id := busyboxArchive(t, "busybox:latest")
 	r.Push(t, "docker-archive:"+archive, "library/busybox:latest")
 	d := newDaemon(t)
-	d.start("--registry-mirror", "http://"+r.Addr, "--insecure-registry", "10.9.0.0/16")
+	conf := func(cidr string) {
+		b, _ := json.Marshal(map[string]any{"registry-mirrors": []string{"http://" + r.Addr}, "insecure-registries": []string{cidr}})
+		if err := os.WriteFile(d.config, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf("10.9.0.0/16")
+	d.start()
 	mustContain(t, "info", d.mustDocker("info"), "Insecure Registries:\n  127.0.0.0/8\n  10.9.0.0/16", "Registry Mirrors:\n  http://"+r.Addr+"/")
+	// SIGHUP applies new registry settings.
+	conf("10.8.0.0/16")
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reload", func() bool { return strings.Contains(d.log.String(), "reloaded configuration") })
+	mustContain(t, "info after reload", d.mustDocker("info"), "Insecure Registries:\n  127.0.0.0/8\n  10.8.0.0/16")
 	out := d.mustDocker("pull", "busybox")
 	mustContain(t, "pull through the mirror", out, "latest: Pulling from library/busybox", "Status: Downloaded newer image for busybox:latest")
 	if got := strings.TrimSpace(d.mustDocker("image", "inspect", "-f", "{{.ID}}", "busybox")); got != id {
