@@ -327,7 +327,9 @@ func TestImageLifecycle(t *testing.T) {
 // case) staying first.
 func sortedLines(s string) string {
 	l := strings.Split(s, "\n")
-	if len(l) > 0 && l[0] == strings.ToUpper(l[0]) {
+	// A header is upper case and has letters: an image ID of digits alone
+	// ("471739050406") is not one.
+	if len(l) > 0 && l[0] == strings.ToUpper(l[0]) && strings.ContainsAny(l[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZ") {
 		sort.Strings(l[1:])
 	} else {
 		sort.Strings(l)
