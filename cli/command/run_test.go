@@ -417,6 +417,9 @@ func TestInteractiveTmux(t *testing.T) {
 				t.Fatalf("run -d: %s", r)
 			}
 			exit = m.window("exec", c+" exec -it "+sleeper+" sh")
+			// Keys typed before ash's prompt race its cursor-position query:
+			// the terminal's answer lands in the line ("^[[7;5R42").
+			m.waitLine("exec", "/ #")
 			m.keys("exec", "echo $((6*7))", "Enter")
 			m.waitLine("exec", "42")
 			m.waitSize("exec", "30 100")
@@ -428,6 +431,7 @@ func TestInteractiveTmux(t *testing.T) {
 			}
 			// detach keys of an exec, and --rm with run -it
 			exit = m.window("exec2", c+" exec -it --detach-keys ctrl-a,x "+sleeper+" sh")
+			m.waitLine("exec2", "/ #")
 			m.keys("exec2", "echo $((2*21))", "Enter")
 			m.waitLine("exec2", "42")
 			m.keys("exec2", "C-a", "x")
