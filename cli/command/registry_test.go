@@ -209,10 +209,7 @@ func TestRegistryCredentialHelper(t *testing.T) {
 	reg := testutil.StartRegistry(t, testutil.RegistryOptions{Htpasswd: map[string]string{"alice": "s3cret"}})
 	ref := reg.Addr + "/berthtest/one:v1"
 	d := startDockerd(t)
-	helperBin, store := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(helperBin, "docker-credential-testhelper"), []byte(testHelper), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	helperBin, store := testutil.CredentialHelper(t)
 	cfg := t.TempDir()
 	if err := os.WriteFile(filepath.Join(cfg, "config.json"), []byte(`{"credsStore":"testhelper","psFormat":"{{.ID}}"}`), 0o600); err != nil {
 		t.Fatal(err)
@@ -324,25 +321,6 @@ func TestRegistryIdentityToken(t *testing.T) {
 		t.Fatalf("pull after logout: %s", r)
 	}
 }
-
-// testHelper is a docker-credential-testhelper keeping each server's
-// credentials in a file of its own under $HELPER_STORE.
-const testHelper = `#!/bin/sh
-set -e
-key() { printf '%s' "$1" | base64 -w0 | tr '/+' '_-'; }
-case "$1" in
-store)
-	in=$(cat)
-	url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
-	printf '%s' "$in" > "$HELPER_STORE/$(key "$url")" ;;
-get|erase)
-	url=$(cat)
-	f="$HELPER_STORE/$(key "$url")"
-	if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
-	if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
-*) echo "unknown action"; exit 1 ;;
-esac
-`
 
 // searchStub is an Engine API server that answers /images/search with
 // canned results and records the X-Registry-Auth of each search: no

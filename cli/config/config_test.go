@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"berth.dev/berth/internal/leakcheck"
+	"berth.dev/berth/internal/testutil"
 	"github.com/moby/moby/api/types/registry"
 )
 
@@ -179,45 +180,12 @@ func TestKeys(t *testing.T) {
 	}
 }
 
-// testHelper is a docker-credential-testhelper that keeps each server's
-// credentials in a file of its own under $HELPER_STORE, speaking the
-// docker-credential-helpers protocol.
-const testHelper = `#!/bin/sh
-set -e
-key() { printf '%s' "$1" | base64 -w0 | tr '/+' '_-'; }
-case "$1" in
-store)
-	in=$(cat)
-	url=$(printf '%s' "$in" | sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p')
-	printf '%s' "$in" > "$HELPER_STORE/$(key "$url")" ;;
-get|erase)
-	url=$(cat)
-	f="$HELPER_STORE/$(key "$url")"
-	if [ "$url" = broken.example ]; then echo "the keychain is locked"; exit 1; fi
-	if [ ! -f "$f" ]; then echo "credentials not found in native keychain"; exit 1; fi
-	if [ "$1" = get ]; then cat "$f"; else rm "$f"; fi ;;
-list)
-	printf '{'; sep=
-	for f in "$HELPER_STORE"/*; do
-		[ -f "$f" ] || continue
-		url=$(sed -n 's/.*"ServerURL":"\([^"]*\)".*/\1/p' "$f")
-		user=$(sed -n 's/.*"Username":"\([^"]*\)".*/\1/p' "$f")
-		printf '%s"%s":"%s"' "$sep" "$url" "$user"; sep=,
-	done
-	printf '}\n' ;;
-*) echo "unknown action"; exit 1 ;;
-esac
-`
-
 // InstallTestHelper writes docker-credential-testhelper into a new
 // directory put first on PATH, with its store in another; it returns the
 // store.
 func installTestHelper(t *testing.T) string {
 	t.Helper()
-	bin, store := t.TempDir(), t.TempDir()
-	if err := os.WriteFile(filepath.Join(bin, "docker-credential-testhelper"), []byte(testHelper), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, store := testutil.CredentialHelper(t)
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("HELPER_STORE", store)
 	return store
