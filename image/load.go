@@ -16,6 +16,7 @@ import (
 	"berth.dev/berth/archive"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/metadata"
+	"berth.dev/berth/registry"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -35,10 +36,7 @@ type dockerManifest struct {
 
 // Docker's media types, which registries and docker-archive manifests use.
 const (
-	mediaTypeDockerManifest = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
-	mediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
-	annotationImageName     = "io.containerd.image.name"
+	annotationImageName = "io.containerd.image.name"
 )
 
 // archiveFiles is what a load read from the archive: every regular file is
@@ -279,7 +277,7 @@ func (s *Store) ociImage(ctx context.Context, files *archiveFiles, d ocispec.Des
 		return nil, errdefs.Invalid("blob %s is not in the archive", d.Digest)
 	}
 	switch d.MediaType {
-	case ocispec.MediaTypeImageIndex, mediaTypeDockerList:
+	case ocispec.MediaTypeImageIndex, registry.MediaTypeDockerList:
 		var idx ocispec.Index
 		if err := s.readJSON(ctx, blob, "index "+d.Digest.String(), &idx); err != nil {
 			return nil, err
@@ -293,7 +291,7 @@ func (s *Store) ociImage(ctx context.Context, files *archiveFiles, d ocispec.Des
 			}
 		}
 		return nil, nil
-	case ocispec.MediaTypeImageManifest, mediaTypeDockerManifest, "":
+	case ocispec.MediaTypeImageManifest, registry.MediaTypeDockerManifest, "":
 		var m ocispec.Manifest
 		if err := s.readJSON(ctx, blob, "manifest "+d.Digest.String(), &m); err != nil {
 			return nil, err

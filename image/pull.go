@@ -267,7 +267,7 @@ func pullError(n reference.Named, err error) error {
 func checkLayerType(l ocispec.Descriptor) error {
 	switch l.MediaType {
 	case ocispec.MediaTypeImageLayer, ocispec.MediaTypeImageLayerGzip, ocispec.MediaTypeImageLayerZstd,
-		registry.MediaTypeDockerLayer, "application/vnd.docker.image.rootfs.diff.tar":
+		registry.MediaTypeDockerLayer, registry.MediaTypeDockerLayerPlain:
 	case "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip", "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip":
 		return errdefs.NotImplemented("layer %s is a foreign (non-distributable) layer, which berth does not fetch", l.Digest)
 	default:

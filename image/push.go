@@ -257,7 +257,7 @@ func anyUncompressed(layers []ocispec.Descriptor) bool {
 
 // uncompressed tells whether a layer media type is a plain tar.
 func uncompressed(mediaType string) bool {
-	return mediaType == ocispec.MediaTypeImageLayer || mediaType == "application/vnd.docker.image.rootfs.diff.tar"
+	return mediaType == ocispec.MediaTypeImageLayer || mediaType == registry.MediaTypeDockerLayerPlain
 }
 
 // gzipLayer returns layer chainID's gzip blob, making it from blob (a

@@ -22,8 +22,11 @@ const (
 	MediaTypeDockerList     = "application/vnd.docker.distribution.manifest.list.v2+json"
 	MediaTypeDockerConfig   = "application/vnd.docker.container.image.v1+json"
 	MediaTypeDockerLayer    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-	mediaTypeSchema1        = "application/vnd.docker.distribution.manifest.v1+json"
-	mediaTypeSchema1Signed  = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+	// MediaTypeDockerLayerPlain is an uncompressed docker layer (rare in
+	// registries; docker-archive manifests imply it).
+	MediaTypeDockerLayerPlain = "application/vnd.docker.image.rootfs.diff.tar"
+	mediaTypeSchema1          = "application/vnd.docker.distribution.manifest.v1+json"
+	mediaTypeSchema1Signed    = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 )
 
 // MaxManifestSize bounds a manifest or index read from a registry (as
