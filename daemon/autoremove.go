@@ -107,6 +107,7 @@ func (d *Daemon) exitAndRemove(c *container.Container, r *running, code int, at 
 		trace.Step("remove: shim gone, root unmounted")
 	}()
 	d.unmountVolumes(c)
+	d.leaveNetworks(c)
 	c.Lock()
 	c.SetExited(code, at, msg)
 	c.State.OOMKilled = ooms > 0 // as dockerd: any kill in the run, the init's or not

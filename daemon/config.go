@@ -38,6 +38,15 @@ type Config struct {
 	// CertsDir is where per-registry CAs and client certificates are
 	// (docker's /etc/docker/certs.d layout); "" is /etc/berth/certs.d.
 	CertsDir string `json:"certs-dir,omitempty"`
+	// Networks (dockerd's keys): the default bridge's name ("none": no
+	// default bridge network) and address, its MTU, ICC and NAT, and
+	// whether berth manages packet rules at all.
+	Bridge   string `json:"bridge,omitempty"`
+	BIP      string `json:"bip,omitempty"`
+	MTU      int    `json:"mtu,omitempty"`
+	ICC      *bool  `json:"icc,omitempty"`
+	IPMasq   *bool  `json:"ip-masq,omitempty"`
+	IPTables *bool  `json:"iptables,omitempty"`
 }
 
 // Defaults of the settings that have one.
@@ -67,7 +76,8 @@ func fullConfig() Config {
 	return Config{Hosts: []string{"x"}, TLS: &t, TLSVerify: &t, TLSCACert: "x", TLSCert: "x", TLSKey: "x",
 		InsecureTCP: true, DataRoot: "x", ExecRoot: "x", StorageDriver: "x", LogLevel: "x", Debug: true,
 		DefaultRuntime: "x", LiveRestore: &t, Group: "x", Pidfile: "x", Labels: []string{"x"},
-		RegistryMirrors: []string{"x"}, InsecureRegistries: []string{"x"}, MaxConcurrentDownloads: new(int), MaxConcurrentUploads: new(int), CertsDir: "x"}
+		RegistryMirrors: []string{"x"}, InsecureRegistries: []string{"x"}, MaxConcurrentDownloads: new(int), MaxConcurrentUploads: new(int), CertsDir: "x",
+		Bridge: "x", BIP: "x", MTU: 1, ICC: &t, IPMasq: &t, IPTables: &t}
 }
 
 // LoadConfigFile reads a daemon.json. It returns the config and the keys

@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/snapshot"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
+	nettypes "github.com/moby/moby/api/types/network"
 	"golang.org/x/sys/unix"
 )
 
@@ -106,7 +107,7 @@ func (d *Daemon) publishContainer(c *container.Container, action events.Action, 
 }
 
 // ContainerCreate is POST /containers/create.
-func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containertypes.Config, hc *containertypes.HostConfig) (*containertypes.CreateResponse, error) {
+func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containertypes.Config, hc *containertypes.HostConfig, nc *nettypes.NetworkingConfig) (*containertypes.CreateResponse, error) {
 	var out *containertypes.CreateResponse
 	err := d.job(ctx, "container.create", true, func(ctx context.Context) error {
 		if cfg == nil || cfg.Image == "" {
@@ -190,6 +191,10 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if hc.NetworkMode == "" {
 			hc.NetworkMode = "default"
 		}
+		nets, err := d.planNetworks(hc, nc)
+		if err != nil {
+			return err
+		}
 		if hc.Runtime == "" {
 			d.mu.RLock()
 			hc.Runtime = d.cfg.DefaultRuntime
@@ -210,6 +215,7 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		}
 		c.Lock()
 		c.MountPoints, c.InheritedBinds = mps, fromBinds
+		c.Networks = nets
 		c.Created = time.Now().UTC()
 		c.Image = img.ID.String()
 		c.Config, c.HostConfig = cfg, hc
@@ -352,8 +358,17 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		}
 	}()
 	c.Lock()
-	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary(), Volumes: vols})
-	hostNet := c.HostConfig.NetworkMode == "host"
+	hostname := c.Config.Hostname
+	if hostname == "" {
+		hostname = c.ID[:12]
+	}
+	c.Unlock()
+	netw, err := d.prepareNetwork(c, hostname)
+	if err != nil {
+		return nil, err
+	}
+	c.Lock()
+	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary(), Volumes: vols, NetNSPath: netw.nsPath})
 	tty, stdin := c.Config.Tty, c.Config.OpenStdin
 	var h, w uint16
 	if cs := c.HostConfig.ConsoleSize; cs[0] > 0 {
@@ -369,8 +384,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		return nil, err
 	}
 	trace.Step("start: spec made")
-	resolv, _ := os.ReadFile("/etc/resolv.conf")
-	if err := container.WriteEtcFiles(c, spec.Hostname, hostNet, resolv); err != nil {
+	if err := d.writeEtcFiles(c, netw, spec.Hostname); err != nil {
 		return nil, err
 	}
 	state := d.shimDir(c.ID)
@@ -402,11 +416,17 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 		return nil, err
 	}
 	trace.Step("start: shim created the container")
+	if err := d.joinNetworks(c, netw, client.InitPid()); err != nil {
+		d.abandonShim(client, c.ID)
+		return nil, err
+	}
+	trace.Step("start: network joined")
 	d.connectPending(ctx, c.ID, client)
 	trace.Step("start: attaches connected")
 	st, err := client.StartState(ctx, "")
 	if err != nil && !startRaced(err) {
 		d.abandonShim(client, c.ID)
+		d.leaveNetworks(c)
 		return nil, err
 	}
 	trace.Step("start: started")
@@ -415,6 +435,7 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	if err != nil {
 		d.abandonShim(client, c.ID)
+		d.leaveNetworks(c)
 		return nil, err
 	}
 	ok = true
@@ -516,6 +537,7 @@ func (d *Daemon) monitor(c *container.Container, r *running) {
 		d.log.Warn("unmount container root", "id", c.ID, "error", err)
 	}
 	d.unmountVolumes(c)
+	d.leaveNetworks(c)
 	trace.Step("monitor: unmounted")
 	c.Lock()
 	c.SetExited(code, at, msg)
@@ -898,6 +920,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 			d.ctrs.mu.Lock()
 			d.ctrs.running[c.ID] = r
 			d.ctrs.mu.Unlock()
+			d.restoreNetworks(c)
 			// One that exited meanwhile is recorded before the API
 			// answers, so the first ps already shows it.
 			if st, err := client.State(ctx, ""); err == nil && st.Status == shim.StatusStopped {
@@ -915,6 +938,7 @@ func (d *Daemon) RestoreContainers(ctx context.Context) {
 		}
 		_ = snapshot.UnmountAll(c.RootfsPath())
 		d.unmountVolumes(c)
+		d.leaveNetworks(c)
 		c.Lock()
 		c.SetExited(code, at, msg)
 		if err := c.Save(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,14 +100,9 @@ func (d *Daemon) ContainersPrune(ctx context.Context, f filters.Args) (*containe
 		if err := f.Validate("label", "label!", "until"); err != nil {
 			return err
 		}
-		var until time.Time
-		if vs := f.Get("until"); len(vs) > 0 {
-			dur, err := time.ParseDuration(vs[0])
-			if err == nil {
-				until = time.Now().Add(-dur)
-			} else if until, err = time.Parse(time.RFC3339Nano, vs[0]); err != nil {
-				return errdefs.Invalid("invalid filter 'until=%s'", vs[0])
-			}
+		until, err := untilFilter(f)
+		if err != nil {
+			return err
 		}
 		for _, c := range d.ctrs.store.List() {
 			c.Lock()
@@ -130,6 +126,25 @@ func (d *Daemon) ContainersPrune(ctx context.Context, f filters.Args) (*containe
 		return nil
 	})
 	return rep, err
+}
+
+// untilFilter is a prune's "until" filter: a duration before now, or a
+// time; zero when not given.
+func untilFilter(f filters.Args) (time.Time, error) {
+	vs := f.Get("until")
+	if len(vs) == 0 {
+		return time.Time{}, nil
+	}
+	if dur, err := time.ParseDuration(vs[0]); err == nil {
+		return time.Now().Add(-dur), nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, vs[0]); err == nil {
+		return t, nil
+	}
+	if secs, err := strconv.ParseInt(vs[0], 10, 64); err == nil {
+		return time.Unix(secs, 0), nil
+	}
+	return time.Time{}, errdefs.Invalid("invalid filter 'until=%s'", vs[0])
 }
 
 func matchAnyLabel(exprs []string, labels map[string]string) bool {

@@ -14,7 +14,6 @@ import (
 	"berth.dev/berth/shim/logs"
 	containertypes "github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
-	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/api/types/storage"
 )
 
@@ -91,7 +90,7 @@ func (d *Daemon) ContainerInspect(ctx context.Context, name string) (*containert
 		Image: c.Image, LogPath: c.LogPath, Name: c.Name, RestartCount: c.RestartCount, Driver: c.Driver,
 		Platform: "linux", ExecIDs: nil, HostConfig: c.HostConfig, Config: c.Config,
 		GraphDriver:     &storage.DriverData{Name: c.Driver, Data: map[string]string{}},
-		NetworkSettings: &containertypes.NetworkSettings{Networks: map[string]*network.EndpointSettings{}},
+		NetworkSettings: networkSettings(c),
 		Mounts:          mountPoints(c),
 	}
 	if c.HasBeenStarted {
@@ -302,6 +301,8 @@ func (d *Daemon) summaryLocked(c *container.Container, o container.ListOptions, 
 		s.Health = &containertypes.HealthSummary{Status: h, FailingStreak: c.State.Health.FailingStreak}
 	}
 	s.HostConfig.NetworkMode = string(c.HostConfig.NetworkMode)
+	s.Ports = portSummaries(c.Ports, c.Config.ExposedPorts)
+	s.NetworkSettings = &containertypes.NetworkSettingsSummary{Networks: networkSettings(c).Networks}
 	return s, true
 }
 

@@ -22,6 +22,7 @@ import (
 	"berth.dev/berth/daemon/events"
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/image"
+	"berth.dev/berth/network"
 	"berth.dev/berth/registry"
 	"berth.dev/berth/shim"
 	"berth.dev/berth/shim/inproc"
@@ -41,6 +42,7 @@ type Daemon struct {
 	registry *registry.Client
 	ctrs     *containers
 	vols     *volume.Store
+	nets     *network.Manager
 	// shuttingDown keeps restart policies from acting on exits the
 	// shutdown causes.
 	shuttingDown atomic.Bool
@@ -107,6 +109,12 @@ func New(cfg *Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	if err := d.openVolumes(); err != nil {
+		d.images.Close()
+		d.unmountExecRoot()
+		lock.Close()
+		return nil, err
+	}
+	if err := d.openNetworks(); err != nil {
 		d.images.Close()
 		d.unmountExecRoot()
 		lock.Close()
@@ -222,6 +230,7 @@ func (d *Daemon) Close() error {
 	}
 	d.events.Close()
 	idle := d.closeContainers()
+	d.nets.Close()
 	d.waitFilesystems()
 	d.closeTrash()
 	if idle {

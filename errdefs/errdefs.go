@@ -93,5 +93,10 @@ func Unavailable(format string, a ...any) error {
 	return Mark(KindUnavailable, fmt.Errorf(format, a...))
 }
 
+// Forbidden returns a formatted error of KindForbidden.
+func Forbidden(format string, a ...any) error {
+	return Mark(KindForbidden, fmt.Errorf(format, a...))
+}
+
 // Is reports whether err is of kind k.
 func Is(err error, k Kind) bool { return KindOf(err) == k }

@@ -233,6 +233,13 @@ func ReadExit(stateDir string) (*Exit, error) {
 	return &e, nil
 }
 
+// InitPid is the container's init process ID, which the runtime's create
+// wrote; 0 when it is not known.
+func (c *Client) InitPid() int {
+	pid, _ := readPid(filepath.Join(c.dir, initPid))
+	return pid
+}
+
 // Pid is the shim's process ID.
 func (c *Client) Pid() int { return c.pid }
 

@@ -29,6 +29,7 @@ import (
 	containerrouter "berth.dev/berth/daemon/server/router/container"
 	imagerouter "berth.dev/berth/daemon/server/router/image"
 	systemrouter "berth.dev/berth/daemon/server/router/system"
+	networkrouter "berth.dev/berth/daemon/server/router/network"
 	volumerouter "berth.dev/berth/daemon/server/router/volume"
 	"berth.dev/berth/errdefs"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
@@ -47,6 +48,7 @@ type options struct {
 	liveRestore bool
 	// the transfer limits, set in cfg only when given
 	maxDownloads, maxUploads int
+	icc, ipMasq, iptables    bool
 }
 
 // flagKey maps flags to daemon.json keys where the names differ.
@@ -101,6 +103,12 @@ func Command() *cobra.Command {
 	f.IntVar(&o.maxDownloads, "max-concurrent-downloads", daemon.DefaultMaxConcurrentDownloads, "layers a pull fetches at once")
 	f.IntVar(&o.maxUploads, "max-concurrent-uploads", daemon.DefaultMaxConcurrentUploads, "layers a push sends at once")
 	f.StringVar(&o.cfg.CertsDir, "certs-dir", "", "per-registry TLS files, as docker's certs.d (default /etc/berth/certs.d)")
+	f.StringVarP(&o.cfg.Bridge, "bridge", "b", "", "the default bridge network's bridge (default berth0; \"none\": no default bridge network)")
+	f.StringVar(&o.cfg.BIP, "bip", "", "the default bridge's address and prefix, e.g. 172.20.0.1/16 (default: a subnet the host does not route)")
+	f.IntVar(&o.cfg.MTU, "mtu", 0, "MTU of the default bridge network (default 1500)")
+	f.BoolVar(&o.icc, "icc", true, "let containers on the default bridge talk to each other")
+	f.BoolVar(&o.ipMasq, "ip-masq", true, "NAT containers' outbound traffic on the default bridge")
+	f.BoolVar(&o.iptables, "iptables", true, "manage packet rules (nftables): NAT, isolation, published ports")
 	return cmd
 }
 
@@ -127,6 +135,15 @@ func loadConfig(flags *pflag.FlagSet, o *options) (*daemon.Config, error) {
 	o.cfg.LiveRestore = &o.liveRestore
 	if flags.Changed("max-concurrent-downloads") {
 		o.cfg.MaxConcurrentDownloads = &o.maxDownloads
+	}
+	for _, b := range []struct {
+		name string
+		v    *bool
+		dst  **bool
+	}{{"icc", &o.icc, &o.cfg.ICC}, {"ip-masq", &o.ipMasq, &o.cfg.IPMasq}, {"iptables", &o.iptables, &o.cfg.IPTables}} {
+		if flags.Changed(b.name) {
+			*b.dst = b.v
+		}
 	}
 	if flags.Changed("max-concurrent-uploads") {
 		o.cfg.MaxConcurrentUploads = &o.maxUploads
@@ -181,6 +198,12 @@ func loadConfig(flags *pflag.FlagSet, o *options) (*daemon.Config, error) {
 	set("max-concurrent-downloads", func() { c.MaxConcurrentDownloads = file.MaxConcurrentDownloads })
 	set("max-concurrent-uploads", func() { c.MaxConcurrentUploads = file.MaxConcurrentUploads })
 	set("certs-dir", func() { c.CertsDir = file.CertsDir })
+	set("bridge", func() { c.Bridge = file.Bridge })
+	set("bip", func() { c.BIP = file.BIP })
+	set("mtu", func() { c.MTU = file.MTU })
+	set("icc", func() { c.ICC = file.ICC })
+	set("ip-masq", func() { c.IPMasq = file.IPMasq })
+	set("iptables", func() { c.IPTables = file.IPTables })
 	if len(c.Hosts) == 0 {
 		c.Hosts = []string{daemon.DefaultHost}
 	}
@@ -255,7 +278,7 @@ func run(ctx context.Context, flags *pflag.FlagSet, o *options) error {
 	}
 
 	srv := server.New(server.Config{Version: daemon.Version, MinAPIVersion: daemon.MinAPIVersion, CurrentAPIVersion: daemon.CurrentAPIVersion},
-		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d), volumerouter.New(d), archiverouter.New(d))
+		log, systemrouter.New(d), imagerouter.New(d), containerrouter.New(d), volumerouter.New(d), archiverouter.New(d), networkrouter.New(d))
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ls) }()
 

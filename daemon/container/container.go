@@ -16,7 +16,9 @@ import (
 	"sync"
 	"time"
 
+	"berth.dev/berth/network"
 	containertypes "github.com/moby/moby/api/types/container"
+	nettypes "github.com/moby/moby/api/types/network"
 )
 
 // Statuses, as docker names them.
@@ -73,6 +75,15 @@ type Container struct {
 	MountPoints []MountPoint `json:",omitempty"`
 	// InheritedBinds are the host binds --volumes-from gave it.
 	InheritedBinds []InheritedBind `json:",omitempty"`
+	// Networks are the networks it is on, by name, with docker's endpoint
+	// settings: what was asked (aliases, static addresses, MAC) and,
+	// while it runs, what it got.
+	Networks map[string]*nettypes.EndpointSettings `json:",omitempty"`
+	// Endpoints are its endpoints on bridge networks while it runs, by
+	// network ID: what the daemon takes back after a restart.
+	Endpoints map[string]*network.Endpoint `json:",omitempty"`
+	// Ports are the ports published while it runs.
+	Ports nettypes.PortMap `json:",omitempty"`
 
 	dir     string        // <data-root>/containers/<id>
 	changed chan struct{} // closed and replaced on every state change

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -177,14 +178,37 @@ func TestEnv(t *testing.T) {
 	}
 }
 
-func TestFilterResolvConf(t *testing.T) {
-	got := string(FilterResolvConf([]byte("search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\n")))
-	if got != "search example.com\nnameserver 10.0.0.2\n" {
-		t.Fatalf("%q", got)
+func TestResolvConf(t *testing.T) {
+	host := []byte("search example.com\nnameserver 127.0.0.53\nnameserver 10.0.0.2\noptions edns0\n")
+	for _, c := range []struct {
+		name string
+		o    EtcOptions
+		want string
+	}{
+		{"host's without loopback", EtcOptions{HostResolv: host}, "nameserver 10.0.0.2\nsearch example.com\noptions edns0\n"},
+		{"only loopback", EtcOptions{HostResolv: []byte("nameserver 127.0.0.1\n")}, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n"},
+		{"host network keeps it", EtcOptions{HostResolv: host, HostNetwork: true}, string(host)},
+		{"--dns, --dns-search, --dns-option", EtcOptions{HostResolv: host, Nameservers: []netip.Addr{netip.MustParseAddr("10.1.1.1")},
+			Search: []string{"a.test", "b.test"}, Options: []string{"timeout:1"}}, "nameserver 10.1.1.1\nsearch a.test b.test\noptions timeout:1\n"},
+		{"embedded server", EtcOptions{HostResolv: host, Nameservers: []netip.Addr{netip.MustParseAddr("172.18.0.1")}, Embedded: true},
+			"nameserver 172.18.0.1\nsearch example.com\noptions ndots:0 edns0\n"},
+		{"--dns-search .", EtcOptions{HostResolv: host, Search: []string{"."}}, "nameserver 10.0.0.2\noptions edns0\n"},
+	} {
+		if got := string(ResolvConf(c.o)); got != c.want {
+			t.Errorf("%s:\n%s\nwant\n%s", c.name, got, c.want)
+		}
 	}
-	got = string(FilterResolvConf([]byte("nameserver 127.0.0.1\n")))
-	if got != "nameserver 8.8.8.8\nnameserver 8.8.4.4\n" {
-		t.Fatalf("only loopback: %q", got)
+}
+
+func TestHosts(t *testing.T) {
+	got := string(Hosts(EtcOptions{Hostname: "web", Domainname: "example.com",
+		IPs:        []netip.Addr{netip.MustParseAddr("172.18.0.2")},
+		ExtraHosts: []string{"db:10.0.0.9", "v6=[fd00::1]", "gw:host-gateway"}, LinkLines: []string{"172.18.0.3\tcache c"}}))
+	want := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\n" +
+		"ff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n10.0.0.9\tdb\nfd00::1\tv6\nhost-gateway\tgw\n172.18.0.3\tcache c\n" +
+		"172.18.0.2\tweb.example.com web\n"
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
 	}
 }
 

@@ -37,6 +37,9 @@ type SpecOptions struct {
 	InitBinary string
 	// Volumes are the container's volume mounts (VolumeSpecMounts).
 	Volumes []specs.Mount
+	// NetNSPath is another container's network namespace to join
+	// (--network container:NAME).
+	NetNSPath string
 }
 
 // Spec makes the container's OCI spec from the runtime's default, the
@@ -139,6 +142,13 @@ func Spec(c *Container, o SpecOptions) (*specs.Spec, error) {
 		drop[specs.CgroupNamespace] = true
 	}
 	s.Linux.Namespaces = slices.DeleteFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return drop[n.Type] })
+	if o.NetNSPath != "" {
+		for i := range s.Linux.Namespaces {
+			if s.Linux.Namespaces[i].Type == specs.NetworkNamespace {
+				s.Linux.Namespaces[i].Path = o.NetNSPath
+			}
+		}
+	}
 
 	resources(s.Linux.Resources, c)
 

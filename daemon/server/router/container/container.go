@@ -19,11 +19,12 @@ import (
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/shim/logs"
 	containertypes "github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
 )
 
 // Backend is what the container routes need from the daemon.
 type Backend interface {
-	ContainerCreate(ctx context.Context, name string, cfg *containertypes.Config, hc *containertypes.HostConfig) (*containertypes.CreateResponse, error)
+	ContainerCreate(ctx context.Context, name string, cfg *containertypes.Config, hc *containertypes.HostConfig, nc *network.NetworkingConfig) (*containertypes.CreateResponse, error)
 	Containers(ctx context.Context, o ctr.ListOptions) ([]containertypes.Summary, error)
 	ContainerInspect(ctx context.Context, name string) (*containertypes.InspectResponse, error)
 	ContainerStart(ctx context.Context, name string) error
@@ -103,7 +104,7 @@ func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Re
 	if err := checkCreateVersion(httputils.VersionFromContext(ctx), body.HostConfig); err != nil {
 		return err
 	}
-	resp, err := r.b.ContainerCreate(ctx, req.Form.Get("name"), body.Config, body.HostConfig)
+	resp, err := r.b.ContainerCreate(ctx, req.Form.Get("name"), body.Config, body.HostConfig, body.NetworkingConfig)
 	if err != nil {
 		return err
 	}
