@@ -117,4 +117,3 @@ func (r *resolver) Upstreams(client netip.Addr) []string {
 	}
 	return me.Upstreams
 }
-
