@@ -14,6 +14,7 @@ import (
 	"berth.dev/berth/daemon/container"
 	"berth.dev/berth/daemon/filters"
 	"berth.dev/berth/errdefs"
+	"berth.dev/berth/internal/trace"
 	"berth.dev/berth/network"
 	"berth.dev/berth/network/bridge"
 	containertypes "github.com/moby/moby/api/types/container"
@@ -248,9 +249,11 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 		return err
 	}
 	defer ns.Close()
+	trace.Step("network: namespace open")
 	if err := ns.LoopbackUp(); err != nil {
 		return err
 	}
+	trace.Step("network: lo up")
 	if s.none {
 		return nil
 	}
@@ -285,7 +288,7 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 	defer func() {
 		if err != nil {
 			for netID := range eps {
-				d.nets.Leave(netID, id)
+				d.nets.Leave(netID, id, true)
 			}
 		}
 	}()
@@ -308,6 +311,7 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 		if err != nil {
 			return err
 		}
+		trace.Step("network: joined " + name)
 		eps[r.ID] = ep
 		if i == 0 {
 			published = pub
@@ -394,7 +398,7 @@ func (d *Daemon) leaveNetworks(c *container.Container) {
 	}
 	c.Unlock()
 	for netID := range eps {
-		d.nets.Leave(netID, id)
+		d.nets.Leave(netID, id, false)
 	}
 }
 
@@ -776,7 +780,7 @@ func (d *Daemon) NetworkDisconnect(ctx context.Context, ref, containerRef string
 	if r.Driver != network.DriverBridge {
 		return errdefs.Forbidden("container cannot be disconnected from host network or connected to host network")
 	}
-	d.nets.Leave(r.ID, id)
+	d.nets.Leave(r.ID, id, true)
 	c.Lock()
 	delete(c.Networks, r.Name)
 	delete(c.Endpoints, r.ID)

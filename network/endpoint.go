@@ -168,9 +168,12 @@ func (n *nw) releaseLocked(ep *Endpoint) {
 }
 
 // Leave undoes a container's Join (or Restore): its rules, addresses and
-// host ports, and its veth pair when the container still runs. Leaving a
-// network not joined does nothing.
-func (m *Manager) Leave(netID, containerID string) {
+// host ports, and with deleteLink its veth pair (disconnecting a running
+// container). A container that has exited needs no deleteLink: its pair
+// goes with its namespace, when the kernel gets to it, not on the
+// caller's time (deleting a veth waits for an RCU grace period, ~10 ms
+// here). Leaving a network not joined does nothing.
+func (m *Manager) Leave(netID, containerID string, deleteLink bool) {
 	m.mu.Lock()
 	n := m.nets[netID]
 	m.mu.Unlock()
@@ -193,10 +196,10 @@ func (m *Manager) Leave(netID, containerID string) {
 		}
 	}
 	m.unpublish(ep)
-	// Deleting the host end deletes the pair now, rather than when the
-	// kernel gets round to the namespace of a container that has died.
-	if err := bridge.Delete(ep.HostIf); err != nil {
-		m.log.Warn("remove veth", "link", ep.HostIf, "error", err)
+	if deleteLink {
+		if err := bridge.Delete(ep.HostIf); err != nil {
+			m.log.Warn("remove veth", "link", ep.HostIf, "error", err)
+		}
 	}
 }
 
