@@ -78,9 +78,7 @@ func (d *Daemon) planNetworks(hc *containertypes.HostConfig, nc *nettypes.Networ
 		if len(hc.DNS) > 0 || len(hc.DNSSearch) > 0 || len(hc.DNSOptions) > 0 || len(hc.ExtraHosts) > 0 {
 			return nil, errdefs.Invalid("conflicting options: dns and the network mode")
 		}
-		if _, err := d.ctrs.store.Get(ref); err != nil {
-			return nil, err
-		}
+		_ = ref // found at start: it may not exist yet, as docker allows
 		return map[string]*nettypes.EndpointSettings{}, nil
 	}
 	primary, err := d.nets.Find(mode)
@@ -88,7 +86,12 @@ func (d *Daemon) planNetworks(hc *containertypes.HostConfig, nc *nettypes.Networ
 		if mode == network.NameBridge {
 			return nil, errdefs.Invalid("the default bridge network is disabled in this daemon (--bridge=none)")
 		}
-		return nil, err
+		if !errdefs.Is(err, errdefs.KindNotFound) {
+			return nil, err
+		}
+		// As docker: a container may name a network made after it; its
+		// start fails while there is none.
+		primary = &network.Record{Network: nettypes.Network{Name: mode, Driver: network.DriverBridge}}
 	}
 	out := map[string]*nettypes.EndpointSettings{}
 	add := func(r *network.Record, es *nettypes.EndpointSettings) error {
@@ -127,10 +130,13 @@ func (d *Daemon) planNetworks(hc *containertypes.HostConfig, nc *nettypes.Networ
 	}
 	for name, es := range asked {
 		r, err := d.nets.Find(name)
+		if errdefs.Is(err, errdefs.KindNotFound) {
+			r, err = &network.Record{Network: nettypes.Network{Name: name, Driver: network.DriverBridge}}, nil
+		}
 		if err != nil {
 			return nil, err
 		}
-		if r.ID == primary.ID {
+		if r.Name == primary.Name {
 			continue
 		}
 		if primary.Driver != network.DriverBridge || r.Driver != network.DriverBridge {
@@ -174,7 +180,7 @@ func (d *Daemon) prepareNetwork(c *container.Container, hostname string) (*netSe
 	if ref, ok := strings.CutPrefix(mode, "container:"); ok {
 		other, err := d.ctrs.store.Get(ref)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("joining network namespace of container: %w", err)
 		}
 		if other.ID == c.ID {
 			return nil, errdefs.Invalid("cannot join own network namespace")

@@ -29,6 +29,7 @@ type daemon struct {
 	bin      string
 	dataRoot string
 	execRoot string
+	bridge   string // the default bridge, its own (testutil.BridgeName)
 	sock     string
 	config   string
 	args     []string
@@ -50,7 +51,7 @@ func newDaemon(t *testing.T) *daemon {
 	}
 	dir := t.TempDir()
 	d := &daemon{t: t, bin: testutil.BerthBinary(t), dataRoot: filepath.Join(dir, "data"),
-		execRoot: filepath.Join(dir, "exec"), sock: filepath.Join(dir, "berth.sock"), config: filepath.Join(dir, "daemon.json")}
+		execRoot: filepath.Join(dir, "exec"), bridge: testutil.BridgeName(), sock: filepath.Join(dir, "berth.sock"), config: filepath.Join(dir, "daemon.json")}
 	if err := os.WriteFile(d.config, []byte("{}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func newDaemon(t *testing.T) *daemon {
 }
 
 func (d *daemon) baseArgs() []string {
-	return []string{"daemon", "--data-root", d.dataRoot, "--exec-root", d.execRoot, "--config-file", d.config}
+	return []string{"daemon", "--data-root", d.dataRoot, "--exec-root", d.execRoot, "--config-file", d.config, "--bridge", d.bridge}
 }
 
 // start runs the daemon with -H unix://sock (unless args has -H) and waits

@@ -2,6 +2,8 @@ package testutil
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"os"
@@ -27,7 +29,7 @@ func StartBerthd(t *testing.T, extra ...string) string {
 	}
 	var log LockedBuffer
 	cmd := exec.Command(BerthBinary(t), "daemon", "-H", "unix://"+sock, "--data-root", filepath.Join(dir, "data"),
-		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg)
+		"--exec-root", filepath.Join(dir, "exec"), "--config-file", cfg, "--bridge", BridgeName())
 	cmd.Args = append(cmd.Args, extra...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -64,4 +66,13 @@ func StartBerthd(t *testing.T, extra ...string) string {
 	}
 	t.Fatalf("berth daemon did not answer:\n%s", log.String())
 	return ""
+}
+
+// BridgeName is a default bridge name of its own for a test's daemon
+// (--bridge): daemons of other tests and other engineers' runs on this
+// host must not share one.
+func BridgeName() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "bt" + hex.EncodeToString(b[:])
 }

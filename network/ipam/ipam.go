@@ -45,7 +45,7 @@ func NewPool(subnet, ipRange netip.Prefix) (*Pool, error) {
 	if bits := subnet.Addr().BitLen() - subnet.Bits(); subnet.Addr().Is4() && bits < 2 {
 		return nil, errdefs.Invalid("subnet %s is too small: it has no address for containers", subnet)
 	}
-	return &Pool{subnet: subnet, rng: rng, used: map[netip.Addr]bool{}, last: rng.Addr()}, nil
+	return &Pool{subnet: subnet, rng: rng, used: map[netip.Addr]bool{}}, nil
 }
 
 // Subnet is the pool's subnet.
@@ -68,18 +68,17 @@ func (p *Pool) usable(a netip.Addr) bool {
 func (p *Pool) Allocate() (netip.Addr, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := p.last
-	for {
-		a = a.Next()
-		if !a.IsValid() || !p.rng.Contains(a) {
-			a = p.rng.Addr()
-		}
+	start := p.rng.Addr()
+	if p.last.IsValid() {
+		start = p.next(p.last)
+	}
+	for a := start; ; {
 		if !p.used[a] && p.usable(a) {
 			p.used[a] = true
 			p.last = a
 			return a, nil
 		}
-		if a == p.last {
+		if a = p.next(a); a == start {
 			family := "IPv4"
 			if a.Is6() {
 				family = "IPv6"
@@ -87,6 +86,14 @@ func (p *Pool) Allocate() (netip.Addr, error) {
 			return netip.Addr{}, errdefs.Unavailable("no available %s addresses on this network's address pools: %s", family, p.rng)
 		}
 	}
+}
+
+// next is the address after a in the range, wrapping round.
+func (p *Pool) next(a netip.Addr) netip.Addr {
+	if a = a.Next(); !a.IsValid() || !p.rng.Contains(a) {
+		return p.rng.Addr()
+	}
+	return a
 }
 
 // Reserve takes a given address (a static --ip, the gateway, or one a

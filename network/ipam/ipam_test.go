@@ -47,7 +47,7 @@ func TestPoolRangeAndReserve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, w := range []string{"10.9.0.129", "10.9.0.130", "10.9.0.131", "10.9.0.128"} {
+	for _, w := range []string{"10.9.0.128", "10.9.0.129", "10.9.0.130", "10.9.0.131"} {
 		if a, err := p.Allocate(); err != nil || a.String() != w {
 			t.Fatalf("allocate: %v %v, want %s", a, err, w)
 		}

@@ -1,0 +1,225 @@
+package apitest
+
+import (
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// hostLinks are the host's links enslaved to bridge.
+func hostLinks(t *testing.T, bridge string) []string {
+	t.Helper()
+	out, err := exec.Command("ip", "-o", "link", "show", "master", bridge).CombinedOutput()
+	if err != nil {
+		return nil // no such bridge: nothing on it
+	}
+	var names []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(l); len(f) > 1 {
+			names = append(names, strings.SplitN(strings.TrimSuffix(f[1], ":"), "@", 2)[0])
+		}
+	}
+	return names
+}
+
+func (d *daemon) ip(container, network string) netip.Addr {
+	d.t.Helper()
+	out := strings.TrimSpace(d.mustDocker("inspect", "-f", fmt.Sprintf("{{(index .NetworkSettings.Networks %q).IPAddress}}", network), container))
+	a, err := netip.ParseAddr(out)
+	if err != nil {
+		d.t.Fatalf("address of %s on %s: %q", container, network, out)
+	}
+	return a
+}
+
+// TestNetworkDefaultBridge: containers on the default bridge get an
+// address of its subnet, a default route through its gateway, loopback
+// up, their address in /etc/hosts, and reach each other; their veth pairs
+// go when they stop.
+func TestNetworkDefaultBridge(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "one", "busybox", "sleep", "300")
+	a := d.ip("one", "bridge")
+	gw := strings.TrimSpace(d.mustDocker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Gateway}}", "bridge"))
+	subnet := netip.MustParsePrefix(strings.TrimSpace(d.mustDocker("network", "inspect", "-f", "{{(index .IPAM.Config 0).Subnet}}", "bridge")))
+	if !subnet.Contains(a) {
+		t.Fatalf("address %s outside the bridge's subnet %s", a, subnet)
+	}
+	if links := hostLinks(t, d.bridge); len(links) != 1 || !strings.HasPrefix(links[0], "veth") {
+		t.Fatalf("links on %s: %v", d.bridge, links)
+	}
+	out := d.mustDocker("run", "--rm", "--hostname", "two", "busybox", "sh", "-c",
+		"ip -o -4 addr show eth0; ip route; ip -o link show lo; cat /etc/hosts; ping -c1 -W2 "+a.String())
+	mustContain(t, "second container", out, "default via "+gw+" dev eth0", "LOOPBACK,UP", "\ttwo\n", "1 packets received")
+	if !strings.Contains(out, "inet "+subnet.Addr().String()[:strings.LastIndex(subnet.Addr().String(), ".")]) {
+		t.Errorf("second container's address not in %s:\n%s", subnet, out)
+	}
+	if got := d.mustDocker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "bridge"); strings.TrimSpace(got) != fmt.Sprintf("one %s/%d", a, subnet.Bits()) {
+		t.Errorf("network inspect's containers: %q", got)
+	}
+	d.mustDocker("rm", "-f", "one")
+	waitFor(t, "the veth pairs to go", func() bool { return len(hostLinks(t, d.bridge)) == 0 })
+}
+
+// TestNetworkModes: none has loopback only; host shares the host's
+// links; container:NAME shares another container's namespace (and needs
+// it running).
+func TestNetworkModes(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	if out := d.mustDocker("run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"); strings.Count(out, "\n") != 1 || !strings.Contains(out, "lo: <LOOPBACK,UP") {
+		t.Errorf("--network none: %q", out)
+	}
+	if out := d.mustDocker("run", "--rm", "--network", "host", "busybox", "ip", "-o", "link", "show", d.bridge); !strings.Contains(out, d.bridge) {
+		t.Errorf("--network host does not see %s: %q", d.bridge, out)
+	}
+	d.mustDocker("run", "-d", "--name", "base", "busybox", "sleep", "300")
+	a := d.ip("base", "bridge")
+	if out := d.mustDocker("run", "--rm", "--network", "container:base", "busybox", "ip", "-o", "-4", "addr", "show", "eth0"); !strings.Contains(out, " "+a.String()+"/") {
+		t.Errorf("--network container:base has not base's address %s: %q", a, out)
+	}
+	if out, err := d.docker("run", "--rm", "--network", "container:nosuch", "busybox", "true"); err == nil || !strings.Contains(out, "joining network namespace of container: No such container: nosuch") {
+		t.Errorf("container:nosuch: %v %s", err, out)
+	}
+	d.mustDocker("stop", "-t", "0", "base")
+	if out, err := d.docker("run", "--rm", "--network", "container:base", "busybox", "true"); err == nil || !strings.Contains(out, "is not running") {
+		t.Errorf("container:base stopped: %v %s", err, out)
+	}
+	if out, err := d.docker("run", "--rm", "--network", "nosuch", "busybox", "true"); err == nil || !strings.Contains(out, "failed to set up container networking: network nosuch not found") {
+		t.Errorf("--network nosuch: %v %s", err, out)
+	}
+}
+
+// TestNetworkUserDefined: a network with its own subnet, gateway and
+// range; static addresses and aliases; connect and disconnect of a
+// running container; removal refused while in use.
+func TestNetworkUserDefined(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	id := strings.TrimSpace(d.mustDocker("network", "create", "--subnet", "10.213.7.0/24", "--gateway", "10.213.7.254",
+		"--ip-range", "10.213.7.128/25", "--label", "app=t", "tnet"))
+	defer d.docker("network", "rm", "tnet")
+	bridge := "br-" + id[:12]
+	if out, err := exec.Command("ip", "-o", "addr", "show", "dev", bridge).CombinedOutput(); err != nil || !strings.Contains(string(out), "10.213.7.254/24") {
+		t.Fatalf("bridge %s: %v %s", bridge, err, out)
+	}
+	d.mustDocker("run", "-d", "--name", "web", "--network", "tnet", "--ip", "10.213.7.10", "--network-alias", "www", "busybox", "sleep", "300")
+	if a := d.ip("web", "tnet"); a.String() != "10.213.7.10" {
+		t.Fatalf("static address: %s", a)
+	}
+	out := d.mustDocker("run", "--rm", "--network", "tnet", "busybox", "sh", "-c", "ip -o -4 addr show eth0; ip route; ping -c1 -W2 10.213.7.10")
+	mustContain(t, "client", out, "inet 10.213.7.128/24", "default via 10.213.7.254", "1 packets received")
+	if out, err := d.docker("run", "--rm", "--network", "tnet", "--ip", "10.213.7.10", "busybox", "true"); err == nil || !strings.Contains(out, "Address already in use") {
+		t.Errorf("a taken static address: %v %s", err, out)
+	}
+	if out, err := d.docker("run", "--rm", "--ip", "172.17.0.99", "busybox", "true"); err == nil || !strings.Contains(out, "user specified IP address is supported on user defined networks only") {
+		t.Errorf("static address on the default bridge: %v %s", err, out)
+	}
+	if out, err := d.docker("network", "rm", "tnet"); err == nil || !strings.Contains(out, "active endpoints") {
+		t.Errorf("rm of a network in use: %v %s", err, out)
+	}
+	if out, err := d.docker("network", "create", "--subnet", "10.213.7.0/25", "overlap"); err == nil || !strings.Contains(out, "Pool overlaps") {
+		t.Errorf("overlapping subnet: %v %s", err, out)
+	}
+	if out, err := d.docker("network", "create", "tnet"); err == nil || !strings.Contains(out, "already exists") {
+		t.Errorf("duplicate name: %v %s", err, out)
+	}
+
+	// Connect the running container to the default bridge too, then
+	// disconnect it.
+	d.mustDocker("network", "connect", "bridge", "web")
+	out = d.mustDocker("exec", "web", "ip", "-o", "-4", "addr")
+	mustContain(t, "after connect", out, "eth0", "10.213.7.10", "eth1")
+	if out, err := d.docker("network", "connect", "tnet", "web"); err == nil || !strings.Contains(out, "already exists in network tnet") {
+		t.Errorf("connect twice: %v %s", err, out)
+	}
+	d.mustDocker("network", "disconnect", "bridge", "web")
+	if out := d.mustDocker("exec", "web", "ip", "-o", "link"); strings.Contains(out, "eth1") {
+		t.Errorf("eth1 left after disconnect: %s", out)
+	}
+	if got := d.mustDocker("inspect", "-f", "{{len .NetworkSettings.Networks}}", "web"); strings.TrimSpace(got) != "1" {
+		t.Errorf("networks after disconnect: %s", got)
+	}
+	d.mustDocker("rm", "-f", "web")
+	d.mustDocker("network", "rm", "tnet")
+	if _, err := exec.Command("ip", "link", "show", bridge).CombinedOutput(); err == nil {
+		t.Errorf("bridge %s outlived its network", bridge)
+	}
+}
+
+// TestNetworkRestart: a running container keeps its address across a
+// daemon killed with -9, the address stays taken, and is free again once
+// the container is killed.
+func TestNetworkRestart(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("network", "create", "--subnet", "10.213.8.0/24", "rnet")
+	defer d.docker("network", "rm", "rnet")
+	d.mustDocker("run", "-d", "--name", "keep", "--network", "rnet", "--ip", "10.213.8.5", "busybox", "sleep", "300")
+	d.kill9()
+	d.start()
+	if a := d.ip("keep", "rnet"); a.String() != "10.213.8.5" {
+		t.Fatalf("after restart: %s", a)
+	}
+	if out, err := d.docker("run", "--rm", "--network", "rnet", "--ip", "10.213.8.5", "busybox", "true"); err == nil || !strings.Contains(out, "Address already in use") {
+		t.Errorf("the restored address was given again: %v %s", err, out)
+	}
+	out := d.mustDocker("run", "--rm", "--network", "rnet", "busybox", "ping", "-c1", "-W2", "10.213.8.5")
+	mustContain(t, "ping the restored container", out, "1 packets received")
+	d.mustDocker("kill", "keep")
+	d.mustDocker("run", "--rm", "--network", "rnet", "--ip", "10.213.8.5", "busybox", "true")
+	d.mustDocker("start", "keep")
+	if a := d.ip("keep", "rnet"); a.String() != "10.213.8.5" {
+		t.Fatalf("after start again: %s", a)
+	}
+}
+
+// TestNetworkConcurrentStarts: 50 containers started at once on one
+// network get distinct addresses, and each reaches the gateway.
+func TestNetworkConcurrentStarts(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("network", "create", "--subnet", "10.213.9.0/24", "many")
+	defer d.docker("network", "rm", "many")
+	const n = 50
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if out, err := d.docker("run", "-d", "--name", fmt.Sprintf("c%02d", i), "--network", "many", "busybox", "sleep", "300"); err != nil {
+				errs <- fmt.Errorf("c%02d: %v: %s", i, err, out)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if t.Failed() {
+		return
+	}
+	seen := map[netip.Addr]string{}
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("c%02d", i)
+		a := d.ip(name, "many")
+		if other, dup := seen[a]; dup {
+			t.Errorf("%s and %s both have %s", name, other, a)
+		}
+		seen[a] = name
+	}
+	for i := 0; i < n; i++ {
+		if out, err := d.docker("exec", fmt.Sprintf("c%02d", i), "ping", "-c1", "-W2", "10.213.9.1"); err != nil {
+			t.Errorf("c%02d cannot reach the gateway: %v %s", i, err, out)
+		}
+	}
+	if got := len(hostLinks(t, "br-"+strings.TrimSpace(d.mustDocker("network", "inspect", "-f", "{{.ID}}", "many"))[:12])); got != n {
+		t.Errorf("%d veths on the bridge, want %d", got, n)
+	}
+}
