@@ -369,6 +369,9 @@ func (d *Daemon) startShim(ctx context.Context, c *container.Container) (*shim.C
 	}
 	c.Lock()
 	spec, err := container.Spec(c, container.SpecOptions{Rootfs: rootfs, InitBinary: initBinary(), Volumes: vols, NetNSPath: netw.nsPath})
+	if err == nil && len(netw.env) > 0 {
+		spec.Process.Env = withLinkEnv(spec.Process.Env, netw.env)
+	}
 	tty, stdin := c.Config.Tty, c.Config.OpenStdin
 	var h, w uint16
 	if cs := c.HostConfig.ConsoleSize; cs[0] > 0 {

@@ -160,6 +160,8 @@ type netSetup struct {
 	// this one uses.
 	shared *container.Container
 	etc    container.EtcOptions
+	// env is the legacy links' environment.
+	env []string
 }
 
 // prepareNetwork works out a start's network before its spec is made.
@@ -208,6 +210,12 @@ func (d *Daemon) prepareNetwork(c *container.Container, hostname string) (*netSe
 			s.host, s.etc.HostNetwork = true, true
 		case network.DriverNull:
 			s.none = true
+		}
+	}
+	if len(hc.Links) > 0 {
+		var err error
+		if s.etc.LinkLines, s.env, err = d.legacyLinks(c); err != nil {
+			return nil, err
 		}
 	}
 	// On a user-defined network, names resolve through berth's server
@@ -330,7 +338,6 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 			s.etc.IPs = append(s.etc.IPs, ep.IPv6.Addr())
 		}
 	}
-	s.etc.LinkLines = d.linkLines(c)
 	c.Lock()
 	c.Networks, c.Endpoints, c.Ports = settings, eps, published
 	c.Unlock()
@@ -453,38 +460,72 @@ func publishedPorts(hc *containertypes.HostConfig, cfg *containertypes.Config) n
 	return out
 }
 
-// linkLines are /etc/hosts lines for a container's legacy links:
-// "ip\talias name" for each running linked container on the default
-// bridge.
-func (d *Daemon) linkLines(c *container.Container) []string {
+// legacyLinks are a container's --link's on the default bridge, as
+// docker makes them: an /etc/hosts line per link and the environment of
+// the linked container's address, ports and variables. Each linked
+// container must run.
+func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err error) {
 	c.Lock()
 	links := slices.Clone(c.HostConfig.Links)
+	self := strings.TrimPrefix(c.Name, "/")
 	c.Unlock()
-	var out []string
 	for _, l := range links {
 		name, alias, _ := strings.Cut(l, ":")
-		alias = strings.TrimPrefix(alias, "/"+strings.TrimPrefix(c.Name, "/")+"/")
-		other, err := d.ctrs.store.Get(strings.TrimPrefix(name, "/"))
+		name = strings.TrimPrefix(name, "/")
+		if i := strings.LastIndexByte(alias, '/'); i >= 0 {
+			alias = alias[i+1:] // docker's stored form, /self/alias
+		}
+		other, err := d.ctrs.store.Get(name)
 		if err != nil {
-			continue
+			return nil, nil, errdefs.Invalid("could not get container for %s", name)
+		}
+		if alias == "" {
+			alias = strings.TrimPrefix(other.Name, "/")
 		}
 		other.Lock()
+		running := other.Running()
 		es := other.Networks[network.NameBridge]
-		oname, oid, ohost := strings.TrimPrefix(other.Name, "/"), other.ID, hostnameOf(other.Config, other.ID)
-		other.Unlock()
-		if es == nil || !es.IPAddress.IsValid() {
-			continue
+		oname, ohost := strings.TrimPrefix(other.Name, "/"), hostnameOf(other.Config, other.ID)
+		oenv, exposed := slices.Clone(other.Config.Env), make([]nettypes.Port, 0, len(other.Config.ExposedPorts))
+		for p := range other.Config.ExposedPorts {
+			exposed = append(exposed, p)
 		}
+		other.Unlock()
+		if !running {
+			return nil, nil, errdefs.Invalid("cannot link to a non running container: /%s AS /%s/%s", oname, self, alias)
+		}
+		if es == nil || !es.IPAddress.IsValid() {
+			return nil, nil, errdefs.Invalid("cannot link to /%s, as it does not belong to the default network", oname)
+		}
+		ip := es.IPAddress.String()
 		names := []string{alias}
-		if alias == "" || alias == oname {
-			names = []string{oname}
-		} else {
+		if alias != oname {
 			names = append(names, oname)
 		}
-		_ = oid
-		out = append(out, es.IPAddress.String()+"\t"+strings.Join(append(names, ohost), " "))
+		if ohost != alias && ohost != oname {
+			names = append(names, ohost)
+		}
+		hosts = append(hosts, ip+"\t"+strings.Join(names, " "))
+		prefix := strings.ToUpper(strings.ReplaceAll(alias, "-", "_"))
+		env = append(env, prefix+"_NAME=/"+self+"/"+alias)
+		slices.SortFunc(exposed, func(a, b nettypes.Port) int { return int(a.Num()) - int(b.Num()) })
+		for i, p := range exposed {
+			proto, port := string(p.Proto()), strconv.Itoa(int(p.Num()))
+			url := proto + "://" + ip + ":" + port
+			if i == 0 {
+				env = append(env, prefix+"_PORT="+url)
+			}
+			k := prefix + "_PORT_" + port + "_" + strings.ToUpper(proto)
+			env = append(env, k+"="+url, k+"_ADDR="+ip, k+"_PORT="+port, k+"_PROTO="+proto)
+		}
+		for _, kv := range oenv {
+			k, v, ok := strings.Cut(kv, "=")
+			if ok && k != "HOME" && k != "PATH" {
+				env = append(env, prefix+"_ENV_"+k+"="+v)
+			}
+		}
 	}
-	return out
+	return hosts, env, nil
 }
 
 // NetworkInspect is GET /networks/{id}.
@@ -794,4 +835,20 @@ func (d *Daemon) NetworkDisconnect(ctx context.Context, ref, containerRef string
 	c.Unlock()
 	d.events.Publish(events.NetworkEventType, events.ActionDisconnect, r.ID, map[string]string{"container": id, "name": r.Name, "type": r.Driver})
 	return err
+}
+
+// withLinkEnv adds the legacy links' variables to env, which wins where
+// both have one (as docker's).
+func withLinkEnv(env, links []string) []string {
+	own := make(map[string]bool, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		own[k] = true
+	}
+	for _, kv := range links {
+		if k, _, _ := strings.Cut(kv, "="); !own[k] {
+			env = append(env, kv)
+		}
+	}
+	return env
 }

@@ -223,3 +223,24 @@ func TestNetworkConcurrentStarts(t *testing.T) {
 		t.Errorf("%d veths on the bridge, want %d", got, n)
 	}
 }
+
+// TestNetworkLegacyLinks: --link on the default bridge gives the linked
+// container's name in /etc/hosts and docker's environment.
+func TestNetworkLegacyLinks(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("run", "-d", "--name", "db", "--expose", "5432", "-e", "PGUSER=app", "busybox", "sleep", "300")
+	a := d.ip("db", "bridge").String()
+	out := d.mustDocker("run", "--rm", "--link", "db:database", "-e", "DATABASE_ENV_PGUSER=mine", "busybox", "sh", "-c",
+		"grep database /etc/hosts; env | grep ^DATABASE_ | sort; ping -c1 -W2 database")
+	mustContain(t, "linked", out, a+"\tdatabase db ", "DATABASE_NAME=/", "DATABASE_PORT=tcp://"+a+":5432",
+		"DATABASE_PORT_5432_TCP_ADDR="+a, "DATABASE_PORT_5432_TCP_PORT=5432", "DATABASE_PORT_5432_TCP_PROTO=tcp",
+		"DATABASE_ENV_PGUSER=mine", "1 packets received")
+	if strings.Contains(out, "DATABASE_ENV_PGUSER=app") || strings.Contains(out, "DATABASE_ENV_PATH") {
+		t.Errorf("the container's own variable must win, PATH is not passed:\n%s", out)
+	}
+	d.mustDocker("stop", "-t", "0", "db")
+	if out, err := d.docker("run", "--rm", "--link", "db", "busybox", "true"); err == nil || !strings.Contains(out, "cannot link to a non running container") {
+		t.Errorf("link to a stopped container: %v %s", err, out)
+	}
+}
