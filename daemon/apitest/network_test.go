@@ -244,3 +244,23 @@ func TestNetworkLegacyLinks(t *testing.T) {
 		t.Errorf("link to a stopped container: %v %s", err, out)
 	}
 }
+
+// TestNetworkIPv6: a network made with --ipv6 gives containers an IPv6
+// address and route too, usable at once (no duplicate address detection
+// to wait out).
+func TestNetworkIPv6(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	d.mustDocker("network", "create", "--ipv6", "--subnet", "fd00:b5:1::/64", "--subnet", "10.213.10.0/24", "six")
+	defer d.docker("network", "rm", "six")
+	d.mustDocker("run", "-d", "--name", "v6", "--network", "six", "--ip6", "fd00:b5:1::99", "busybox", "sleep", "300")
+	got := strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.NetworkSettings.Networks.six.GlobalIPv6Address}} {{.NetworkSettings.Networks.six.IPv6Gateway}}", "v6"))
+	if got != "fd00:b5:1::99 fd00:b5:1::1" {
+		t.Fatalf("IPv6 address and gateway: %q", got)
+	}
+	out := d.mustDocker("run", "--rm", "--network", "six", "busybox", "sh", "-c", "ip -6 route; ping -6 -c1 -W2 fd00:b5:1::99")
+	mustContain(t, "IPv6 peer", out, "default via fd00:b5:1::1", "1 packets received")
+	if out, err := d.docker("run", "--rm", "--ip6", "fd00:b5:1::5", "busybox", "true"); err == nil {
+		t.Errorf("--ip6 on the default bridge (no IPv6) was accepted: %s", out)
+	}
+}
