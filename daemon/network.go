@@ -852,3 +852,39 @@ func withLinkEnv(env, links []string) []string {
 	}
 	return env
 }
+
+// netStats are stats' per-interface counters of a running container on
+// bridge networks (from its namespace's /proc/<pid>/net/dev); none on
+// host, none or another container's network, as dockerd.
+func (d *Daemon) netStats(id string) map[string]containertypes.NetworkStats {
+	c, err := d.ctrs.store.Get(id)
+	if err != nil {
+		return nil
+	}
+	c.Lock()
+	pid, eps := c.State.Pid, len(c.Endpoints)
+	c.Unlock()
+	if pid <= 0 || eps == 0 {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/dev", pid))
+	if err != nil {
+		return nil
+	}
+	out := map[string]containertypes.NetworkStats{}
+	for _, line := range strings.Split(string(b), "\n")[2:] {
+		name, rest, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		f := strings.Fields(rest)
+		if !ok || name == "lo" || len(f) < 16 {
+			continue
+		}
+		n := make([]uint64, 16)
+		for i := range n {
+			n[i], _ = strconv.ParseUint(f[i], 10, 64)
+		}
+		out[name] = containertypes.NetworkStats{RxBytes: n[0], RxPackets: n[1], RxErrors: n[2], RxDropped: n[3],
+			TxBytes: n[8], TxPackets: n[9], TxErrors: n[10], TxDropped: n[11]}
+	}
+	return out
+}

@@ -124,6 +124,7 @@ func (s *sampler) sample() *containertypes.StatsResponse {
 	}
 	out := fromCgroupStats(st, cgroups.HostMode() != cgroups.ModeV2)
 	out.ID, out.Name, out.Read = s.id, s.name, time.Now()
+	out.Networks = s.d.netStats(s.id)
 	out.CPUStats.SystemUsage, out.CPUStats.OnlineCPUs = systemCPU()
 	if mt := machineMemory(); out.MemoryStats.Limit > mt && mt > 0 {
 		out.MemoryStats.Limit = mt // no limit: the host's memory, as dockerd
