@@ -2,11 +2,46 @@
 // Each bridge network has its own tables, named for its bridge
 // ("berth-<bridge>"), so networks and daemons never touch each other's
 // rules and a network's rules go with one delete.
+//
+// A network has two tables:
+//
+//   - inet berth-<bridge>: NAT (masquerade, published ports, the DNS
+//     redirect) and the forward filter that isolates the bridge from
+//     everything else, for IPv4 and IPv6 alike;
+//   - bridge berth-<bridge>: the filter of frames between two ports of the
+//     bridge (inter-container traffic, ICC), which is switched at layer 2
+//     and never reaches the inet hooks without br_netfilter. berth does
+//     not load br_netfilter nor change its sysctls (that would change
+//     every bridge of the host), but works with it on too, as on hosts
+//     where it is built in: then switched frames also pass the inet
+//     hooks, and the inet rules treat them as the bridge table does.
+//
+// An endpoint's rules (its published ports and links) are tagged with its
+// id in their comment (rule user data) and live in two regular chains,
+// "ports" and "links", so that SetNetwork can rewrite the network-wide
+// rules without touching them and SetEndpoint/RemoveEndpoint change one
+// endpoint's rules in one atomic batch.
+//
+// Rules of other programs: nftables evaluates every table's base chain on
+// a hook and a drop in any of them is final, so our accepts do not override
+// another table's drop. If another program (dockerd through iptables-nft,
+// for example) set the "ip filter FORWARD" policy to drop, forwarded
+// container traffic is dropped there; berth leaves other tables alone.
 package firewall
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+
+	"berth.dev/berth/errdefs"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"golang.org/x/sys/unix"
 )
 
 // Network is what one bridge network asks of the firewall.
@@ -45,30 +80,444 @@ type Link struct {
 	Port     uint16
 }
 
+// TablePrefix starts the name of every table berth makes.
+const TablePrefix = "berth-"
+
+// Chain names. The base chains hold the network-wide rules (SetNetwork
+// rewrites them); ports and links hold the endpoints'.
+const (
+	chainPrerouting  = "prerouting"
+	chainOutput      = "output"
+	chainPostrouting = "postrouting"
+	chainForward     = "forward"
+	chainPorts       = "ports"
+	chainLinks       = "links"
+)
+
 // Firewall is a handle on the kernel's nftables. Its methods are safe for
 // concurrent use.
-type Firewall struct{}
+type Firewall struct {
+	netns int // 0: the caller's network namespace
 
-var errTodo = errors.New("firewall: not implemented")
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex // per bridge
+}
+
+// Option configures New.
+type Option func(*Firewall)
+
+// InNetNS makes the Firewall work on the network namespace of fd (an open
+// /proc/<pid>/ns/net or /run/netns/<name>), which must stay open while the
+// Firewall is used. Without it, the Firewall works on the namespace of
+// the calling process.
+func InNetNS(fd int) Option {
+	return func(f *Firewall) { f.netns = fd }
+}
 
 // New returns a Firewall, or an error saying why nftables cannot be used.
-func New() (*Firewall, error) { return nil, errTodo }
+func New(opts ...Option) (*Firewall, error) {
+	f := &Firewall{locks: map[string]*sync.Mutex{}}
+	for _, o := range opts {
+		o(f)
+	}
+	c, err := f.conn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
+		switch {
+		case errors.Is(err, unix.EPERM):
+			err = fmt.Errorf("%w (berth needs CAP_NET_ADMIN to set packet rules)", err)
+		case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.ENOENT), errors.Is(err, unix.EOPNOTSUPP):
+			err = fmt.Errorf("%w (the kernel has no nf_tables: CONFIG_NF_TABLES, module nf_tables)", err)
+		}
+		return nil, errdefs.Unavailable("firewall: nftables is not usable: %w", err)
+	}
+	return f, nil
+}
+
+// conn returns a connection that opens a netlink socket per request, so
+// that concurrent operations do not share a batch.
+func (f *Firewall) conn() (*nftables.Conn, error) {
+	var opts []nftables.ConnOption
+	if f.netns != 0 {
+		opts = append(opts, nftables.WithNetNSFd(f.netns))
+	}
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: nftables: %w", err)
+	}
+	return c, nil
+}
+
+// lock serializes the changes to one bridge's tables: SetEndpoint reads
+// the rules it replaces.
+func (f *Firewall) lock(bridge string) func() {
+	f.mu.Lock()
+	l := f.locks[bridge]
+	if l == nil {
+		l = new(sync.Mutex)
+		f.locks[bridge] = l
+	}
+	f.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// tables of the network of bridge.
+type tables struct {
+	inet, br *nftables.Table
+}
+
+func tablesOf(bridge string) tables {
+	name := TablePrefix + bridge
+	return tables{
+		inet: &nftables.Table{Name: name, Family: nftables.TableFamilyINet},
+		br:   &nftables.Table{Name: name, Family: nftables.TableFamilyBridge},
+	}
+}
+
+func (t tables) chain(tab *nftables.Table, name string) *nftables.Chain {
+	return &nftables.Chain{Name: name, Table: tab}
+}
+
+func validBridge(name string) error {
+	if name == "" || len(name) >= unix.IFNAMSIZ || strings.ContainsAny(name, "/ \x00") {
+		return errdefs.Invalid("firewall: bad bridge name %q", name)
+	}
+	return nil
+}
 
 // SetNetwork creates the network's tables, or replaces their network-wide
 // rules (keeping its endpoints').
-func (f *Firewall) SetNetwork(n Network) error { return errTodo }
+func (f *Firewall) SetNetwork(n Network) error {
+	if err := validBridge(n.Bridge); err != nil {
+		return err
+	}
+	for _, p := range n.Subnets {
+		if !p.IsValid() {
+			return errdefs.Invalid("firewall: network %s: invalid subnet", n.Bridge)
+		}
+	}
+	defer f.lock(n.Bridge)()
+	c, err := f.conn()
+	if err != nil {
+		return err
+	}
+	t := tablesOf(n.Bridge)
+	c.AddTable(t.inet)
+	c.AddTable(t.br)
+
+	base := func(tab *nftables.Table, name string, typ nftables.ChainType, hook *nftables.ChainHook, prio nftables.ChainPriority) *nftables.Chain {
+		accept := nftables.ChainPolicyAccept
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: tab, Type: typ,
+			Hooknum: hook, Priority: nftables.ChainPriorityRef(prio), Policy: &accept})
+		c.FlushChain(ch)
+		return ch
+	}
+	// AddChain of an existing chain is no error, so this both creates and
+	// keeps the endpoints' chains.
+	c.AddChain(&nftables.Chain{Name: chainPorts, Table: t.inet})
+	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.inet})
+	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.br})
+
+	pre := base(t.inet, chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, *nftables.ChainPriorityNATDest)
+	out := base(t.inet, chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, *nftables.ChainPriorityNATDest)
+	post := base(t.inet, chainPostrouting, nftables.ChainTypeNAT, nftables.ChainHookPostrouting, *nftables.ChainPriorityNATSource)
+	fwd := base(t.inet, chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, *nftables.ChainPriorityFilter)
+	// -200 is the bridge family's "filter" priority.
+	brFwd := base(t.br, chainForward, nftables.ChainTypeFilter, nftables.ChainHookForward, -200)
+
+	add := func(ch *nftables.Chain, parts ...any) {
+		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: join(parts...)})
+	}
+	br := n.Bridge
+
+	// Queries to the bridge's own addresses on port 53 go to the DNS
+	// server's port, at the same address.
+	if n.DNSPort != 0 {
+		for _, fam := range []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()} {
+			for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
+				add(pre, iif(br), nfproto(fam), l4proto(proto), dport(53), localDst(true), dnatPort(fam, n.DNSPort))
+			}
+		}
+	}
+	// Published ports, for traffic to this host from anywhere (prerouting)
+	// and from the host itself (output).
+	add(pre, localDst(false), jump(chainPorts))
+	// Not from the host to [::1]: IPv6 has no route_localnet, the answers
+	// to ::1 would come back by the bridge and be dropped as martians. A
+	// proxy in the daemon must serve [::1] (as docker's does).
+	add(out, nfproto(netip.IPv6Unspecified()), daddr(netip.IPv6Loopback()), &expr.Verdict{Kind: expr.VerdictReturn})
+	add(out, localDst(false), jump(chainPorts))
+
+	// Connections from the host to a published port at 127.0.0.1 (which
+	// the bridge lets out with route_localnet=1) or ::1 must leave with an
+	// address the container can answer.
+	add(post, oif(br), srcIn(netip.MustParsePrefix("127.0.0.0/8")), masq)
+	for _, s := range n.Subnets {
+		// Hairpin: a container reaching a published port of this bridge by
+		// a host address; without it, the answer would go straight back
+		// over the bridge, not un-NATed.
+		add(post, oif(br), srcIn(s), ctDNAT(), masq)
+		if n.Masquerade && !n.Internal {
+			add(post, notOif(br), srcIn(s), masq)
+		}
+	}
+
+	// Forward. Packets between two containers of the bridge come here
+	// when routed by the host (a container can route by the gateway) and,
+	// when br_netfilter is on, also when only switched (bridged): then
+	// the inet hooks see them as in and out of the bridge. With ICC off,
+	// only links, answers and published ports pass between containers.
+	if !n.ICC {
+		in := join(iif(br), oif(br))
+		add(fwd, in, ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
+		add(fwd, in, ctDNAT(), accept)
+		add(fwd, in, jump(chainLinks))
+		add(fwd, in, nfproto(netip.IPv6Unspecified()), icmpv6ND(), accept)
+		add(fwd, in, drop)
+	}
+	// Only answers and published ports reach the bridge from elsewhere;
+	// internal networks exchange nothing with elsewhere.
+	if n.Internal {
+		add(fwd, iif(br), notOif(br), drop)
+		add(fwd, oif(br), notIif(br), drop)
+	} else {
+		add(fwd, oif(br), ctState(expr.CtStateBitESTABLISHED|expr.CtStateBitRELATED), accept)
+		add(fwd, oif(br), ctDNAT(), accept)
+		add(fwd, oif(br), notIif(br), drop)
+	}
+
+	// Between two ports of the bridge without br_netfilter: with ICC off,
+	// only links' IP traffic, and IPv6 neighbour discovery (which links
+	// need) pass; ARP and other non-IP frames do too, as in docker.
+	// Frames are told by their destination in the subnets: the bridge
+	// family's "meta ibrname" needs CONFIG_NFT_BRIDGE_META, which kernels
+	// may lack, and matching no source keeps a container from spoofing
+	// its way past. (Another bridge with the same subnet would be
+	// filtered alike; berth's address management keeps subnets apart.)
+	if !n.ICC {
+		for _, s := range n.Subnets {
+			to := join(ethertype(s.Addr()), daddrIn(s))
+			add(brFwd, to, jump(chainLinks))
+			if s.Addr().Is6() {
+				add(brFwd, to, icmpv6ND(), accept)
+			}
+			add(brFwd, to, drop)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: set network %s: %w", br, err)
+	}
+	return nil
+}
 
 // DeleteNetwork removes the network's tables; a missing one is not an error.
-func (f *Firewall) DeleteNetwork(bridge string) error { return errTodo }
+func (f *Firewall) DeleteNetwork(bridge string) error {
+	if err := validBridge(bridge); err != nil {
+		return err
+	}
+	defer f.lock(bridge)()
+	c, err := f.conn()
+	if err != nil {
+		return err
+	}
+	t := tablesOf(bridge)
+	for _, tab := range []*nftables.Table{t.inet, t.br} {
+		// One batch per table: a missing one must not keep the other.
+		c.DelTable(tab)
+		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("firewall: delete network %s: %w", bridge, err)
+		}
+	}
+	return nil
+}
+
+func protoNum(p string) (byte, error) {
+	switch p {
+	case "tcp":
+		return unix.IPPROTO_TCP, nil
+	case "udp":
+		return unix.IPPROTO_UDP, nil
+	}
+	return 0, errdefs.Invalid("firewall: unsupported protocol %q", p)
+}
+
+// endpointTag is the comment on each of an endpoint's rules.
+func endpointTag(id string) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment, "endpoint "+id)
+}
+
+func commentOf(r *nftables.Rule) string {
+	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
+	return s
+}
+
+func isEndpoint(r *nftables.Rule, id string) bool { return commentOf(r) == "endpoint "+id }
+
+func portRule(p Port) ([]expr.Any, error) {
+	proto, err := protoNum(p.Proto)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !p.IP.IsValid():
+		return nil, errdefs.Invalid("firewall: port %d/%s: no container address", p.HostPort, p.Proto)
+	case p.HostPort == 0 || p.Port == 0:
+		return nil, errdefs.Invalid("firewall: port %d:%d/%s: port 0", p.HostPort, p.Port, p.Proto)
+	}
+	ip := p.IP.Unmap()
+	var match []expr.Any
+	if h := p.HostIP.Unmap(); h.IsValid() && !h.IsUnspecified() {
+		if h.Is4() != ip.Is4() {
+			return nil, errdefs.Invalid("firewall: port %s:%d: host address and container address %s are of different families", h, p.HostPort, ip)
+		}
+		match = daddr(h)
+	}
+	return join(nfproto(ip), match, l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)), nil
+}
+
+// openPortRules let the neighbours on the bridge reach a published port
+// even with ICC off. With br_netfilter on, a neighbour's connection to the
+// port by a host address is "bridged DNAT": after prerouting's DNAT the
+// kernel switches it to the container at layer 2, and the bridge table
+// sees it, from the neighbour's address and to the container's port,
+// with no conntrack to tell it from a direct connection. Published ports
+// are open to anyone who reaches the host, so opening them to the
+// neighbours directly too gives nothing away.
+func openPortRules(p Port, family func(netip.Addr) []expr.Any) [][]expr.Any {
+	proto, _ := protoNum(p.Proto)
+	ip := p.IP.Unmap()
+	return [][]expr.Any{
+		join(family(ip), daddr(ip), l4proto(proto), dport(p.Port), accept),
+		join(family(ip), saddr(ip), l4proto(proto), sport(p.Port), accept),
+	}
+}
+
+// linkRules lets l.From reach l.To on its port, and To answer from it;
+// family is nfproto for the inet table, ethertype for the bridge's.
+func linkRules(l Link, family func(netip.Addr) []expr.Any) ([][]expr.Any, error) {
+	proto, err := protoNum(l.Proto)
+	if err != nil {
+		return nil, err
+	}
+	from, to := l.From.Unmap(), l.To.Unmap()
+	if !from.IsValid() || !to.IsValid() || from.Is4() != to.Is4() || l.Port == 0 {
+		return nil, errdefs.Invalid("firewall: bad link %s -> %s port %d/%s", l.From, l.To, l.Port, l.Proto)
+	}
+	return [][]expr.Any{
+		join(family(from), saddr(from), daddr(to), l4proto(proto), dport(l.Port), accept),
+		join(family(from), saddr(to), daddr(from), l4proto(proto), sport(l.Port), accept),
+	}, nil
+}
 
 // SetEndpoint sets one endpoint's published ports and links on the
 // network of bridge, replacing what was set for id before, in one atomic
 // change.
-func (f *Firewall) SetEndpoint(bridge, id string, ports []Port, links []Link) error { return errTodo }
+func (f *Firewall) SetEndpoint(bridge, id string, ports []Port, links []Link) error {
+	return f.setEndpoint(bridge, id, ports, links, false)
+}
 
 // RemoveEndpoint removes what SetEndpoint set for id; none is not an error.
-func (f *Firewall) RemoveEndpoint(bridge, id string) error { return errTodo }
+func (f *Firewall) RemoveEndpoint(bridge, id string) error {
+	return f.setEndpoint(bridge, id, nil, nil, true)
+}
+
+func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, remove bool) error {
+	if err := validBridge(bridge); err != nil {
+		return err
+	}
+	if id == "" {
+		return errdefs.Invalid("firewall: empty endpoint id")
+	}
+	// Build everything first: a bad port must change nothing.
+	var portRules, inetLinks, brLinks [][]expr.Any
+	for _, p := range ports {
+		r, err := portRule(p)
+		if err != nil {
+			return err
+		}
+		portRules = append(portRules, r)
+		inetLinks = append(inetLinks, openPortRules(p, nfproto)...)
+		brLinks = append(brLinks, openPortRules(p, ethertype)...)
+	}
+	for _, l := range links {
+		rs, err := linkRules(l, nfproto)
+		if err != nil {
+			return err
+		}
+		inetLinks = append(inetLinks, rs...)
+		rs, _ = linkRules(l, ethertype)
+		brLinks = append(brLinks, rs...)
+	}
+
+	defer f.lock(bridge)()
+	c, err := f.conn()
+	if err != nil {
+		return err
+	}
+	t := tablesOf(bridge)
+	tag := endpointTag(id)
+	for _, ch := range []struct {
+		chain *nftables.Chain
+		rules [][]expr.Any
+	}{
+		{t.chain(t.inet, chainPorts), portRules},
+		{t.chain(t.inet, chainLinks), inetLinks},
+		{t.chain(t.br, chainLinks), brLinks},
+	} {
+		old, err := c.GetRules(ch.chain.Table, ch.chain)
+		if err != nil {
+			if errors.Is(err, unix.ENOENT) {
+				if remove {
+					return nil
+				}
+				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
+			}
+			return fmt.Errorf("firewall: endpoint %s: list %s rules: %w", id, ch.chain.Name, err)
+		}
+		for _, r := range old {
+			if isEndpoint(r, id) {
+				r.Table, r.Chain = ch.chain.Table, ch.chain
+				if err := c.DelRule(r); err != nil {
+					return fmt.Errorf("firewall: endpoint %s: %w", id, err)
+				}
+			}
+		}
+		for _, e := range ch.rules {
+			c.AddRule(&nftables.Rule{Table: ch.chain.Table, Chain: ch.chain, Exprs: e, UserData: tag})
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("firewall: endpoint %s on %s: %w", id, bridge, err)
+	}
+	return nil
+}
 
 // Bridges lists the bridges that have berth tables (to reconcile at
 // daemon start).
-func (f *Firewall) Bridges() ([]string, error) { return nil, errTodo }
+func (f *Firewall) Bridges() ([]string, error) {
+	c, err := f.conn()
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
+		ts, err := c.ListTablesOfFamily(fam)
+		if err != nil {
+			return nil, fmt.Errorf("firewall: list tables: %w", err)
+		}
+		for _, t := range ts {
+			if b, ok := strings.CutPrefix(t.Name, TablePrefix); ok && b != "" {
+				seen[b] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for b := range seen {
+		out = append(out, b)
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -1,0 +1,311 @@
+package firewall
+
+import (
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	"berth.dev/berth/internal/testutil"
+	"github.com/google/nftables"
+)
+
+// lab is a test "host" namespace with two bridges, containers on them and
+// an "outside" namespace behind a veth:
+//
+//	outside 10.66.0.2 fd66::2 ---- ext 10.66.0.1 fd66::1 (host)
+//	brA 10.77.1.1 fd77:1::1: a1 .2 ::2, a2 .3 ::3
+//	brB 10.77.2.1:           b1 .2
+type lab struct {
+	host, out, a1, a2, b1 *namespace
+	fw                    *Firewall
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	testutil.RequireRoot(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs ip(8)")
+	}
+	p := "bfw" + randHex(2)
+	l := &lab{
+		host: newNamespace(t, p+"-host"),
+		out:  newNamespace(t, p+"-out"),
+		a1:   newNamespace(t, p+"-a1"),
+		a2:   newNamespace(t, p+"-a2"),
+		b1:   newNamespace(t, p+"-b1"),
+	}
+	h := l.host
+	h.sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	// The other end: outside knows no route to the containers, so only
+	// masqueraded traffic can be answered.
+	h.ip(t, "link", "add", "ext", "type", "veth", "peer", "name", "eth0", "netns", l.out.name)
+	h.ip(t, "addr", "add", "10.66.0.1/24", "dev", "ext")
+	h.ip(t, "addr", "add", "fd66::1/64", "dev", "ext", "nodad")
+	h.ip(t, "link", "set", "ext", "up")
+	l.out.ip(t, "addr", "add", "10.66.0.2/24", "dev", "eth0")
+	l.out.ip(t, "addr", "add", "fd66::2/64", "dev", "eth0", "nodad")
+	l.out.ip(t, "link", "set", "eth0", "up")
+
+	bridge := func(name, v4, v6 string) {
+		h.ip(t, "link", "add", name, "type", "bridge")
+		h.ip(t, "addr", "add", v4, "dev", name)
+		if v6 != "" {
+			h.ip(t, "addr", "add", v6, "dev", name, "nodad")
+		}
+		h.ip(t, "link", "set", name, "up")
+	}
+	bridge("brA", "10.77.1.1/24", "fd77:1::1/64")
+	bridge("brB", "10.77.2.1/24", "")
+	// What the daemon's bridge code does, for published ports at 127.0.0.1.
+	h.sysctl(t, "net.ipv4.conf.brA.route_localnet=1")
+
+	container := func(ns *namespace, br, host, v4, gw4, v6, gw6 string) {
+		h.ip(t, "link", "add", host, "type", "veth", "peer", "name", "eth0", "netns", ns.name)
+		h.ip(t, "link", "set", host, "master", br, "up")
+		// What the daemon's bridge code does so that a container reaches
+		// its own published port when br_netfilter is on.
+		h.ip(t, "link", "set", host, "type", "bridge_slave", "hairpin", "on")
+		ns.ip(t, "addr", "add", v4, "dev", "eth0")
+		if v6 != "" {
+			ns.ip(t, "addr", "add", v6, "dev", "eth0", "nodad")
+		}
+		ns.ip(t, "link", "set", "eth0", "up")
+		ns.ip(t, "route", "add", "default", "via", gw4)
+		if v6 != "" {
+			ns.ip(t, "-6", "route", "add", "default", "via", gw6)
+		}
+	}
+	container(l.a1, "brA", "vA1", "10.77.1.2/24", "10.77.1.1", "fd77:1::2/64", "fd77:1::1")
+	container(l.a2, "brA", "vA2", "10.77.1.3/24", "10.77.1.1", "fd77:1::3/64", "fd77:1::1")
+	container(l.b1, "brB", "vB1", "10.77.2.2/24", "10.77.2.1", "", "")
+
+	fw, err := New(InNetNS(int(h.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.fw = fw
+	return l
+}
+
+var (
+	netA = Network{
+		Bridge:     "brA",
+		Subnets:    []netip.Prefix{netip.MustParsePrefix("10.77.1.0/24"), netip.MustParsePrefix("fd77:1::/64")},
+		Masquerade: true,
+		ICC:        true,
+	}
+	netB = Network{
+		Bridge:     "brB",
+		Subnets:    []netip.Prefix{netip.MustParsePrefix("10.77.2.0/24")},
+		Masquerade: true,
+		ICC:        true,
+	}
+)
+
+func (l *lab) set(t *testing.T, n Network) {
+	t.Helper()
+	if err := l.fw.SetNetwork(n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ip(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// nftList is the host namespace's ruleset as nft(8) prints it, to show
+// in failures.
+func (l *lab) nftList(t *testing.T) string {
+	out, _ := exec.Command("ip", "netns", "exec", l.host.name, "nft", "list", "ruleset").CombinedOutput()
+	return string(out)
+}
+
+func TestTraffic(t *testing.T) {
+	l := newLab(t)
+	l.set(t, netA)
+	l.set(t, netB)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("ruleset:\n%s", l.nftList(t))
+		}
+	})
+
+	for _, ns := range []*namespace{l.a1, l.a2, l.b1, l.out} {
+		ns.serve(t, "tcp", ":80")
+		ns.serve(t, "tcp", ":81")
+		ns.serve(t, "tcp", ":82")
+		ns.serve(t, "udp", ":53")
+	}
+
+	t.Run("masquerade", func(t *testing.T) {
+		l.a1.reaches(t, "tcp", "10.66.0.2:80", "10.66.0.1")
+		l.a1.reaches(t, "udp", "10.66.0.2:53", "10.66.0.1")
+		l.a1.reaches(t, "tcp", "[fd66::2]:80", "fd66::1")
+		l.b1.reaches(t, "tcp", "10.66.0.2:80", "10.66.0.1")
+	})
+
+	t.Run("isolation", func(t *testing.T) {
+		// The host reaches containers directly; other networks do not,
+		// nor the outside even with a route.
+		l.host.reaches(t, "tcp", "10.77.1.2:80", "10.77.1.1")
+		l.host.reaches(t, "tcp", "10.77.2.2:80", "10.77.2.1")
+		l.b1.blocked(t, "tcp", "10.77.1.2:80")
+		l.a1.blocked(t, "tcp", "10.77.2.2:80")
+		l.out.ip(t, "route", "add", "10.77.0.0/16", "via", "10.66.0.1")
+		l.out.ip(t, "-6", "route", "add", "fd77::/16", "via", "fd66::1")
+		l.out.blocked(t, "tcp", "10.77.1.2:80")
+		l.out.blocked(t, "tcp", "[fd77:1::2]:80")
+		// ICC on: containers of a bridge talk freely.
+		l.a1.reaches(t, "tcp", "10.77.1.3:81", "10.77.1.2")
+		l.a1.reaches(t, "tcp", "[fd77:1::3]:81", "fd77:1::2")
+	})
+
+	ports := []Port{
+		{Proto: "tcp", HostPort: 8080, IP: ip("10.77.1.2"), Port: 80},
+		{Proto: "udp", HostPort: 5300, IP: ip("10.77.1.2"), Port: 53},
+		{Proto: "tcp", HostPort: 8080, IP: ip("fd77:1::2"), Port: 80},
+		{Proto: "tcp", HostIP: ip("10.66.0.1"), HostPort: 8081, IP: ip("10.77.1.2"), Port: 81},
+	}
+	t.Run("icc off and links", func(t *testing.T) {
+		off := netA
+		off.ICC = false
+		l.set(t, off)
+		l.a1.blocked(t, "tcp", "10.77.1.3:80")
+		l.a1.blocked(t, "tcp", "[fd77:1::3]:80")
+		l.a2.blocked(t, "tcp", "10.77.1.2:80")
+		links := []Link{
+			{From: ip("10.77.1.2"), To: ip("10.77.1.3"), Proto: "tcp", Port: 80},
+			{From: ip("fd77:1::2"), To: ip("fd77:1::3"), Proto: "tcp", Port: 80},
+		}
+		if err := l.fw.SetEndpoint("brA", "a1", ports, links); err != nil {
+			t.Fatal(err)
+		}
+		l.a1.reaches(t, "tcp", "10.77.1.3:80", "10.77.1.2")
+		l.a1.reaches(t, "tcp", "[fd77:1::3]:80", "fd77:1::2")
+		l.a1.blocked(t, "tcp", "10.77.1.3:81")
+		l.a2.blocked(t, "tcp", "10.77.1.2:82")
+		// a1's published ports are open to its neighbours too.
+		l.a2.reaches(t, "tcp", "10.77.1.2:80", "10.77.1.3")
+		// Setting the network again keeps the endpoint's rules.
+		l.set(t, off)
+		l.a1.reaches(t, "tcp", "10.77.1.3:80", "10.77.1.2")
+	})
+
+	t.Run("published ports", func(t *testing.T) {
+		// From outside: the container sees the client's own address.
+		l.out.reaches(t, "tcp", "10.66.0.1:8080", "10.66.0.2")
+		l.out.reaches(t, "udp", "10.66.0.1:5300", "10.66.0.2")
+		l.out.reaches(t, "tcp", "[fd66::1]:8080", "fd66::2")
+		l.out.reaches(t, "tcp", "10.66.0.1:8081", "10.66.0.2")
+		// From the host itself, by loopback and by its own addresses.
+		l.host.reaches(t, "tcp", "127.0.0.1:8080", "")
+		l.host.reaches(t, "udp", "127.0.0.1:5300", "")
+		l.host.reaches(t, "tcp", "10.66.0.1:8080", "")
+		l.host.reaches(t, "tcp", "[fd66::1]:8080", "")
+		// 8081 is published on 10.66.0.1 only.
+		l.host.blocked(t, "tcp", "127.0.0.1:8081")
+		l.out.blocked(t, "tcp", "10.66.0.2:8081")
+		// Hairpin: the container itself, a neighbour despite ICC off, and
+		// another network, by a host address.
+		l.a1.reaches(t, "tcp", "10.66.0.1:8080", "10.77.1.1")
+		l.a1.reaches(t, "tcp", "10.77.1.1:8080", "10.77.1.1")
+		l.a1.reaches(t, "tcp", "[fd66::1]:8080", "fd77:1::1")
+		l.a2.reaches(t, "tcp", "10.66.0.1:8080", "10.77.1.1")
+		l.a2.reaches(t, "udp", "10.66.0.1:5300", "10.77.1.1")
+		// (masqueraded by b1's network, as it leaves by another bridge)
+		l.b1.reaches(t, "tcp", "10.66.0.1:8080", "10.77.1.1")
+	})
+
+	t.Run("no loopback v6", func(t *testing.T) {
+		// Not NATed (see SetNetwork): refused here, not left hanging.
+		l.host.blocked(t, "tcp", "[::1]:8080")
+	})
+
+	t.Run("dns redirect", func(t *testing.T) {
+		// The "DNS server" listens at the gateway on its own port.
+		l.host.serve(t, "udp", "10.77.1.1:5354")
+		l.host.serve(t, "tcp", "10.77.1.1:5354")
+		l.host.serve(t, "udp", "[fd77:1::1]:5354")
+		l.a1.blocked(t, "udp", "10.77.1.1:53")
+		n := netA
+		n.ICC = false
+		n.DNSPort = 5354
+		l.set(t, n)
+		l.a1.reaches(t, "udp", "10.77.1.1:53", "10.77.1.2")
+		l.a1.reaches(t, "tcp", "10.77.1.1:53", "10.77.1.2")
+		l.a1.reaches(t, "udp", "[fd77:1::1]:53", "fd77:1::2")
+		// Only from the bridge.
+		l.out.blocked(t, "udp", "10.77.1.1:53")
+	})
+
+	t.Run("internal", func(t *testing.T) {
+		l.host.serve(t, "tcp", "10.77.2.1:7000")
+		in := netB
+		in.Internal = true
+		l.set(t, in)
+		l.b1.blocked(t, "tcp", "10.66.0.2:80")
+		l.b1.blocked(t, "tcp", "10.77.1.2:80")
+		l.out.blocked(t, "tcp", "10.77.2.2:80")
+		l.b1.reaches(t, "tcp", "10.77.2.1:7000", "10.77.2.2")
+	})
+
+	t.Run("remove endpoint", func(t *testing.T) {
+		if err := l.fw.SetEndpoint("brA", "a2", []Port{{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.3"), Port: 81}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		l.out.reaches(t, "tcp", "10.66.0.1:9090", "10.66.0.2")
+		if err := l.fw.RemoveEndpoint("brA", "a1"); err != nil {
+			t.Fatal(err)
+		}
+		l.out.blocked(t, "tcp", "10.66.0.1:8080")
+		l.out.blocked(t, "udp", "10.66.0.1:5300")
+		l.a1.blocked(t, "tcp", "10.77.1.3:80") // its link went too
+		l.out.reaches(t, "tcp", "10.66.0.1:9090", "10.66.0.2")
+		if err := l.fw.RemoveEndpoint("brA", "a1"); err != nil {
+			t.Errorf("second RemoveEndpoint: %v", err)
+		}
+	})
+
+	t.Run("delete network", func(t *testing.T) {
+		if got, err := l.fw.Bridges(); err != nil || !slices.Equal(got, []string{"brA", "brB"}) {
+			t.Fatalf("Bridges() = %v, %v; want [brA brB]", got, err)
+		}
+		if err := l.fw.DeleteNetwork("brA"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := l.fw.Bridges(); err != nil || !slices.Equal(got, []string{"brB"}) {
+			t.Fatalf("Bridges() = %v, %v; want [brB]", got, err)
+		}
+		l.out.blocked(t, "tcp", "10.66.0.1:9090")
+		if err := l.fw.DeleteNetwork("brB"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.fw.DeleteNetwork("brB"); err != nil {
+			t.Errorf("deleting a deleted network: %v", err)
+		}
+		if s := strings.TrimSpace(l.nftList(t)); s != "" {
+			t.Errorf("tables left after DeleteNetwork:\n%s", s)
+		}
+		if got, err := l.fw.Bridges(); err != nil || len(got) != 0 {
+			t.Errorf("Bridges() = %v, %v; want none", got, err)
+		}
+	})
+}
+
+// rulesOf returns the comments of the rules in one of a network's chains.
+func rulesOf(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) []string {
+	t.Helper()
+	c, err := fw.conn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.GetRules(tab, &nftables.Chain{Name: chain, Table: tab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, r := range rs {
+		out = append(out, commentOf(r))
+	}
+	return out
+}
