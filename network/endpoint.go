@@ -100,6 +100,10 @@ func (m *Manager) Join(ns *bridge.Namespace, netID string, req JoinRequest) (*En
 	}
 	ep.HostIf = host
 	if len(ep.Ports) > 0 && m.fw != nil {
+		if err := bridge.SetHairpin(host); err != nil {
+			_ = bridge.Delete(host)
+			return nil, nil, err
+		}
 		if err := m.fw.SetEndpoint(n.BridgeName, ep.Container, ep.Ports, nil); err != nil {
 			_ = bridge.Delete(host)
 			return nil, nil, fmt.Errorf("publish ports: %w", err)

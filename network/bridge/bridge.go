@@ -268,6 +268,21 @@ func (n *Namespace) Attach(ep Endpoint) (string, error) {
 	return host, nil
 }
 
+// SetHairpin lets frames out of the bridge port name back through it: a
+// container reaching its own published port through a host address when
+// br_netfilter is loaded (docker loads it) has its DNAT'ed packets
+// bridged back out of the port they came in by.
+func SetHairpin(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("find %s: %w", name, err)
+	}
+	if err := netlink.LinkSetHairpin(l, true); err != nil {
+		return fmt.Errorf("hairpin mode on %s: %w", name, err)
+	}
+	return nil
+}
+
 // Detach deletes the link ifName inside the namespace (its pair with it).
 func (n *Namespace) Detach(ifName string) error {
 	l, err := n.h.LinkByName(ifName)
