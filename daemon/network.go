@@ -160,8 +160,9 @@ type netSetup struct {
 	// this one uses.
 	shared *container.Container
 	etc    container.EtcOptions
-	// env is the legacy links' environment.
-	env []string
+	// env is the legacy links' environment, linkTo their targets.
+	env    []string
+	linkTo []network.LinkTarget
 }
 
 // prepareNetwork works out a start's network before its spec is made.
@@ -214,7 +215,7 @@ func (d *Daemon) prepareNetwork(c *container.Container, hostname string) (*netSe
 	}
 	if len(hc.Links) > 0 {
 		var err error
-		if s.etc.LinkLines, s.env, err = d.legacyLinks(c); err != nil {
+		if s.etc.LinkLines, s.env, s.linkTo, err = d.legacyLinks(c); err != nil {
 			return nil, err
 		}
 	}
@@ -316,6 +317,9 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 			Gateway: i == 0, Upstreams: upstreams}
 		if i == 0 {
 			req.Ports = ports
+		}
+		if name == network.NameBridge {
+			req.LinkTo = s.linkTo
 		}
 		if es.IPAMConfig != nil {
 			req.IPv4, req.IPv6 = es.IPAMConfig.IPv4Address, es.IPAMConfig.IPv6Address
@@ -464,7 +468,7 @@ func publishedPorts(hc *containertypes.HostConfig, cfg *containertypes.Config) n
 // docker makes them: an /etc/hosts line per link and the environment of
 // the linked container's address, ports and variables. Each linked
 // container must run.
-func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err error) {
+func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, targets []network.LinkTarget, err error) {
 	c.Lock()
 	links := slices.Clone(c.HostConfig.Links)
 	self := strings.TrimPrefix(c.Name, "/")
@@ -477,7 +481,7 @@ func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err e
 		}
 		other, err := d.ctrs.store.Get(name)
 		if err != nil {
-			return nil, nil, errdefs.Invalid("could not get container for %s", name)
+			return nil, nil, nil, errdefs.Invalid("could not get container for %s", name)
 		}
 		if alias == "" {
 			alias = strings.TrimPrefix(other.Name, "/")
@@ -492,10 +496,10 @@ func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err e
 		}
 		other.Unlock()
 		if !running {
-			return nil, nil, errdefs.Invalid("cannot link to a non running container: /%s AS /%s/%s", oname, self, alias)
+			return nil, nil, nil, errdefs.Invalid("cannot link to a non running container: /%s AS /%s/%s", oname, self, alias)
 		}
 		if es == nil || !es.IPAddress.IsValid() {
-			return nil, nil, errdefs.Invalid("cannot link to /%s, as it does not belong to the default network", oname)
+			return nil, nil, nil, errdefs.Invalid("cannot link to /%s, as it does not belong to the default network", oname)
 		}
 		ip := es.IPAddress.String()
 		names := []string{alias}
@@ -509,6 +513,7 @@ func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err e
 		prefix := strings.ToUpper(strings.ReplaceAll(alias, "-", "_"))
 		env = append(env, prefix+"_NAME=/"+self+"/"+alias)
 		slices.SortFunc(exposed, func(a, b nettypes.Port) int { return int(a.Num()) - int(b.Num()) })
+		targets = append(targets, network.LinkTarget{IP: es.IPAddress, Ports: exposed})
 		for i, p := range exposed {
 			proto, port := string(p.Proto()), strconv.Itoa(int(p.Num()))
 			url := proto + "://" + ip + ":" + port
@@ -525,7 +530,7 @@ func (d *Daemon) legacyLinks(c *container.Container) (hosts, env []string, err e
 			}
 		}
 	}
-	return hosts, env, nil
+	return hosts, env, targets, nil
 }
 
 // NetworkInspect is GET /networks/{id}.

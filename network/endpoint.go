@@ -35,6 +35,15 @@ type JoinRequest struct {
 	// Ports are published on this network's addresses.
 	Ports     nettypes.PortMap
 	Upstreams []string
+	// LinkTo are the containers legacy links let this one reach on a
+	// network without ICC.
+	LinkTo []LinkTarget
+}
+
+// LinkTarget is a linked container's address and exposed ports.
+type LinkTarget struct {
+	IP    netip.Addr
+	Ports []nettypes.Port
 }
 
 // Join attaches a container, whose network namespace ns is, to a bridge
@@ -73,6 +82,13 @@ func (m *Manager) Join(ns *bridge.Namespace, netID string, req JoinRequest) (*En
 		return nil, nil, err
 	}
 	ep.Ports = ports
+	if ep.IPv4.IsValid() {
+		for _, t := range req.LinkTo {
+			for _, p := range t.Ports {
+				ep.Links = append(ep.Links, firewall.Link{From: ep.IPv4.Addr(), To: t.IP, Proto: string(p.Proto()), Port: p.Num()})
+			}
+		}
+	}
 	defer func() {
 		if !ok {
 			m.unpublish(ep)
@@ -104,7 +120,9 @@ func (m *Manager) Join(ns *bridge.Namespace, netID string, req JoinRequest) (*En
 			_ = bridge.Delete(host)
 			return nil, nil, err
 		}
-		if err := m.fw.SetEndpoint(n.BridgeName, ep.Container, ep.Ports, nil); err != nil {
+	}
+	if (len(ep.Ports) > 0 || len(ep.Links) > 0) && m.fw != nil {
+		if err := m.fw.SetEndpoint(n.BridgeName, ep.Container, ep.Ports, ep.Links); err != nil {
 			_ = bridge.Delete(host)
 			return nil, nil, fmt.Errorf("publish ports: %w", err)
 		}
@@ -194,7 +212,7 @@ func (m *Manager) Leave(netID, containerID string, deleteLink bool) {
 	if ep == nil {
 		return
 	}
-	if len(ep.Ports) > 0 && m.fw != nil {
+	if (len(ep.Ports) > 0 || len(ep.Links) > 0) && m.fw != nil {
 		if err := m.fw.RemoveEndpoint(n.BridgeName, containerID); err != nil {
 			m.log.Warn("remove published ports", "container", containerID, "network", n.Name, "error", err)
 		}
@@ -236,8 +254,8 @@ func (m *Manager) Restore(netID string, ep *Endpoint) error {
 		m.ports[portKey{p.Proto, p.HostIP, p.HostPort}] = ep.Container
 	}
 	m.mu.Unlock()
-	if len(ep.Ports) > 0 && m.fw != nil {
-		return m.fw.SetEndpoint(n.BridgeName, ep.Container, ep.Ports, nil)
+	if (len(ep.Ports) > 0 || len(ep.Links) > 0) && m.fw != nil {
+		return m.fw.SetEndpoint(n.BridgeName, ep.Container, ep.Ports, ep.Links)
 	}
 	return nil
 }

@@ -106,6 +106,7 @@ type Endpoint struct {
 	IPv6      netip.Prefix
 	MAC       nettypes.HardwareAddr
 	Ports     []firewall.Port
+	Links     []firewall.Link `json:",omitempty"`
 	// Upstreams are the servers names berth does not know are asked of.
 	Upstreams []string
 }
