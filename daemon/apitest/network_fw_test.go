@@ -183,7 +183,9 @@ func TestNetworkNoICC(t *testing.T) {
 	defer d.rmAll()
 	d.mustDocker("run", "-d", "--name", "db", "--expose", "80", "busybox", "sh", "-c", httpdCmd+"(nc -ll -p 81 -e echo other &) && sleep 300")
 	ip := d.ip("db", "bridge").String()
-	get := func(port string) string { return `printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 ` + ip + ` ` + port + ` | tail -1` }
+	get := func(port string) string {
+		return `printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 ` + ip + ` ` + port + ` | tail -1`
+	}
 	if out, _ := d.docker("run", "--rm", "busybox", "sh", "-c", get("80")); strings.Contains(out, "hello") {
 		t.Errorf("--icc=false: reached without a link: %q", out)
 	}
