@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -201,11 +202,8 @@ func TestContainerConfig(t *testing.T) {
 	out := d.mustDocker("run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "1000:1000", "--memory", "64m", "--pids-limit", "50",
 		"--hostname", "box1", "busybox", "sh", "-c",
 		`id; pwd; echo A=$A; echo PATH=$PATH; hostname; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; grep box1 /etc/hosts; ls /sys/class/net`)
-	for _, want := range []string{"uid=1000(", "gid=1000(", "/tmp\n", "A=1\n", "PATH=/usr/local/sbin:", "box1\n", "67108864\n", "50\n", "127.0.0.1\tbox1", "lo\n"} {
+	for _, want := range []string{"uid=1000(", "gid=1000(", "/tmp\n", "A=1\n", "PATH=/usr/local/sbin:", "box1\n", "67108864\n", "50\n", "\tbox1\n", "eth0\nlo\n"} {
 		mustContain(t, "config from inside", out, want)
-	}
-	if strings.Contains(out, "eth0") {
-		t.Fatalf("a network device besides lo: %q", out)
 	}
 	// User names resolve in the image's /etc/passwd; the hostname is the short ID.
 	out = d.mustDocker("run", "--rm", "-u", "nobody", "busybox", "sh", "-c", "id -u; hostname")
@@ -264,10 +262,10 @@ func TestContainerConfig(t *testing.T) {
 	out = d.mustDocker("run", "--rm", "--privileged", "busybox", "sh", "-c", "grep CapEff /proc/self/status; ls /dev/loop-control; grep ' /sys ' /proc/mounts")
 	mustContain(t, "--privileged", out, "CapEff:\t"+hostCapBnd(t), "/dev/loop-control", "sysfs /sys sysfs rw")
 	// --network host shares the host's interfaces.
-	hostIfs, _ := os.ReadDir("/sys/class/net")
+	// (Other tests' links come and go: the daemon's own bridge tells.)
 	out = d.mustDocker("run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net")
-	if len(strings.Fields(out)) != len(hostIfs) {
-		t.Fatalf("--network host: %q, host has %d", out, len(hostIfs))
+	if !slices.Contains(strings.Fields(out), d.bridge) {
+		t.Fatalf("--network host: %q has not the host's %s", out, d.bridge)
 	}
 
 	// Another OCI runtime by name (docker info lists runc when installed).

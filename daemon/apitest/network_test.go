@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -175,6 +177,33 @@ func TestNetworkRestart(t *testing.T) {
 	d.mustDocker("start", "keep")
 	if a := d.ip("keep", "rnet"); a.String() != "10.213.8.5" {
 		t.Fatalf("after start again: %s", a)
+	}
+
+	// Both die: the daemon, then the container (kill -9 of its init, which
+	// the test started). The next daemon finds the container exited and
+	// everything its network used gone or free.
+	d.mustDocker("rm", "-f", "keep")
+	d.mustDocker("run", "-d", "--name", "doomed", "--network", "rnet", "--ip", "10.213.8.6", "-p", "18282:80", "busybox", "sleep", "300")
+	pid, err := strconv.Atoi(strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.State.Pid}}", "doomed")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridge := "br-" + strings.TrimSpace(d.mustDocker("network", "inspect", "-f", "{{.ID}}", "rnet"))[:12]
+	d.kill9()
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.start()
+	waitFor(t, "doomed to be seen exited", func() bool {
+		return strings.TrimSpace(d.mustDocker("inspect", "-f", "{{.State.Status}}", "doomed")) == "exited"
+	})
+	waitFor(t, "its veth to go", func() bool { return len(hostLinks(t, bridge)) == 0 })
+	if out, _ := exec.Command("nft", "list", "chain", "inet", "berth-"+bridge, "ports").CombinedOutput(); strings.Contains(string(out), "dnat") {
+		t.Errorf("its port's rule outlived it:\n%s", out)
+	}
+	d.mustDocker("run", "--rm", "--network", "rnet", "--ip", "10.213.8.6", "-p", "18282:80", "busybox", "true")
+	if got := d.mustDocker("inspect", "-f", "{{json .NetworkSettings.Ports}} {{.NetworkSettings.Networks.rnet.IPAddress}}", "doomed"); strings.TrimSpace(got) != "{}" {
+		t.Errorf("the exited container's network settings: %q", got)
 	}
 }
 
