@@ -71,7 +71,7 @@ const (
 	tcpWrite      = 2 * time.Second
 	maxTCPQueries = 128
 	// udpBuffer holds any query: they are a few hundred bytes at most, a
-	// longer datagram is cut short and dropped as malformed.
+	// longer datagram is dropped.
 	udpBuffer = 4096
 	// ednsSize is the UDP payload size our own answers advertise: what
 	// fits in any path's MTU without fragments (DNS flag day 2020).
@@ -172,7 +172,7 @@ func (s *Server) Close() error {
 // answered here, without a goroutine; the rest go to a forward.
 func (s *Server) serveUDP() {
 	defer s.wg.Done()
-	buf := make([]byte, udpBuffer)
+	buf := make([]byte, udpBuffer+1) // a byte more: longer ones show
 	for {
 		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -180,6 +180,9 @@ func (s *Server) serveUDP() {
 				return
 			}
 			continue // e.g. ECONNREFUSED left by an ICMP error
+		}
+		if n > udpBuffer {
+			continue
 		}
 		req := parse(buf[:n])
 		if req == nil {
@@ -489,7 +492,16 @@ func exchange(ctx context.Context, q *dns.Msg, up netip.AddrPort, tcp bool, time
 	defer cancel()
 	ask := func(network string) *dns.Msg {
 		c := &dns.Client{Net: network, UDPSize: dns.MaxMsgSize, Timeout: timeout}
-		r, _, err := c.ExchangeContext(ctx, q, up.String())
+		conn, err := c.DialContext(ctx, up.String())
+		if err != nil {
+			return nil
+		}
+		defer conn.Close()
+		// The exchange takes the context's deadline, not its end: Close
+		// ends it by closing the socket.
+		stop := context.AfterFunc(ctx, func() { conn.Close() })
+		defer stop()
+		r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
 		if err != nil || !sameQuestion(r, q) {
 			return nil
 		}
