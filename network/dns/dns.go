@@ -19,7 +19,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -381,44 +381,35 @@ func (s *Server) local(client netip.Addr, req *dns.Msg) *dns.Msg {
 // of an in-addr.arpa name or the 32 nibbles of an ip6.arpa name, reversed.
 func arpaAddr(name string) (netip.Addr, bool) {
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if rest, ok := strings.CutSuffix(name, ".in-addr.arpa"); ok {
-		labels := strings.Split(rest, ".")
-		if len(labels) != 4 {
-			return netip.Addr{}, false
-		}
-		var ip [4]byte
-		for i, l := range labels {
-			if len(l) > 1 && l[0] == '0' {
-				return netip.Addr{}, false
-			}
-			n, err := strconv.ParseUint(l, 10, 8)
-			if err != nil {
-				return netip.Addr{}, false
-			}
-			ip[3-i] = byte(n)
-		}
-		return netip.AddrFrom4(ip), true
-	}
-	if rest, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
-		labels := strings.Split(rest, ".")
+	var addr string
+	v4, ok := strings.CutSuffix(name, ".in-addr.arpa")
+	if ok {
+		labels := strings.Split(v4, ".")
+		slices.Reverse(labels)
+		addr = strings.Join(labels, ".")
+	} else if v6, ok := strings.CutSuffix(name, ".ip6.arpa"); ok {
+		labels := strings.Split(v6, ".")
 		if len(labels) != 32 {
 			return netip.Addr{}, false
 		}
-		var ip [16]byte
+		slices.Reverse(labels)
+		var b strings.Builder
 		for i, l := range labels {
-			if len(l) != 1 {
+			if len(l) != 1 || !strings.Contains("0123456789abcdef", l) {
 				return netip.Addr{}, false
 			}
-			n, err := strconv.ParseUint(l, 16, 8)
-			if err != nil {
-				return netip.Addr{}, false
+			if i > 0 && i%4 == 0 {
+				b.WriteByte(':')
 			}
-			k := 31 - i // nibble index, most significant first
-			ip[k/2] |= byte(n) << (4 * (1 - k%2))
+			b.WriteString(l)
 		}
-		return netip.AddrFrom16(ip), true
+		addr = b.String()
 	}
-	return netip.Addr{}, false
+	ip, err := netip.ParseAddr(addr) // strict: no leading zeros, no octet over 255
+	if err != nil || ip.Is4() != (v4 != name) || ip.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return ip, true
 }
 
 // forward asks client's upstreams in turn within forwardTimeout, over TCP

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"strings"
@@ -12,6 +14,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"berth.dev/berth/internal/testutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/miekg/dns"
 )
@@ -275,7 +280,8 @@ func TestArpaAddr(t *testing.T) {
 		"in-addr.arpa.", "1.2.3.in-addr.arpa.", "1.2.3.4.5.in-addr.arpa.", "256.1.1.1.in-addr.arpa.",
 		"01.1.1.1.in-addr.arpa.", "-1.1.1.1.in-addr.arpa.", "a.1.1.1.in-addr.arpa.", "1..1.1.in-addr.arpa.",
 		"1.2.3.4.example.", "ip6.arpa.", strings.Repeat("0.", 31) + "ip6.arpa.",
-		strings.Repeat("0.", 31) + "g.ip6.arpa.", strings.Repeat("0.", 30) + "00.ip6.arpa.",
+		strings.Repeat("0.", 31) + "g.ip6.arpa.", strings.Repeat("0.", 31) + ":.ip6.arpa.",
+		"1:2::3.in-addr.arpa.", "4.3.2.1%eth0.in-addr.arpa.", "1.0.0.127.ip6.arpa.", strings.Repeat("0.", 30) + "00.ip6.arpa.",
 	} {
 		if got, ok := arpaAddr(n); ok {
 			t.Errorf("arpaAddr(%s) = %v, want none", n, got)
@@ -564,15 +570,17 @@ func TestMalformed(t *testing.T) {
 	}
 	valid := pack(func(*dns.Msg) {})
 	for name, b := range map[string][]byte{
-		"empty":          {},
-		"short header":   valid[:5],
-		"cut question":   valid[:len(valid)-3],
-		"garbage":        bytes.Repeat([]byte{0xc0}, 300),
-		"response":       pack(func(m *dns.Msg) { m.Response = true }),
-		"two questions":  pack(func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }),
-		"no question":    pack(func(m *dns.Msg) { m.Question = nil }),
-		"answer records": pack(func(m *dns.Msg) { m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "web.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)}} }),
-		"too long":       append(slices.Clone(valid), make([]byte, udpBuffer)...),
+		"empty":         {},
+		"short header":  valid[:5],
+		"cut question":  valid[:len(valid)-3],
+		"garbage":       bytes.Repeat([]byte{0xc0}, 300),
+		"response":      pack(func(m *dns.Msg) { m.Response = true }),
+		"two questions": pack(func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }),
+		"no question":   pack(func(m *dns.Msg) { m.Question = nil }),
+		"answer records": pack(func(m *dns.Msg) {
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "web.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)}}
+		}),
+		"too long": append(slices.Clone(valid), make([]byte, udpBuffer)...),
 	} {
 		if _, err := c.Write(b); err != nil {
 			t.Fatal(err)
@@ -843,4 +851,82 @@ func BenchmarkUDP(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(begin).Seconds(), "queries/s")
+}
+
+// TestBusyboxNslookup asks the server with a real client, busybox's
+// nslookup, which only talks to port 53: the server listens on
+// 127.0.0.1:53 in a network namespace of the test's own, which goes away
+// with the test's sockets and its locked thread.
+func TestBusyboxNslookup(t *testing.T) {
+	testutil.RequireRoot(t)
+	if _, err := os.Stat(testutil.BusyboxBinary); err != nil {
+		t.Skip("needs busybox-static:", err)
+	}
+	type result struct {
+		out map[string]string // nslookup's output, by its arguments
+		err error
+	}
+	res := make(chan result, 1)
+	r := newResolver()
+	// The upstream is on the host's loopback: the server's forwards run
+	// on other threads than the locked one, in the host's namespace, as
+	// the daemon's do.
+	up := startUpstream(t, answering("192.0.2.1"))
+	r.setUpstreams(up.addr)
+	var closers []func()
+	defer func() {
+		for _, c := range closers {
+			c()
+		}
+	}()
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, and its
+		// network namespace with it once the sockets are closed.
+		runtime.LockOSThread()
+		out := map[string]string{}
+		err := func() error {
+			if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("unshare: %w", err)
+			}
+			if b, err := exec.Command("ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
+				return fmt.Errorf("ip link set lo up: %v: %s", err, b)
+			}
+			s, err := Listen(netip.MustParseAddrPort("127.0.0.1:53"), r)
+			if err != nil {
+				return err
+			}
+			closers = append(closers, func() { s.Close() })
+			for _, args := range [][]string{
+				{"web"}, {"WWW."}, {"-type=a", "db"}, {"-type=aaaa", "db"}, {"10.89.0.2"}, {"-type=a", "example.com"},
+			} {
+				cmd := exec.Command(testutil.BusyboxBinary, append(append([]string{"nslookup"}, args...), "127.0.0.1")...)
+				b, err := cmd.CombinedOutput()
+				if err != nil {
+					return fmt.Errorf("nslookup %s: %v: %s", args, err, b)
+				}
+				out[strings.Join(args, " ")] = string(b)
+			}
+			return nil
+		}()
+		res <- result{out, err}
+	}()
+	got := <-res
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	for args, want := range map[string][]string{
+		"web":                 {"Name:\tweb\nAddress: 10.89.0.2\n"},
+		"WWW.":                {"Address: 10.89.0.2\n"},
+		"-type=a db":          {"Address: 10.89.0.3\n"},
+		"-type=aaaa db":       {"Address: fd00:89::3\n"},
+		"10.89.0.2":           {"2.0.89.10.in-addr.arpa\tname = web\n"},
+		"-type=a example.com": {"Name:\texample.com\nAddress: 192.0.2.1\n"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(got.out[args], w) {
+				t.Errorf("nslookup %s: %q, want %q in it", args, got.out[args], w)
+			}
+		}
+	}
+	t.Logf("nslookup web:\n%s", got.out["web"])
 }
