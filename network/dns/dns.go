@@ -6,10 +6,11 @@
 // github.com/miekg/dns; the serving loops are our own rather than
 // dns.Server's because that one wakes every ReadTimeout while idle, starts a
 // goroutine for every UDP packet and takes any number of TCP connections.
-// Here one goroutine reads UDP and answers known names inline, forwards run
-// in at most maxForwards goroutines (a query finding them all busy is
-// dropped: the client retries), and at most maxTCPConns TCP connections are
-// served at once, each with deadlines.
+// Here one goroutine reads UDP and answers known names inline, UDP queries
+// to forward run in at most maxForwards goroutines (a query finding them
+// all busy is dropped: the client asks again), and at most maxTCPConns TCP
+// connections are served at once, each a goroutine answering its queries in
+// turn, with deadlines. Idle, the server's goroutines sleep in the kernel.
 package dns
 
 import (
@@ -173,14 +174,17 @@ func (s *Server) Close() error {
 func (s *Server) serveUDP() {
 	defer s.wg.Done()
 	buf := make([]byte, udpBuffer+1) // a byte more: longer ones show
+	var backoff time.Duration
 	for {
 		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // e.g. ECONNREFUSED left by an ICMP error
+			s.pause(&backoff)
+			continue
 		}
+		backoff = 0
 		if n > udpBuffer {
 			continue
 		}
@@ -232,17 +236,33 @@ func finish(reply, req *dns.Msg, size int) ([]byte, error) {
 	return reply.Pack()
 }
 
+// pause waits after an error of the socket, longer each time up to a
+// second, so a lasting one (out of file descriptors) does not spin; Close
+// ends the wait.
+func (s *Server) pause(backoff *time.Duration) {
+	*backoff = min(max(2**backoff, 5*time.Millisecond), time.Second)
+	t := time.NewTimer(*backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
 // serveTCP accepts connections until the listener is closed.
 func (s *Server) serveTCP() {
 	defer s.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := s.tcp.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // e.g. ECONNABORTED, EMFILE
+			s.pause(&backoff) // e.g. EMFILE, which would spin
+			continue
 		}
+		backoff = 0
 		select {
 		case s.tcpSem <- struct{}{}:
 		default:
