@@ -292,10 +292,9 @@ func runBench(daemons []daemon, n int) {
 				_, err := d.docker(args...)
 				return float64(time.Since(start)) / 1e6, err
 			}
-			// one untimed run each: the first start of anything is slow
-			if _, err := t.run(); err != nil {
-				t.err = err
-			}
+			// Untimed first (the first start of anything is slow): the
+			// container has the network it was asked for.
+			t.err = checkNetwork(d, network)
 			tasks = append(tasks, t)
 		}
 	}
@@ -324,6 +323,25 @@ func runBench(daemons []daemon, n int) {
 	}
 }
 
+// checkNetwork says whether a container run on network has the
+// interfaces it should: none only lo, bridge another one too.
+func checkNetwork(d daemon, network string) error {
+	out, err := d.docker("run", "--rm", "--network", network, busyboxImage, "cat", "/proc/net/dev")
+	if err != nil {
+		return err
+	}
+	var ifaces []string
+	for line := range strings.Lines(out) {
+		if name, _, ok := strings.Cut(line, ":"); ok {
+			ifaces = append(ifaces, strings.TrimSpace(name))
+		}
+	}
+	if !slices.Contains(ifaces, "lo") || (network == "none") != (len(ifaces) == 1) {
+		return fmt.Errorf("a container on --network %s has the interfaces %q", network, ifaces)
+	}
+	return nil
+}
+
 // server is one daemon's iperf3 server container.
 type server struct {
 	d        daemon
@@ -342,7 +360,7 @@ func startServer(d daemon) (*server, error) {
 	out, err = d.docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.Gateway}}{{end}}", s.id)
 	if f := strings.Fields(out); err != nil || len(f) != 2 {
 		s.finished()
-		return nil, fmt.Errorf("%s: the server's address and gateway: %q %v", d.name, out, err)
+		return nil, fmt.Errorf("the server container has no address and gateway on a network (%q %v)", strings.TrimSpace(out), err)
 	}
 	s.ip, s.gw = strings.Fields(out)[0], strings.Fields(out)[1]
 	return s, nil
