@@ -29,7 +29,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -82,15 +81,7 @@ func (d daemon) inNetns(args ...string) (string, error) {
 	return run("nsenter", append([]string{"--net=" + d.netns}, args...)...)
 }
 
-func run(name string, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, lastLines(stdout.String()+stderr.String(), 10))
-	}
-	return stdout.String(), nil
-}
+var run = testutil.Output
 
 func lastLines(s string, n int) string {
 	l := strings.Split(strings.TrimSpace(s), "\n")

@@ -37,7 +37,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -106,15 +105,7 @@ func (d daemon) docker(args ...string) (string, error) {
 	return run("docker", append([]string{"-H", d.host}, args...)...)
 }
 
-func run(name string, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
+var run = testutil.Output
 
 // image is one bench image: its archive and where it is in the source registry.
 type image struct {

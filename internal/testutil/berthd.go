@@ -38,15 +38,7 @@ func StartBerthd(t *testing.T, extra ...string) string {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	t.Cleanup(func() { terminate(cmd.Process, done, 30*time.Second) })
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
@@ -140,13 +132,7 @@ func (b *BerthDaemon) Netns() string { return fmt.Sprintf("/proc/%d/ns/net", b.c
 // Stop ends the daemon and removes its directory, unmounting what a daemon
 // that died mid-way left there.
 func (b *BerthDaemon) Stop() error {
-	_ = b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.done:
-	case <-time.After(30 * time.Second):
-		_ = b.cmd.Process.Kill()
-		<-b.done
-	}
+	terminate(b.cmd.Process, b.done, 30*time.Second)
 	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(b.dir))
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i].Mountpoint, syscall.MNT_DETACH)

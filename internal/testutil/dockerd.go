@@ -108,15 +108,9 @@ func (d *Dockerd) Docker(args ...string) (string, error) {
 // Stop ends the daemon (and the containerd it started) and removes all it
 // left: mounts under its root, the root, the cgroup parents it made.
 func (d *Dockerd) Stop() error {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- d.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-done
-	}
+	done := make(chan struct{})
+	go func() { _ = d.cmd.Wait(); close(done) }()
+	terminate(d.cmd.Process, done, 30*time.Second)
 	mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(d.root))
 	for i := len(mounts) - 1; i >= 0; i-- {
 		_ = syscall.Unmount(mounts[i].Mountpoint, 0)
