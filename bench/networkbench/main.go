@@ -3,8 +3,8 @@
 // by the docker CLI:
 //
 //   - run: `docker run --rm bench-busybox true` with --network none and
-//     --network bridge; what the bridge adds (bridge minus none, of the
-//     medians) is each daemon's cost of networking a container.
+//     --network bridge; what the bridge adds (the median of each round's
+//     bridge minus none) is each daemon's cost of networking a container.
 //   - iperf: iperf3 throughput (TCP, -t seconds) from a container to a
 //     container on the default bridge network, and from the host to a
 //     container through a published port (-p 15201:5201), at 127.0.0.1 (on
@@ -293,14 +293,21 @@ func runBench(daemons []daemon, n int) {
 	fmt.Printf("\nrun --rm %s true, %d rounds (ms)\n", busyboxImage, n)
 	report(tasks, "ms", "%8.1f")
 	fmt.Println()
+	// The cost is the median of each round's bridge - none: the two runs
+	// of a round are close in time, so the load of the machine (shared,
+	// and changing) weighs less than in the difference of the medians.
 	cost := map[string]float64{}
 	for _, d := range daemons {
 		none, bridge := find(tasks, d.name, "none"), find(tasks, d.name, "bridge")
-		if none == nil || bridge == nil {
+		if none == nil || bridge == nil || len(none.values) != len(bridge.values) {
 			continue
 		}
-		cost[d.name] = median(bridge.values) - median(none.values)
-		fmt.Printf("  %-7s networking adds %6.1f ms a run (bridge - none, medians; %+.0f%%)\n", d.name, cost[d.name], 100*cost[d.name]/median(none.values))
+		diffs := make([]float64, len(none.values))
+		for i := range diffs {
+			diffs[i] = bridge.values[i] - none.values[i]
+		}
+		cost[d.name] = median(diffs)
+		fmt.Printf("  %-7s networking adds %6.1f ms a run (median of the rounds' bridge - none; %+.0f%% of none's median)\n", d.name, cost[d.name], 100*cost[d.name]/median(none.values))
 	}
 	for _, mode := range []string{"none", "bridge"} {
 		if dt, bt := find(tasks, "docker", mode), find(tasks, "berth", mode); dt != nil && bt != nil {
@@ -310,6 +317,8 @@ func runBench(daemons []daemon, n int) {
 	if dc, ok := cost["docker"]; ok {
 		if bc, ok := cost["berth"]; ok && bc > 0 {
 			fmt.Printf("  networking's cost docker/berth = %.2f\n", dc/bc)
+		} else if ok {
+			fmt.Println("  networking's cost docker/berth: berth's is lost in the noise (not above 0)")
 		}
 	}
 }
