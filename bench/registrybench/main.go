@@ -37,7 +37,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -49,11 +48,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"berth.dev/berth/internal/testutil"
-	"github.com/moby/sys/mountinfo"
 )
 
 func main() {
@@ -108,15 +105,7 @@ func (d daemon) docker(args ...string) (string, error) {
 	return run("docker", append([]string{"-H", d.host}, args...)...)
 }
 
-func run(name string, args ...string) (string, error) {
-	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
-}
+var run = testutil.Output
 
 // image is one bench image: its archive and where it is in the source registry.
 type image struct {
@@ -159,13 +148,13 @@ func bench(o options) error {
 		return err
 	}
 	defer d.Stop()
-	b, stopBerth, err := startBerth(o.berth, work)
+	b, err := testutil.StartBerthDaemon(o.berth, work, false)
 	if err != nil {
 		return err
 	}
-	defer stopBerth()
+	defer b.Stop()
 	dockerd := daemon{"docker", d.Host}
-	berthd := daemon{"berth", b}
+	berthd := daemon{"berth", b.Host}
 	// An unknown command's --help is the top-level help, exit status 0.
 	berthCLI, berthQuiet := "", false
 	if help, err := run(o.berth, "pull", "--help"); err == nil && strings.Contains(help, "berth pull") {
@@ -303,57 +292,6 @@ func blobSize(r *testutil.Registry, name string) (int64, error) {
 		n += l.Size
 	}
 	return n, nil
-}
-
-// startBerth runs `berth daemon` on roots in work and waits until it answers.
-func startBerth(bin, work string) (string, func(), error) {
-	host := "unix://" + filepath.Join(work, "berth.sock")
-	cfg := filepath.Join(work, "berth-daemon.json")
-	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
-		return "", nil, err
-	}
-	logFile := filepath.Join(work, "berthd.log")
-	logf, err := os.Create(logFile)
-	if err != nil {
-		return "", nil, err
-	}
-	defer logf.Close()
-	cmd := exec.Command(bin, "daemon", "-H", host, "--data-root", filepath.Join(work, "berth-data"),
-		"--exec-root", filepath.Join(work, "berth-exec"), "--config-file", cfg)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		// berth unmounts its own; this is for a daemon that died mid-way.
-		mounts, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(work))
-		for i := len(mounts) - 1; i >= 0; i-- {
-			_ = syscall.Unmount(mounts[i].Mountpoint, syscall.MNT_DETACH)
-		}
-	}
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		select {
-		case <-done:
-			b, _ := os.ReadFile(logFile)
-			return "", nil, fmt.Errorf("berth daemon exited: %s", b)
-		default:
-		}
-		if _, err := run("docker", "-H", host, "version"); err == nil {
-			return host, stop, nil
-		}
-	}
-	stop()
-	b, _ := os.ReadFile(logFile)
-	return "", nil, fmt.Errorf("berth daemon did not answer in 60s: %s", b)
 }
 
 // removeAll takes every image out of the daemon, layers and all.

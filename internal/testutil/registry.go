@@ -319,13 +319,7 @@ func (r *Registry) stopProcess() {
 	if r.cmd == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.exited:
-	case <-time.After(10 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.exited
-	}
+	terminate(r.cmd.Process, r.exited, 10*time.Second)
 	r.cmd = nil
 }
 

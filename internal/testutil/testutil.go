@@ -5,6 +5,7 @@
 package testutil
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,7 +15,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // RequireRoot skips t, saying why, unless the test runs as root.
@@ -151,4 +154,28 @@ func KeepHostCgroups() func() {
 			}
 		}
 	}
+}
+
+// terminate sends p SIGTERM and waits until exited is closed, killing p
+// when that takes longer than grace.
+func terminate(p *os.Process, exited <-chan struct{}, grace time.Duration) {
+	_ = p.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = p.Kill()
+		<-exited
+	}
+}
+
+// Output runs a command and returns its standard output; its error says
+// the command and ends with its standard error.
+func Output(name string, args ...string) (string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, tail(stderr.String(), 20))
+	}
+	return stdout.String(), nil
 }
