@@ -160,6 +160,8 @@ type netSetup struct {
 	// this one uses.
 	shared *container.Container
 	etc    container.EtcOptions
+	// dns are the container's --dns servers.
+	dns []netip.Addr
 	// env is the legacy links' environment, linkTo their targets.
 	env    []string
 	linkTo []network.LinkTarget
@@ -177,6 +179,7 @@ func (d *Daemon) prepareNetwork(c *container.Container, hostname string) (*netSe
 	s.etc = container.EtcOptions{Hostname: hostname, Domainname: cfg.Domainname, HostResolv: resolv,
 		Search: hc.DNSSearch, Options: hc.DNSOptions}
 	s.etc.Nameservers = slices.Clone(hc.DNS)
+	s.dns = hc.DNS
 	for _, h := range hc.ExtraHosts {
 		s.etc.ExtraHosts = append(s.etc.ExtraHosts, d.hostGateway(h))
 	}
@@ -296,7 +299,7 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 		return names[i] < names[j]
 	})
 	ports := publishedPorts(hc, cfg)
-	upstreams := upstreamsOf(s.etc)
+	upstreams := upstreamsOf(s.dns, s.etc.HostResolv)
 	eps := map[string]*network.Endpoint{}
 	settings := map[string]*nettypes.EndpointSettings{}
 	var published nettypes.PortMap
@@ -351,10 +354,10 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 // upstreamsOf are where the embedded server sends the names it does not
 // know: the container's --dns servers, else the host's (loopback ones
 // too: the daemon reaches them).
-func upstreamsOf(o container.EtcOptions) []string {
-	servers := o.Nameservers
-	if o.Embedded || len(servers) == 0 {
-		servers = container.HostNameservers(o.HostResolv)
+func upstreamsOf(dns []netip.Addr, hostResolv []byte) []string {
+	servers := dns
+	if len(servers) == 0 {
+		servers = container.HostNameservers(hostResolv)
 	}
 	out := make([]string, 0, len(servers))
 	for _, a := range servers {

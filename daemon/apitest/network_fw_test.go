@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // udpEcho builds a static UDP echo server (busybox's nc has no -u) to
@@ -192,5 +194,62 @@ func TestNetworkNoICC(t *testing.T) {
 	out := d.mustDocker("run", "--rm", "--link", "db", "busybox", "sh", "-c", get("80")+"; "+get("81")+"; echo end")
 	if !strings.Contains(out, "hello") || strings.Contains(out, "other") {
 		t.Errorf("--icc=false with a link: the exposed port only:\n%s", out)
+	}
+}
+
+// TestNetworkDNS: on user-defined networks names and aliases resolve
+// through berth's server, only among the networks the asker is on; other
+// names go to the container's --dns server (a test server on loopback).
+func TestNetworkDNS(t *testing.T) {
+	d := containerDaemon(t)
+	defer d.rmAll()
+	upstream := &dns.Server{Addr: "127.213.0.53:53", Net: "udp", Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(q)
+		switch {
+		case q.Question[0].Name != "outside.test.":
+			m.Rcode = dns.RcodeNameError
+		case q.Question[0].Qtype == dns.TypeA:
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: "outside.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
+				A: net.IPv4(10, 1, 2, 3)})
+		}
+		_ = w.WriteMsg(m)
+	})}
+	started := make(chan struct{})
+	upstream.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = upstream.ListenAndServe() }()
+	select {
+	case <-started:
+	case <-time.After(5 * time.Second):
+		t.Fatal("test DNS server did not start")
+	}
+	defer upstream.Shutdown()
+
+	for _, n := range []string{"dns1", "dns2"} {
+		d.mustDocker("network", "create", n)
+		defer d.docker("network", "rm", n)
+	}
+	d.mustDocker("run", "-d", "--name", "alpha", "--network", "dns1", "--network-alias", "svc", "busybox", "sleep", "300")
+	d.mustDocker("run", "-d", "--name", "beta", "--network", "dns1", "--network-alias", "svc", "busybox", "sleep", "300")
+	a, b := d.ip("alpha", "dns1").String(), d.ip("beta", "dns1").String()
+	out := d.mustDocker("run", "--rm", "--network", "dns1", "--dns", "127.213.0.53", "busybox", "sh", "-c",
+		"cat /etc/resolv.conf; nslookup alpha; nslookup SVC; nslookup outside.test; ping -c1 -W2 beta")
+	mustContain(t, "names on dns1", out, "options ndots:0", "Name:\talpha\nAddress: "+a, "Address: "+b, "Name:\toutside.test\nAddress: 10.1.2.3", "1 packets received")
+	if strings.Count(out, "Name:\tSVC") != 2 && strings.Count(out, "Name:\tsvc") != 2 {
+		t.Errorf("the alias svc should have both addresses:\n%s", out)
+	}
+	out, _ = d.docker("run", "--rm", "--network", "dns2", "--dns", "127.213.0.53", "busybox", "nslookup", "alpha")
+	if strings.Contains(out, a) {
+		t.Errorf("a container on dns2 resolved alpha of dns1:\n%s", out)
+	}
+	// Connected to dns1 too, it resolves alpha.
+	d.mustDocker("run", "-d", "--name", "gamma", "--network", "dns2", "busybox", "sleep", "300")
+	d.mustDocker("network", "connect", "dns1", "gamma")
+	if out := d.mustDocker("exec", "gamma", "nslookup", "alpha"); !strings.Contains(out, a) {
+		t.Errorf("after connect to dns1, alpha does not resolve:\n%s", out)
+	}
+	// The default bridge has no names: the host's resolvers only.
+	if out := d.mustDocker("run", "--rm", "busybox", "cat", "/etc/resolv.conf"); strings.Contains(out, "ndots:0") {
+		t.Errorf("default bridge resolv.conf: %q", out)
 	}
 }
