@@ -156,6 +156,14 @@ func (d *Daemon) ContainerCreate(ctx context.Context, name string, cfg *containe
 		if err := mergeHealthcheck(cfg, ic); err != nil {
 			return err
 		}
+		for p := range ic.ExposedPorts { // the image's EXPOSE, for -P
+			if port, err := nettypes.ParsePort(p); err == nil {
+				if cfg.ExposedPorts == nil {
+					cfg.ExposedPorts = nettypes.PortSet{}
+				}
+				cfg.ExposedPorts[port] = struct{}{}
+			}
+		}
 		labels := map[string]string{}
 		for k, v := range ic.Labels {
 			labels[k] = v

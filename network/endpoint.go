@@ -251,7 +251,7 @@ func (m *Manager) Restore(netID string, ep *Endpoint) error {
 	n.mu.Unlock()
 	m.mu.Lock()
 	for _, p := range ep.Ports {
-		m.ports[portKey{p.Proto, p.HostIP, p.HostPort}] = ep.Container
+		m.ports[keyOf(p)] = ep.Container
 	}
 	m.mu.Unlock()
 	if (len(ep.Ports) > 0 || len(ep.Links) > 0) && m.fw != nil {
@@ -272,7 +272,7 @@ func (m *Manager) publish(ep *Endpoint, want nettypes.PortMap) ([]firewall.Port,
 	var rules []firewall.Port
 	fail := func(err error) ([]firewall.Port, nettypes.PortMap, error) {
 		for _, r := range rules {
-			delete(m.ports, portKey{r.Proto, r.HostIP, r.HostPort})
+			delete(m.ports, keyOf(r))
 		}
 		return nil, nil, err
 	}
@@ -324,7 +324,7 @@ func (m *Manager) publish(ep *Endpoint, want nettypes.PortMap) ([]firewall.Port,
 				if !hip.IsUnspecified() {
 					r.HostIP = hip
 				}
-				m.ports[portKey{proto, r.HostIP, port}] = ep.Container
+				m.ports[keyOf(r)] = ep.Container
 				rules = append(rules, r)
 				out[cport] = append(out[cport], nettypes.PortBinding{HostIP: hip, HostPort: strconv.Itoa(int(port))})
 			}
@@ -337,7 +337,7 @@ func (m *Manager) unpublish(ep *Endpoint) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, r := range ep.Ports {
-		k := portKey{r.Proto, r.HostIP, r.HostPort}
+		k := keyOf(r)
 		if m.ports[k] == ep.Container {
 			delete(m.ports, k)
 		}
@@ -390,22 +390,27 @@ func (m *Manager) freePort(proto string, ip netip.Addr, lo, hi uint16) (uint16, 
 	return 0, last
 }
 
-// portFree says why a host port cannot be published: berth has it (on
-// that address or on all), or a host process does.
-func (m *Manager) portFree(proto string, ip netip.Addr, port uint16) error {
-	all := netip.Addr{}
-	for _, k := range []portKey{{proto, all, port}, {proto, ip, port}} {
-		if !ip.IsUnspecified() || k.ip == all {
-			if _, taken := m.ports[k]; taken {
-				return errdefs.Conflict("Bind for %s failed: port is already allocated", netip.AddrPortFrom(ip, port))
-			}
+// keyOf is the host side of a published port: its address (0.0.0.0 or
+// :: for all of a family), protocol and port.
+func keyOf(p firewall.Port) portKey {
+	ip := p.HostIP
+	if !ip.IsValid() {
+		ip = netip.IPv4Unspecified()
+		if p.IP.Is6() {
+			ip = netip.IPv6Unspecified()
 		}
 	}
-	if ip.IsUnspecified() {
-		for k := range m.ports {
-			if k.proto == proto && k.port == port && k.ip.Is4() == ip.Is4() {
-				return errdefs.Conflict("Bind for %s failed: port is already allocated", netip.AddrPortFrom(ip, port))
-			}
+	return portKey{p.Proto, ip, p.HostPort}
+}
+
+// portFree says why a host port cannot be published: berth has it (on
+// that address, or one of them is all the family's), or a host process
+// does.
+func (m *Manager) portFree(proto string, ip netip.Addr, port uint16) error {
+	for k := range m.ports {
+		if k.proto == proto && k.port == port && k.ip.Is4() == ip.Is4() &&
+			(k.ip == ip || k.ip.IsUnspecified() || ip.IsUnspecified()) {
+			return errdefs.Conflict("Bind for %s failed: port is already allocated", netip.AddrPortFrom(ip, port))
 		}
 	}
 	// A host process listening there would never see its connections

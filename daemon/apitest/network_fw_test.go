@@ -142,6 +142,12 @@ func TestNetworkPublish(t *testing.T) {
 	}
 	d.mustDocker("run", "-d", "--name", "srv2", "-p", "18181:80", "busybox", "sh", "-c", httpdCmd+"sleep 300")
 	waitFor(t, "the second container's port", func() bool { return httpGet("127.0.0.1:18181") == "hello" })
+
+	// -P publishes the image's EXPOSE too.
+	d.mustDocker("commit", "--change", "EXPOSE 7070", "srv2", "exposing:1")
+	d.mustDocker("run", "-d", "--name", "exp", "-P", "exposing:1", "sh", "-c", "nc -ll -p 7070 -e echo exposed")
+	addr := strings.Replace(strings.TrimSpace(d.mustDocker("port", "exp", "7070")), "0.0.0.0", "127.0.0.1", 1)
+	waitFor(t, "the image's exposed port", func() bool { return httpGet(addr) == "exposed" })
 }
 
 // TestNetworkIsolation: containers on different user networks cannot

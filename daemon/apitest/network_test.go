@@ -292,4 +292,9 @@ func TestNetworkIPv6(t *testing.T) {
 	if out, err := d.docker("run", "--rm", "--ip6", "fd00:b5:1::5", "busybox", "true"); err == nil {
 		t.Errorf("--ip6 on the default bridge (no IPv6) was accepted: %s", out)
 	}
+	// A published port answers on the host's IPv6 addresses too.
+	d.mustDocker("run", "-d", "--network", "six", "-p", "18383:80", "busybox", "sh", "-c", httpdCmd+"sleep 300")
+	for _, addr := range []string{"[fd00:b5:1::1]:18383", "127.0.0.1:18383"} {
+		waitFor(t, "the port at "+addr, func() bool { return httpGet(addr) == "hello" })
+	}
 }
