@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -513,19 +512,6 @@ func (m *Manager) inspect(n *nw) nettypes.Inspect {
 	return out
 }
 
-// Attached says how many containers have endpoints on the network.
-func (m *Manager) Attached(id string) int {
-	m.mu.Lock()
-	n := m.nets[id]
-	m.mu.Unlock()
-	if n == nil {
-		return 0
-	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.eps)
-}
-
 // Create makes a user-defined network.
 func (m *Manager) Create(req nettypes.CreateRequest) (*nettypes.CreateResponse, error) {
 	if req.Name == "" {
@@ -727,5 +713,3 @@ func randomID() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
-
-var errNoBridge = errors.New("the default bridge network is disabled (--bridge=none)")
