@@ -113,7 +113,7 @@ func (c *CLI) createContainer(ctx context.Context, cl *client.Client, o *contain
 		}
 	}
 	req.host.ConsoleSize[0], req.host.ConsoleSize[1] = c.ttySize()
-	opts := client.ContainerCreateOptions{Config: req.config, HostConfig: req.host, NetworkingConfig: req.networking,
+	opts := client.ContainerCreateOptions{Config: req.config, HostConfig: req.host, Endpoints: req.endpoints,
 		Platform: platform, Name: o.name}
 	res, err := cl.ContainerCreate(ctx, opts)
 	if err != nil && cerrdefs.IsNotFound(err) && named && o.pull == "missing" {

@@ -234,7 +234,7 @@ func newInspectCommand(c *CLI) *cobra.Command {
 		Short: "Return low-level information on berth objects",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ != "" && typ != "image" && typ != "container" && typ != "volume" {
+			if typ != "" && typ != "image" && typ != "container" && typ != "volume" && typ != "network" {
 				return fmt.Errorf("%q is not a valid value for --type", typ)
 			}
 			cl, err := c.Client()
@@ -250,6 +250,8 @@ func newInspectCommand(c *CLI) *cobra.Command {
 					return inspectImage(ctx, cl, ref)
 				case "volume":
 					return inspectVolume(ctx, cl, ref)
+				case "network":
+					return inspectNetwork(ctx, cl, ref, false)
 				}
 				raw, v, err := inspectContainer(ctx, cl, ref, size)
 				if err == nil || !cerrdefs.IsNotFound(err) {
@@ -258,6 +260,9 @@ func newInspectCommand(c *CLI) *cobra.Command {
 				raw, v, err = inspectImage(ctx, cl, ref)
 				if err != nil && cerrdefs.IsNotFound(err) {
 					raw, v, err = inspectVolume(ctx, cl, ref)
+				}
+				if err != nil && cerrdefs.IsNotFound(err) {
+					raw, v, err = inspectNetwork(ctx, cl, ref, false)
 				}
 				if err != nil && cerrdefs.IsNotFound(err) {
 					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
@@ -303,9 +308,10 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 	var raws [][]byte
 	var errs []string
 	var out bytes.Buffer
-	var t = tmpl
-	if t == format.JSONKey {
-		t = "{{json .}}"
+	// -f json is docker's raw objects, a compact array.
+	t, compact := tmpl, tmpl == format.JSONKey
+	if compact {
+		t = ""
 	}
 	for _, ref := range refs {
 		raw, typed, err := get(ref)
@@ -348,7 +354,13 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 		} else {
 			arr := append([]byte("["), bytes.Join(raws, []byte(","))...)
 			arr = append(arr, ']')
-			if err := json.Indent(&out, arr, "", "    "); err != nil {
+			var err error
+			if compact {
+				err = json.Compact(&out, arr)
+			} else {
+				err = json.Indent(&out, arr, "", "    ")
+			}
+			if err != nil {
 				return err
 			}
 		}
