@@ -20,7 +20,7 @@ import (
 )
 
 func newNetworkCommand(c *CLI) *cobra.Command {
-	cmd := &cobra.Command{Use: "network COMMAND", Short: "Manage networks", Args: noArgs,
+	cmd := &cobra.Command{Use: "network", Short: "Manage networks", Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	cmd.AddCommand(newNetworkCreateCommand(c), newNetworkLsCommand(c), newNetworkInspectCommand(c),
 		newNetworkRmCommand(c), newNetworkConnectCommand(c), newNetworkDisconnectCommand(c), newNetworkPruneCommand(c))
