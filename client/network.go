@@ -179,7 +179,7 @@ func (c *Client) NetworkConnect(ctx context.Context, name string, o NetworkConne
 			return NetworkConnectResult{}, err
 		}
 	}
-	resp, err := c.post(ctx, "/networks/"+name+"/connect", nil, nil, connectBody{Container: o.Container, EndpointConfig: o.EndpointConfig})
+	resp, err := c.post(ctx, "/networks/"+name+"/connect", nil, nil, connectBody(o))
 	if err != nil {
 		return NetworkConnectResult{}, err
 	}
