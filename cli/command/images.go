@@ -302,7 +302,8 @@ func inspectCommand(c *CLI, use, short string, get func(ctx context.Context, cl 
 
 // inspectAll prints objects as docker inspect does: without a template, one
 // indented JSON array of the daemon's own bytes; with one, a line per object
-// (executed on the typed value, or on the raw JSON if that fails). Objects
+// (executed on the typed value, its addresses as text, or on the raw JSON
+// if that fails). Objects
 // that fail are reported after, and the exit code is 1.
 func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, any, error)) error {
 	var raws [][]byte
@@ -323,7 +324,7 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 			raws = append(raws, bytes.TrimSpace(raw))
 			continue
 		}
-		if err := format.Execute(&out, t, typed); err != nil {
+		if err := format.Execute(&out, t, format.TextView(typed)); err != nil {
 			// As docker: the typed value first, then the raw JSON, where a
 			// missing key is an error.
 			var generic any
