@@ -29,13 +29,13 @@ func newNetworkCommand(c *CLI) *cobra.Command {
 
 // networkCreateOptions are network create's flags.
 type networkCreateOptions struct {
-	driver                    string
+	driver, ipamDriver        string
 	subnets, ranges, gateways []string
-	auxAddresses, driverOpts  mapFlag
+	auxAddresses, ipamOpts    mapFlag
 	ipv4, ipv6                bool
 	internal, attachable      bool
 	ingress, configOnly       bool
-	scope, configFrom, netDrv string
+	scope, configFrom         string
 	labels                    listFlag
 	opts                      mapFlag
 }
@@ -52,9 +52,9 @@ func newNetworkCreateCommand(c *CLI) *cobra.Command {
 				return err
 			}
 			req := client.NetworkCreateOptions{
-				Driver: o.netDrv, Scope: o.scope, Internal: o.internal, Attachable: o.attachable, Ingress: o.ingress,
+				Driver: o.driver, Scope: o.scope, Internal: o.internal, Attachable: o.attachable, Ingress: o.ingress,
 				ConfigOnly: o.configOnly, Options: nonNil(o.opts), Labels: kvMapOf(o.labels),
-				IPAM: &client.IPAM{Driver: o.driver, Options: nonNil(o.driverOpts), Config: pools},
+				IPAM: &client.IPAM{Driver: o.ipamDriver, Options: nonNil(o.ipamOpts), Config: pools},
 			}
 			if cmd.Flags().Changed("ipv4") {
 				req.EnableIPv4 = &o.ipv4
@@ -78,7 +78,7 @@ func newNetworkCreateCommand(c *CLI) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.netDrv, "driver", "d", "bridge", "Driver to manage the Network")
+	f.StringVarP(&o.driver, "driver", "d", "bridge", "Driver to manage the Network")
 	f.VarP(&o.opts, "opt", "o", "Set driver specific options")
 	f.Var(&labelFlag{&o.labels}, "label", "Set metadata on a network")
 	f.BoolVar(&o.internal, "internal", false, "Restrict external access to the network")
@@ -89,12 +89,12 @@ func newNetworkCreateCommand(c *CLI) *cobra.Command {
 	f.StringVar(&o.scope, "scope", "", "Control the network's scope")
 	f.BoolVar(&o.configOnly, "config-only", false, "Create a configuration only network")
 	f.StringVar(&o.configFrom, "config-from", "", "The network from which to copy the configuration")
-	f.StringVar(&o.driver, "ipam-driver", "default", "IP Address Management Driver")
+	f.StringVar(&o.ipamDriver, "ipam-driver", "default", "IP Address Management Driver")
 	f.StringSliceVar(&o.subnets, "subnet", []string{}, "Subnet in CIDR format that represents a network segment")
 	f.StringSliceVar(&o.ranges, "ip-range", []string{}, "Allocate container ip from a sub-range")
 	f.StringSliceVar(&o.gateways, "gateway", []string{}, "IPv4 or IPv6 Gateway for the master subnet")
 	f.Var(&o.auxAddresses, "aux-address", "Auxiliary IPv4 or IPv6 addresses used by Network driver")
-	f.Var(&o.driverOpts, "ipam-opt", "Set IPAM driver specific options")
+	f.Var(&o.ipamOpts, "ipam-opt", "Set IPAM driver specific options")
 	return cmd
 }
 
