@@ -26,9 +26,12 @@ type ContainerCreateOptions struct {
 	Config           *container.Config
 	HostConfig       *container.HostConfig
 	NetworkingConfig *network.NetworkingConfig
-	Platform         *ocispec.Platform
-	Name             string
-	Image            string // instead of Config.Image
+	// Endpoints, when set, are sent for NetworkingConfig's endpoints: the
+	// addresses asked for as text, as docker's CLI sends them.
+	Endpoints map[string]*EndpointConfig
+	Platform  *ocispec.Platform
+	Name      string
+	Image     string // instead of Config.Image
 }
 
 // ContainerCreateResult is the new container's ID and the daemon's warnings.
@@ -67,9 +70,48 @@ func (c *Client) ContainerCreate(ctx context.Context, o ContainerCreateOptions) 
 		n.CapAdd, n.CapDrop = normalizeCaps(hc.CapAdd), normalizeCaps(hc.CapDrop)
 		hc = &n
 	}
-	r, err := answer[container.CreateResponse](c.post(ctx, "/containers/create", q, nil,
-		container.CreateRequest{Config: cfg, HostConfig: hc, NetworkingConfig: o.NetworkingConfig}))
+	body := createBody{CreateRequest: container.CreateRequest{Config: cfg, HostConfig: hc}}
+	if o.NetworkingConfig != nil {
+		body.NetworkingConfig = o.NetworkingConfig
+	}
+	if o.Endpoints != nil {
+		body.NetworkingConfig = &endpointsBody{EndpointsConfig: o.Endpoints}
+	}
+	if hasEndpointMAC(o) {
+		if err := c.requiresVersion(ctx, "1.44", "specify mac-address per network"); err != nil {
+			return ContainerCreateResult{}, err
+		}
+	}
+	r, err := answer[container.CreateResponse](c.post(ctx, "/containers/create", q, nil, body))
 	return ContainerCreateResult{ID: r.ID, Warnings: r.Warnings}, err
+}
+
+// createBody is moby's create request, the endpoints replaced when given
+// as text.
+type createBody struct {
+	container.CreateRequest
+	NetworkingConfig any `json:",omitempty"`
+}
+
+type endpointsBody struct {
+	EndpointsConfig map[string]*EndpointConfig
+}
+
+// hasEndpointMAC says an endpoint asks for a MAC address: API 1.44 on.
+func hasEndpointMAC(o ContainerCreateOptions) bool {
+	for _, ep := range o.Endpoints {
+		if ep != nil && len(ep.MacAddress) > 0 {
+			return true
+		}
+	}
+	if o.NetworkingConfig != nil {
+		for _, ep := range o.NetworkingConfig.EndpointsConfig {
+			if ep != nil && len(ep.MacAddress) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func formatPlatform(p ocispec.Platform) string { return path.Join(p.OS, p.Architecture, p.Variant) }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,8 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"berth.dev/berth/client"
 	"github.com/moby/moby/api/types/container"
-	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/pflag"
 )
 
@@ -24,14 +25,16 @@ type containerOptions struct {
 	attach, env, envFile, labels, labelFile, volumes, tmpfs    listFlag
 	capAdd, capDrop, securityOpt, devices, groupAdd, expose    listFlag
 	publish, dns, dnsSearch, dnsOption, addHost, storageOpt    listFlag
-	volumesFrom                                                listFlag
+	volumesFrom, aliases, links, linkLocalIPs                  listFlag
+	networks                                                   networkFlag
+	ip, ip6, macAddress                                        string
 	mounts                                                     mountsFlag
 	ulimits                                                    ulimitFlag
 	logOpts, sysctls                                           mapFlag
 	interactive, tty, rm, readOnly, init, privileged, noHealth bool
 	publishAll, oomKillDisable                                 bool
 	entrypoint, hostname, domainname, name, user, workdir      string
-	restart, stopSignal, logDriver, network, platform, pull    string
+	restart, stopSignal, logDriver, platform, pull             string
 	cidfile, runtime, cpusetCpus, cpusetMems, ipc, pid, uts    string
 	cgroupParent, cgroupns, userns, healthCmd                  string
 	quiet                                                      bool
@@ -94,13 +97,23 @@ func (o *containerOptions) addFlags(f *pflag.FlagSet) {
 	f.Var(&o.devices, "device", "Add a host device to the container")
 	f.StringVar(&o.logDriver, "log-driver", "", "Logging driver for the container")
 	f.Var(&o.logOpts, "log-opt", "Log driver options")
-	f.StringVar(&o.network, "network", "default", "Connect a container to a network")
-	f.StringVar(&o.network, "net", "default", "Connect a container to a network")
+	f.Var(&o.networks, "network", "Connect a container to a network")
+	f.Var(&o.networks, "net", "Connect a container to a network")
 	_ = f.MarkHidden("net")
-	f.Var(&o.dns, "dns", "Set custom DNS servers")
+	f.Var(&o.aliases, "network-alias", "Add network-scoped alias for the container")
+	f.Var(&o.aliases, "net-alias", "Add network-scoped alias for the container")
+	_ = f.MarkHidden("net-alias")
+	f.StringVar(&o.ip, "ip", "", "IPv4 address (e.g., 172.30.100.104)")
+	f.StringVar(&o.ip6, "ip6", "", "IPv6 address (e.g., 2001:db8::33)")
+	f.Var(&linkFlag{&o.links}, "link", "Add link to another container")
+	f.Var(&o.linkLocalIPs, "link-local-ip", "Container IPv4/IPv6 link-local addresses")
+	f.StringVar(&o.macAddress, "mac-address", "", "Container MAC address (e.g., 92:d0:c6:0a:29:33)")
+	f.Var(&dnsFlag{&o.dns}, "dns", "Set custom DNS servers")
 	f.Var(&o.dnsSearch, "dns-search", "Set custom DNS search domains")
 	f.Var(&o.dnsOption, "dns-option", "Set DNS options")
-	f.Var(&o.addHost, "add-host", "Add a custom host-to-IP mapping (host:ip)")
+	f.Var(&o.dnsOption, "dns-opt", "Set DNS options")
+	_ = f.MarkHidden("dns-opt")
+	f.Var(&addHostFlag{&o.addHost}, "add-host", "Add a custom host-to-IP mapping (host:ip)")
 	f.VarP(&o.publish, "publish", "p", "Publish a container's port(s) to the host")
 	f.BoolVarP(&o.publishAll, "publish-all", "P", false, "Publish all exposed ports to random ports")
 	f.Var(&o.expose, "expose", "Expose a port or a range of ports")
@@ -131,9 +144,9 @@ func (o *containerOptions) addFlags(f *pflag.FlagSet) {
 
 // createRequest is what config makes: the three bodies of a create.
 type createRequest struct {
-	config     *container.Config
-	host       *container.HostConfig
-	networking *network.NetworkingConfig
+	config    *container.Config
+	host      *container.HostConfig
+	endpoints map[string]*client.EndpointConfig // NetworkingConfig's, addresses as text
 }
 
 // config maps the options (image and command in args) to a create request,
@@ -184,6 +197,15 @@ func (o *containerOptions) config(f *pflag.FlagSet, args []string) (*createReque
 		return nil, err
 	}
 	dns, err := parseAddrs(o.dns)
+	if err != nil {
+		return nil, err
+	}
+	if o.macAddress != "" {
+		if _, err := net.ParseMAC(strings.TrimSpace(o.macAddress)); err != nil {
+			return nil, fmt.Errorf("%s is not a valid mac address", o.macAddress)
+		}
+	}
+	endpoints, err := o.endpoints()
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +273,8 @@ func (o *containerOptions) config(f *pflag.FlagSet, args []string) (*createReque
 		Binds:           binds,
 		ContainerIDFile: o.cidfile,
 		LogConfig:       container.LogConfig{Type: o.logDriver, Config: o.logOpts},
-		NetworkMode:     container.NetworkMode(o.network),
+		NetworkMode:     container.NetworkMode(o.networks.mode()),
+		Links:           o.links,
 		PortBindings:    bindings,
 		RestartPolicy:   restart,
 		AutoRemove:      o.rm,
@@ -307,7 +330,7 @@ func (o *containerOptions) config(f *pflag.FlagSet, args []string) (*createReque
 	if f.Changed("init") {
 		host.Init = &o.init
 	}
-	return &createRequest{config: cfg, host: host, networking: &network.NetworkingConfig{}}, nil
+	return &createRequest{config: cfg, host: host, endpoints: endpoints}, nil
 }
 
 func (o *containerOptions) healthConfig() (*container.HealthConfig, error) {
@@ -492,55 +515,4 @@ func validDeviceMode(m string) bool {
 		seen[c] = true
 	}
 	return true
-}
-
-// parsePorts maps --expose and -p ([ip:][hostPort:]containerPort[/proto],
-// ranges allowed) to exposed ports and bindings.
-func parsePorts(expose, publish []string) (network.PortSet, network.PortMap, error) {
-	set := network.PortSet{}
-	bindings := network.PortMap{}
-	for _, e := range expose {
-		pr, err := network.ParsePortRange(strings.TrimPrefix(e, ":"))
-		if err != nil {
-			return nil, nil, fmt.Errorf("invalid range format for --expose: %s, error: %w", e, err)
-		}
-		for p := range pr.All() {
-			set[p] = struct{}{}
-		}
-	}
-	for _, spec := range publish {
-		ctr, ip, hostPort := spec, "", ""
-		if i := strings.LastIndex(spec, ":"); i >= 0 {
-			ctr = spec[i+1:]
-			rest := spec[:i]
-			if j := strings.LastIndex(rest, ":"); j >= 0 {
-				ip, hostPort = strings.Trim(rest[:j], "[]"), rest[j+1:]
-			} else {
-				hostPort = rest
-			}
-		}
-		pr, err := network.ParsePortRange(ctr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("invalid containerPort: %s", ctr)
-		}
-		for p := range pr.All() {
-			set[p] = struct{}{}
-			b := network.PortBinding{HostPort: hostPort}
-			if ip != "" {
-				addr, err := parseIP(ip)
-				if err != nil {
-					return nil, nil, fmt.Errorf("invalid IP address: %s", ip)
-				}
-				b.HostIP = addr
-			}
-			bindings[p] = append(bindings[p], b)
-		}
-	}
-	if len(set) == 0 {
-		set = nil
-	}
-	if len(bindings) == 0 {
-		bindings = nil
-	}
-	return set, bindings, nil
 }

@@ -112,8 +112,14 @@ func (c *CLI) createContainer(ctx context.Context, cl *client.Client, o *contain
 			return "", err
 		}
 	}
+	for _, dns := range req.host.DNS {
+		if dns.IsLoopback() { // docker's warning, on the first only
+			fmt.Fprintf(c.Err, "WARNING: Localhost DNS (%s) may fail in containers.\n", dns)
+			break
+		}
+	}
 	req.host.ConsoleSize[0], req.host.ConsoleSize[1] = c.ttySize()
-	opts := client.ContainerCreateOptions{Config: req.config, HostConfig: req.host, NetworkingConfig: req.networking,
+	opts := client.ContainerCreateOptions{Config: req.config, HostConfig: req.host, Endpoints: req.endpoints,
 		Platform: platform, Name: o.name}
 	res, err := cl.ContainerCreate(ctx, opts)
 	if err != nil && cerrdefs.IsNotFound(err) && named && o.pull == "missing" {

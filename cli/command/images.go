@@ -234,7 +234,7 @@ func newInspectCommand(c *CLI) *cobra.Command {
 		Short: "Return low-level information on berth objects",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if typ != "" && typ != "image" && typ != "container" && typ != "volume" {
+			if typ != "" && typ != "image" && typ != "container" && typ != "volume" && typ != "network" {
 				return fmt.Errorf("%q is not a valid value for --type", typ)
 			}
 			cl, err := c.Client()
@@ -250,6 +250,8 @@ func newInspectCommand(c *CLI) *cobra.Command {
 					return inspectImage(ctx, cl, ref)
 				case "volume":
 					return inspectVolume(ctx, cl, ref)
+				case "network":
+					return inspectNetwork(ctx, cl, ref, false)
 				}
 				raw, v, err := inspectContainer(ctx, cl, ref, size)
 				if err == nil || !cerrdefs.IsNotFound(err) {
@@ -258,6 +260,9 @@ func newInspectCommand(c *CLI) *cobra.Command {
 				raw, v, err = inspectImage(ctx, cl, ref)
 				if err != nil && cerrdefs.IsNotFound(err) {
 					raw, v, err = inspectVolume(ctx, cl, ref)
+				}
+				if err != nil && cerrdefs.IsNotFound(err) {
+					raw, v, err = inspectNetwork(ctx, cl, ref, false)
 				}
 				if err != nil && cerrdefs.IsNotFound(err) {
 					return nil, nil, fmt.Errorf("Error: No such object: %s", ref)
@@ -297,15 +302,17 @@ func inspectCommand(c *CLI, use, short string, get func(ctx context.Context, cl 
 
 // inspectAll prints objects as docker inspect does: without a template, one
 // indented JSON array of the daemon's own bytes; with one, a line per object
-// (executed on the typed value, or on the raw JSON if that fails). Objects
+// (executed on the typed value, its addresses as text, or on the raw JSON
+// if that fails). Objects
 // that fail are reported after, and the exit code is 1.
 func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, any, error)) error {
 	var raws [][]byte
 	var errs []string
 	var out bytes.Buffer
-	var t = tmpl
-	if t == format.JSONKey {
-		t = "{{json .}}"
+	// -f json is docker's raw objects, a compact array.
+	t, compact := tmpl, tmpl == format.JSONKey
+	if compact {
+		t = ""
 	}
 	for _, ref := range refs {
 		raw, typed, err := get(ref)
@@ -317,7 +324,7 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 			raws = append(raws, bytes.TrimSpace(raw))
 			continue
 		}
-		if err := format.Execute(&out, t, typed); err != nil {
+		if err := format.Execute(&out, t, format.TextView(typed)); err != nil {
 			// As docker: the typed value first, then the raw JSON, where a
 			// missing key is an error.
 			var generic any
@@ -348,7 +355,13 @@ func inspectAll(c *CLI, tmpl string, refs []string, get func(string) ([]byte, an
 		} else {
 			arr := append([]byte("["), bytes.Join(raws, []byte(","))...)
 			arr = append(arr, ']')
-			if err := json.Indent(&out, arr, "", "    "); err != nil {
+			var err error
+			if compact {
+				err = json.Compact(&out, arr)
+			} else {
+				err = json.Indent(&out, arr, "", "    ")
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,7 +27,7 @@ func newContainerCommand(c *CLI) *cobra.Command {
 	cmd.AddCommand(ls, newContainerInspectCommand(c), newLogsCommand(c), newStartCommand(c),
 		newStopCommand(c), newRestartCommand(c), newKillCommand(c), newRmCommand(c, "rm", "remove"),
 		newWaitCommand(c), newPauseCommand(c), newUnpauseCommand(c), newRenameCommand(c),
-		newTopCommand(c), newContainerPruneCommand(c), newCpCommand(c), newUpdateCommand(c), newStatsCommand(c))
+		newTopCommand(c), newContainerPruneCommand(c), newCpCommand(c), newUpdateCommand(c), newStatsCommand(c), newPortCommand(c))
 	cmd.AddCommand(newRunCommand(c), newCreateCommand(c), newAttachCommand(c), newExecCommand(c))
 	for _, sub := range cmd.Commands() {
 		setContainerAliases(sub, sub.Name())
@@ -45,7 +46,7 @@ func setContainerAliases(cmd *cobra.Command, name string) {
 	case "rm":
 		line = "berth container rm, berth container remove, berth rm"
 	case "logs", "start", "stop", "restart", "kill", "wait", "pause", "unpause", "rename", "top", "cp", "update", "stats",
-		"run", "create", "attach", "exec":
+		"port", "run", "create", "attach", "exec":
 		line = "berth container " + name + ", berth " + name
 	default:
 		return
@@ -244,7 +245,7 @@ func (r psRow) Ports() string {
 		case a.PrivatePort != b.PrivatePort:
 			return a.PrivatePort < b.PrivatePort
 		case a.IP != b.IP:
-			return a.IP.Less(b.IP)
+			return ipText(a.IP) < ipText(b.IP) // docker compares the text
 		case a.PublicPort != b.PublicPort:
 			return a.PublicPort < b.PublicPort
 		}
@@ -294,6 +295,13 @@ func (r psRow) Ports() string {
 		out = append(out, show(runs[k]))
 	}
 	return strings.Join(append(out, mapped...), ", ")
+}
+
+func ipText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // wholeJSON finds {{json .}}, which shows every column, Size too.

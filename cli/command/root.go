@@ -173,6 +173,7 @@ var topLevel = []struct {
 	{"run", newRunCommand}, {"create", newCreateCommand}, {"attach", newAttachCommand},
 	{"exec", newExecCommand}, {"login", newLoginCommand}, {"logout", newLogoutCommand},
 	{"pull", newPullCommand}, {"push", newPushCommand}, {"search", newSearchCommand},
+	{"network", newNetworkCommand}, {"port", newPortCommand},
 }
 
 // rootValueFlags are the root's options that take a value, as they may be
@@ -450,6 +451,15 @@ func maxArgs(n int) cobra.PositionalArgs {
 			return nil
 		}
 		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires at most %d %s", cmd.CommandPath(), n, plural(n))}
+	}
+}
+
+func rangeArgs(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= min && len(args) <= max {
+			return nil
+		}
+		return usageError{cmd: cmd, code: ExitError, err: fmt.Errorf("'%s' requires at least %d and at most %d %s", cmd.CommandPath(), min, max, plural(max))}
 	}
 }
 
