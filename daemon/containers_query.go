@@ -154,7 +154,7 @@ func (d *Daemon) Containers(ctx context.Context, o container.ListOptions) ([]con
 	out := []containertypes.Summary{}
 	err := d.job(ctx, "container.list", false, func(ctx context.Context) error {
 		f := o.Filters
-		if err := f.Validate("status", "name", "id", "label", "label!", "ancestor", "exited", "before", "since", "health", "volume"); err != nil {
+		if err := f.Validate("status", "name", "id", "label", "label!", "ancestor", "exited", "before", "since", "health", "volume", "network"); err != nil {
 			return err
 		}
 		if err := checkHealthFilter(f.Get("health")); err != nil {
@@ -280,6 +280,9 @@ func (d *Daemon) summaryLocked(c *container.Container, o container.ListOptions, 
 		return containertypes.Summary{}, false
 	}
 	if f.Has("volume") && !mountsVolume(c, f.Get("volume")) {
+		return containertypes.Summary{}, false
+	}
+	if f.Has("network") && !onNetwork(c, f.Get("network")) {
 		return containertypes.Summary{}, false
 	}
 	if !before.IsZero() && !c.Created.Before(before) {

@@ -655,7 +655,9 @@ func (d *Daemon) NetworkList(ctx context.Context, f filters.Args) ([]nettypes.Su
 			!anyPrefix(f.Get("name"), n.Name, strings.Contains) {
 			continue
 		}
-		if hasDangling && dangling != (typ == "custom" && len(n.Containers) == 0 && !d.networkReferenced(n.ID, n.Name)) {
+		// Dangling, as dockerd: no container runs on it (a stopped one
+		// naming it does not count).
+		if hasDangling && dangling != (typ == "custom" && len(n.Containers) == 0) {
 			continue
 		}
 		out = append(out, nettypes.Summary{Network: n.Network})
@@ -895,4 +897,17 @@ func (d *Daemon) netStats(id string) map[string]containertypes.NetworkStats {
 			TxBytes: n[8], TxPackets: n[9], TxErrors: n[10], TxDropped: n[11]}
 	}
 	return out
+}
+
+// onNetwork is ps's network filter: the container is on a network named
+// by one of refs (a name, or an ID or its prefix).
+func onNetwork(c *container.Container, refs []string) bool {
+	for name, es := range c.Networks {
+		for _, ref := range refs {
+			if ref == name || es != nil && es.NetworkID != "" && strings.HasPrefix(es.NetworkID, ref) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -5,7 +5,9 @@ package network
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/netip"
 
 	"berth.dev/berth/daemon/filters"
 	"berth.dev/berth/daemon/server/httputils"
@@ -71,15 +73,58 @@ func (r *Router) inspect(ctx context.Context, w http.ResponseWriter, req *http.R
 }
 
 func (r *Router) create(ctx context.Context, w http.ResponseWriter, req *http.Request, _ map[string]string) error {
-	var cr nettypes.CreateRequest
-	if err := httputils.DecodeJSON(req, &cr); err != nil {
+	var raw rawCreate
+	if err := httputils.DecodeJSON(req, &raw.body); err != nil {
 		return err
+	}
+	if err := raw.check(); err != nil {
+		return err
+	}
+	var cr nettypes.CreateRequest
+	if err := json.Unmarshal(raw.body, &cr); err != nil {
+		return errdefs.Invalid("invalid JSON in request body: %v", err)
 	}
 	resp, err := r.b.NetworkCreate(ctx, cr)
 	if err != nil {
 		return err
 	}
 	return httputils.WriteJSON(w, http.StatusCreated, resp)
+}
+
+// rawCreate is a create request's addresses as sent, so that a bad one is
+// named as dockerd names it rather than as a JSON decoding error.
+type rawCreate struct {
+	body json.RawMessage
+}
+
+func (rc rawCreate) check() error {
+	var raw struct {
+		IPAM *struct {
+			Config []struct {
+				Subnet, IPRange, Gateway string
+				AuxiliaryAddresses       map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(rc.body, &raw); err != nil || raw.IPAM == nil {
+		return nil // the typed decode says what is wrong
+	}
+	for _, c := range raw.IPAM.Config {
+		for _, p := range []struct{ what, v string }{{"subnet", c.Subnet}, {"ip range", c.IPRange}} {
+			if _, err := netip.ParsePrefix(p.v); p.v != "" && err != nil {
+				return errdefs.Invalid("Invalid %s %s : invalid CIDR address: %s", p.what, p.v, p.v)
+			}
+		}
+		if _, err := netip.ParseAddr(c.Gateway); c.Gateway != "" && err != nil {
+			return errdefs.Invalid("Invalid gateway %s : invalid address", c.Gateway)
+		}
+		for name, a := range c.AuxiliaryAddresses {
+			if _, err := netip.ParseAddr(a); err != nil {
+				return errdefs.Invalid("Invalid auxiliary address %s=%s : invalid address", name, a)
+			}
+		}
+	}
+	return nil
 }
 
 func (r *Router) remove(ctx context.Context, w http.ResponseWriter, _ *http.Request, vars map[string]string) error {
