@@ -99,8 +99,13 @@ const (
 type Firewall struct {
 	netns int // 0: the caller's network namespace
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per bridge
+	// mu serializes the operations, which share one batch buffer and one
+	// netlink socket, and makes SetEndpoint's read-then-replace atomic.
+	// One lasting socket, because closing a socket after a batch that
+	// deleted rules waits for the kernel to release them (about 15ms
+	// here, against 20µs).
+	mu sync.Mutex
+	c  *nftables.Conn // nil until used, and after an error
 }
 
 // Option configures New.
@@ -115,16 +120,17 @@ func InNetNS(fd int) Option {
 }
 
 // New returns a Firewall, or an error saying why nftables cannot be used.
+// Close it when done.
 func New(opts ...Option) (*Firewall, error) {
-	f := &Firewall{locks: map[string]*sync.Mutex{}}
+	f := &Firewall{}
 	for _, o := range opts {
 		o(f)
 	}
-	c, err := f.conn()
+	err := f.do(func(c *nftables.Conn) error {
+		_, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
 		switch {
 		case errors.Is(err, unix.EPERM):
 			err = fmt.Errorf("%w (berth needs CAP_NET_ADMIN to set packet rules)", err)
@@ -136,32 +142,40 @@ func New(opts ...Option) (*Firewall, error) {
 	return f, nil
 }
 
-// conn returns a connection that opens a netlink socket per request, so
-// that concurrent operations do not share a batch.
-func (f *Firewall) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if f.netns != 0 {
-		opts = append(opts, nftables.WithNetNSFd(f.netns))
+// Close closes the Firewall's netlink socket; the rules stay.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.c == nil {
+		return nil
 	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("firewall: nftables: %w", err)
-	}
-	return c, nil
+	err := f.c.CloseLasting()
+	f.c = nil
+	return err
 }
 
-// lock serializes the changes to one bridge's tables: SetEndpoint reads
-// the rules it replaces.
-func (f *Firewall) lock(bridge string) func() {
+// do runs fn with the connection, alone. After an error the connection
+// is dropped, so that no unread answer can confuse the next operation.
+func (f *Firewall) do(fn func(c *nftables.Conn) error) error {
 	f.mu.Lock()
-	l := f.locks[bridge]
-	if l == nil {
-		l = new(sync.Mutex)
-		f.locks[bridge] = l
+	defer f.mu.Unlock()
+	if f.c == nil {
+		opts := []nftables.ConnOption{nftables.AsLasting()}
+		if f.netns != 0 {
+			opts = append(opts, nftables.WithNetNSFd(f.netns))
+		}
+		c, err := nftables.New(opts...)
+		if err != nil {
+			return fmt.Errorf("firewall: nftables: %w", err)
+		}
+		f.c = c
 	}
-	f.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	err := fn(f.c)
+	if err != nil {
+		_ = f.c.CloseLasting()
+		f.c = nil
+	}
+	return err
 }
 
 // tables of the network of bridge.
@@ -199,11 +213,10 @@ func (f *Firewall) SetNetwork(n Network) error {
 			return errdefs.Invalid("firewall: network %s: invalid subnet", n.Bridge)
 		}
 	}
-	defer f.lock(n.Bridge)()
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
+	return f.do(func(c *nftables.Conn) error { return setNetwork(c, n) })
+}
+
+func setNetwork(c *nftables.Conn, n Network) error {
 	t := tablesOf(n.Bridge)
 	c.AddTable(t.inet)
 	c.AddTable(t.br)
@@ -318,20 +331,17 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 	if err := validBridge(bridge); err != nil {
 		return err
 	}
-	defer f.lock(bridge)()
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
-	t := tablesOf(bridge)
-	for _, tab := range []*nftables.Table{t.inet, t.br} {
-		// One batch per table: a missing one must not keep the other.
-		c.DelTable(tab)
-		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("firewall: delete network %s: %w", bridge, err)
+	return f.do(func(c *nftables.Conn) error {
+		t := tablesOf(bridge)
+		for _, tab := range []*nftables.Table{t.inet, t.br} {
+			// One batch per table: a missing one must not keep the other.
+			c.DelTable(tab)
+			if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("firewall: delete network %s: %w", bridge, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func protoNum(p string) (byte, error) {
@@ -452,11 +462,13 @@ func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, re
 		brLinks = append(brLinks, rs...)
 	}
 
-	defer f.lock(bridge)()
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
+	return f.do(func(c *nftables.Conn) error {
+		return replaceEndpoint(c, bridge, id, remove, portRules, inetLinks, brLinks)
+	})
+}
+
+// replaceEndpoint deletes id's rules and adds the new ones in one batch.
+func replaceEndpoint(c *nftables.Conn, bridge, id string, remove bool, portRules, inetLinks, brLinks [][]expr.Any) error {
 	t := tablesOf(bridge)
 	tag := endpointTag(id)
 	for _, ch := range []struct {
@@ -469,11 +481,8 @@ func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, re
 	} {
 		old, err := c.GetRules(ch.chain.Table, ch.chain)
 		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				if remove {
-					return nil
-				}
-				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
+			if remove && errors.Is(err, unix.ENOENT) {
+				return nil
 			}
 			return fmt.Errorf("firewall: endpoint %s: list %s rules: %w", id, ch.chain.Name, err)
 		}
@@ -490,6 +499,12 @@ func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, re
 		}
 	}
 	if err := c.Flush(); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			// The dump of a missing table's chain is empty, not an error.
+			if _, lerr := c.ListTableOfFamily(t.inet.Name, t.inet.Family); errors.Is(lerr, unix.ENOENT) {
+				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
+			}
+		}
 		return fmt.Errorf("firewall: endpoint %s on %s: %w", id, bridge, err)
 	}
 	return nil
@@ -498,21 +513,23 @@ func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, re
 // Bridges lists the bridges that have berth tables (to reconcile at
 // daemon start).
 func (f *Firewall) Bridges() ([]string, error) {
-	c, err := f.conn()
-	if err != nil {
-		return nil, err
-	}
 	seen := map[string]bool{}
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
-		ts, err := c.ListTablesOfFamily(fam)
-		if err != nil {
-			return nil, fmt.Errorf("firewall: list tables: %w", err)
-		}
-		for _, t := range ts {
-			if b, ok := strings.CutPrefix(t.Name, TablePrefix); ok && b != "" {
-				seen[b] = true
+	err := f.do(func(c *nftables.Conn) error {
+		for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
+			ts, err := c.ListTablesOfFamily(fam)
+			if err != nil {
+				return fmt.Errorf("firewall: list tables: %w", err)
+			}
+			for _, t := range ts {
+				if b, ok := strings.CutPrefix(t.Name, TablePrefix); ok && b != "" {
+					seen[b] = true
+				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(seen))
 	for b := range seen {

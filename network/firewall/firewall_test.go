@@ -1,12 +1,15 @@
 package firewall
 
 import (
+	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
+	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/testutil"
 	"github.com/google/nftables"
 )
@@ -22,7 +25,9 @@ type lab struct {
 	fw                    *Firewall
 }
 
-func newLab(t *testing.T) *lab {
+// newLab makes the lab; brnf says whether switched frames pass the inet
+// hooks (br_netfilter's per-namespace bridge-nf-call-ip(6)tables).
+func newLab(t *testing.T, brnf bool) *lab {
 	t.Helper()
 	testutil.RequireRoot(t)
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -38,6 +43,16 @@ func newLab(t *testing.T) *lab {
 	}
 	h := l.host
 	h.sysctl(t, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	if !brnf {
+		if out, err := exec.Command("ip", "netns", "exec", h.name, "sysctl", "-qw",
+			"net.bridge.bridge-nf-call-iptables=0", "net.bridge.bridge-nf-call-ip6tables=0").CombinedOutput(); err != nil {
+			t.Skipf("cannot turn br_netfilter off in a namespace: %v: %s", err, out)
+		}
+	} else if _, err := os.Stat("/proc/sys/net/bridge/bridge-nf-call-iptables"); err != nil {
+		t.Skip("no br_netfilter on this kernel")
+	} else {
+		h.sysctl(t, "net.bridge.bridge-nf-call-iptables=1", "net.bridge.bridge-nf-call-ip6tables=1")
+	}
 	// The other end: outside knows no route to the containers, so only
 	// masqueraded traffic can be answered.
 	h.ip(t, "link", "add", "ext", "type", "veth", "peer", "name", "eth0", "netns", l.out.name)
@@ -85,6 +100,7 @@ func newLab(t *testing.T) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { fw.Close() })
 	l.fw = fw
 	return l
 }
@@ -120,8 +136,17 @@ func (l *lab) nftList(t *testing.T) string {
 	return string(out)
 }
 
+// TestTraffic proves the rules with connections between the lab's
+// namespaces, with br_netfilter on (switched frames also pass the inet
+// hooks) and off (they pass only the bridge family's).
 func TestTraffic(t *testing.T) {
-	l := newLab(t)
+	for _, brnf := range []bool{true, false} {
+		t.Run(fmt.Sprintf("br_netfilter=%v", brnf), func(t *testing.T) { testTraffic(t, brnf) })
+	}
+}
+
+func testTraffic(t *testing.T, brnf bool) {
+	l := newLab(t, brnf)
 	l.set(t, netA)
 	l.set(t, netB)
 	t.Cleanup(func() {
@@ -295,11 +320,11 @@ func TestTraffic(t *testing.T) {
 // rulesOf returns the comments of the rules in one of a network's chains.
 func rulesOf(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) []string {
 	t.Helper()
-	c, err := fw.conn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs, err := c.GetRules(tab, &nftables.Chain{Name: chain, Table: tab})
+	var rs []*nftables.Rule
+	err := fw.do(func(c *nftables.Conn) (err error) {
+		rs, err = c.GetRules(tab, &nftables.Chain{Name: chain, Table: tab})
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,4 +333,200 @@ func rulesOf(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) []st
 		out = append(out, commentOf(r))
 	}
 	return out
+}
+
+// newNetNSFirewall returns a Firewall in a fresh namespace of its own.
+func newNetNSFirewall(t testing.TB) *Firewall {
+	t.Helper()
+	testutil.RequireRoot(t)
+	ns := newNamespace(t, "bfwr")
+	fw, err := New(InNetNS(int(ns.h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fw.Close() })
+	return fw
+}
+
+func TestEndpointRules(t *testing.T) {
+	fw := newNetNSFirewall(t)
+	tabs := tablesOf("brA")
+	count := func(tab *nftables.Table, chain, id string) int {
+		n := 0
+		for _, c := range rulesOf(t, fw, tab, chain) {
+			if c == "endpoint "+id {
+				n++
+			}
+		}
+		return n
+	}
+	p1 := Port{Proto: "tcp", HostPort: 8080, IP: ip("10.77.1.2"), Port: 80}
+	p2 := Port{Proto: "udp", HostPort: 5353, IP: ip("fd77:1::2"), Port: 53}
+	link := Link{From: ip("10.77.1.2"), To: ip("10.77.1.3"), Proto: "tcp", Port: 80}
+
+	if err := fw.SetEndpoint("brA", "e1", []Port{p1}, nil); !errdefs.Is(err, errdefs.KindNotFound) {
+		t.Errorf("SetEndpoint before SetNetwork = %v, want a not-found error", err)
+	}
+	if err := fw.RemoveEndpoint("brA", "e1"); err != nil {
+		t.Errorf("RemoveEndpoint before SetNetwork = %v, want nil", err)
+	}
+	if err := fw.SetNetwork(netA); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]Port{
+		{{Proto: "sctp", HostPort: 1, IP: ip("10.77.1.2"), Port: 1}},
+		{{Proto: "tcp", HostPort: 1, Port: 1}},
+		{{Proto: "tcp", HostPort: 0, IP: ip("10.77.1.2"), Port: 1}},
+		{{Proto: "tcp", HostIP: ip("::1"), HostPort: 1, IP: ip("10.77.1.2"), Port: 1}},
+	} {
+		if err := fw.SetEndpoint("brA", "e1", append([]Port{p1}, bad...), nil); !errdefs.Is(err, errdefs.KindInvalid) {
+			t.Errorf("SetEndpoint(%+v) = %v, want an invalid-argument error", bad, err)
+		}
+	}
+	if err := fw.SetEndpoint("brA", "e1", nil, []Link{{From: ip("10.77.1.2"), To: ip("fd77:1::3"), Proto: "tcp", Port: 1}}); !errdefs.Is(err, errdefs.KindInvalid) {
+		t.Errorf("SetEndpoint with a mixed-family link = %v, want an invalid-argument error", err)
+	}
+	if n := count(tabs.inet, chainPorts, "e1"); n != 0 {
+		t.Fatalf("a rejected SetEndpoint left %d rules", n)
+	}
+
+	if err := fw.SetEndpoint("brA", "e1", []Port{p1, p2}, []Link{link}); err != nil {
+		t.Fatal(err)
+	}
+	if err := fw.SetEndpoint("brA", "e2", []Port{{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.3"), Port: 80}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][3]int{"e1": {2, 2*2 + 2, 2*2 + 2}, "e2": {1, 2, 2}}
+	check := func(when string) {
+		t.Helper()
+		for id, w := range want {
+			got := [3]int{count(tabs.inet, chainPorts, id), count(tabs.inet, chainLinks, id), count(tabs.br, chainLinks, id)}
+			if got != w {
+				t.Errorf("%s: endpoint %s has %v rules (inet ports, inet links, bridge links), want %v", when, id, got, w)
+			}
+		}
+	}
+	check("after SetEndpoint")
+	// SetNetwork rewrites the network's rules and keeps the endpoints'.
+	if err := fw.SetNetwork(Network{Bridge: "brA", Subnets: netA.Subnets, DNSPort: 5354}); err != nil {
+		t.Fatal(err)
+	}
+	check("after SetNetwork")
+	// Setting again replaces.
+	if err := fw.SetEndpoint("brA", "e1", []Port{p2}, nil); err != nil {
+		t.Fatal(err)
+	}
+	want["e1"] = [3]int{1, 2, 2}
+	check("after a second SetEndpoint")
+	if err := fw.RemoveEndpoint("brA", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	want["e1"] = [3]int{}
+	check("after RemoveEndpoint")
+	if err := fw.RemoveEndpoint("brA", "e1"); err != nil {
+		t.Errorf("RemoveEndpoint again = %v, want nil", err)
+	}
+	if err := fw.DeleteNetwork("brA"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := fw.Bridges(); err != nil || len(got) != 0 {
+		t.Errorf("Bridges() = %v, %v after DeleteNetwork, want none", got, err)
+	}
+}
+
+// TestConcurrentEndpoints is the daemon starting and stopping many
+// containers at once.
+func TestConcurrentEndpoints(t *testing.T) {
+	fw := newNetNSFirewall(t)
+	if err := fw.SetNetwork(netA); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	each := func(f func(i int) error) {
+		t.Helper()
+		errs := make(chan error, n)
+		for i := range n {
+			go func() { errs <- f(i) }()
+		}
+		for range n {
+			if err := <-errs; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	each(func(i int) error {
+		a := netip.AddrFrom4([4]byte{10, 77, 1, byte(10 + i)})
+		return fw.SetEndpoint("brA", fmt.Sprint("c", i), []Port{
+			{Proto: "tcp", HostPort: uint16(20000 + i), IP: a, Port: 80},
+			{Proto: "udp", HostPort: uint16(20000 + i), IP: a, Port: 53},
+		}, nil)
+	})
+	if got := len(rulesOf(t, fw, tablesOf("brA").inet, chainPorts)); got != 2*n {
+		t.Fatalf("%d port rules after %d concurrent SetEndpoint, want %d", got, n, 2*n)
+	}
+	each(func(i int) error { return fw.RemoveEndpoint("brA", fmt.Sprint("c", i)) })
+	if got := rulesOf(t, fw, tablesOf("brA").inet, chainPorts); len(got) != 0 {
+		t.Fatalf("port rules left after removing every endpoint: %v", got)
+	}
+	if err := fw.DeleteNetwork("brA"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestNewNotNetNS(t *testing.T) {
+	testutil.RequireRoot(t)
+	f, err := os.Open("/dev/null")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := New(InNetNS(int(f.Fd()))); err == nil || !strings.Contains(err.Error(), "nftables") {
+		t.Errorf("New in a file that is no namespace = %v, want an error about nftables", err)
+	}
+}
+
+// BenchmarkEndpoint measures SetEndpoint with two ports and RemoveEndpoint
+// on a network that has 50 other endpoints.
+func BenchmarkEndpoint(b *testing.B) {
+	fw := newNetNSFirewall(b)
+	if err := fw.SetNetwork(netA); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 50 {
+		a := netip.AddrFrom4([4]byte{10, 77, 1, byte(10 + i)})
+		if err := fw.SetEndpoint("brA", fmt.Sprint("other", i), []Port{{Proto: "tcp", HostPort: uint16(30000 + i), IP: a, Port: 80}}, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ports := []Port{
+		{Proto: "tcp", HostPort: 8080, IP: ip("10.77.1.2"), Port: 80},
+		{Proto: "udp", HostPort: 8080, IP: ip("10.77.1.2"), Port: 80},
+	}
+	b.Run("SetEndpoint", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if err := fw.SetEndpoint("brA", fmt.Sprint("e", i), ports, nil); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+			if err := fw.RemoveEndpoint("brA", fmt.Sprint("e", i)); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+	})
+	b.Run("RemoveEndpoint", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			if err := fw.SetEndpoint("brA", fmt.Sprint("e", i), ports, nil); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if err := fw.RemoveEndpoint("brA", fmt.Sprint("e", i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	if err := fw.DeleteNetwork("brA"); err != nil {
+		b.Fatal(err)
+	}
 }
