@@ -30,6 +30,7 @@
 package firewall
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -228,11 +229,28 @@ func setNetwork(c *nftables.Conn, n Network) error {
 		c.FlushChain(ch)
 		return ch
 	}
-	// AddChain of an existing chain is no error, so this both creates and
-	// keeps the endpoints' chains.
-	c.AddChain(&nftables.Chain{Name: chainPorts, Table: t.inet})
-	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.inet})
-	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.br})
+	// Adding an existing map is no error and keeps its elements, the
+	// endpoints'.
+	for _, m := range natMaps {
+		if err := c.AddSet(m.in(t.inet), nil); err != nil {
+			return fmt.Errorf("firewall: set network %s: %w", n.Bridge, err)
+		}
+	}
+	for _, m := range addrMaps {
+		for _, tab := range []*nftables.Table{t.inet, t.br} {
+			if err := c.AddSet(m.in(tab), nil); err != nil {
+				return fmt.Errorf("firewall: set network %s: %w", n.Bridge, err)
+			}
+		}
+	}
+	regular := func(tab *nftables.Table, name string) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: tab})
+		c.FlushChain(ch)
+		return ch
+	}
+	ports := regular(t.inet, chainPorts)
+	inetLinks := regular(t.inet, chainLinks)
+	brLinks := regular(t.br, chainLinks)
 
 	pre := base(t.inet, chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, *nftables.ChainPriorityNATDest)
 	out := base(t.inet, chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, *nftables.ChainPriorityNATDest)
@@ -245,6 +263,15 @@ func setNetwork(c *nftables.Conn, n Network) error {
 		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: join(parts...)})
 	}
 	br := n.Bridge
+	for _, e := range natLookups() {
+		add(ports, e)
+	}
+	for _, e := range addrLookups(nfproto) {
+		add(inetLinks, e)
+	}
+	for _, e := range addrLookups(ethertype) {
+		add(brLinks, e)
+	}
 
 	// Queries to the bridge's own addresses on port 53 go to the DNS
 	// server's port, at the same address.
@@ -354,38 +381,53 @@ func protoNum(p string) (byte, error) {
 	return 0, errdefs.Invalid("firewall: unsupported protocol %q", p)
 }
 
-// endpointTag is the comment on each of an endpoint's rules.
-func endpointTag(id string) []byte {
-	return userdata.AppendString(nil, userdata.TypeComment, "endpoint "+id)
+// elemRef names one element of a verdict map that sends packets to an
+// endpoint's chain.
+type elemRef struct {
+	m   vmap
+	key []byte
 }
 
-func commentOf(r *nftables.Rule) string {
-	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return s
+// epRule is one rule of an endpoint's chain, with the map element that
+// leads to it.
+type epRule struct {
+	exprs []expr.Any
+	ref   elemRef
 }
 
-func isEndpoint(r *nftables.Rule, id string) bool { return commentOf(r) == "endpoint "+id }
+// endpointRules are an endpoint's rules, by chain.
+type endpointRules struct {
+	ports     []epRule // inet, NAT
+	inetLinks []epRule // inet, forward filter
+	brLinks   []epRule // bridge, forward filter
+}
 
-func portRule(p Port) ([]expr.Any, error) {
+func portRule(p Port) (epRule, error) {
 	proto, err := protoNum(p.Proto)
 	if err != nil {
-		return nil, err
+		return epRule{}, err
 	}
 	switch {
 	case !p.IP.IsValid():
-		return nil, errdefs.Invalid("firewall: port %d/%s: no container address", p.HostPort, p.Proto)
+		return epRule{}, errdefs.Invalid("firewall: port %d/%s: no container address", p.HostPort, p.Proto)
 	case p.HostPort == 0 || p.Port == 0:
-		return nil, errdefs.Invalid("firewall: port %d:%d/%s: port 0", p.HostPort, p.Port, p.Proto)
+		return epRule{}, errdefs.Invalid("firewall: port %d:%d/%s: port 0", p.HostPort, p.Port, p.Proto)
 	}
 	ip := p.IP.Unmap()
-	var match []expr.Any
-	if h := p.HostIP.Unmap(); h.IsValid() && !h.IsUnspecified() {
-		if h.Is4() != ip.Is4() {
-			return nil, errdefs.Invalid("firewall: port %s:%d: host address and container address %s are of different families", h, p.HostPort, ip)
-		}
-		match = daddr(h)
+	h := p.HostIP.Unmap()
+	if !h.IsValid() || h.IsUnspecified() {
+		return epRule{
+			exprs: join(nfproto(ip), l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)),
+			ref:   elemRef{natAny(ip), natAnyKey(proto, p.HostPort)},
+		}, nil
 	}
-	return join(nfproto(ip), match, l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)), nil
+	if h.Is4() != ip.Is4() {
+		return epRule{}, errdefs.Invalid("firewall: port %s:%d: host address and container address %s are of different families", h, p.HostPort, ip)
+	}
+	return epRule{
+		exprs: join(nfproto(ip), daddr(h), l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)),
+		ref:   elemRef{natIP(ip), natIPKey(h, proto, p.HostPort)},
+	}, nil
 }
 
 // openPortRules let the neighbours on the bridge reach a published port
@@ -396,18 +438,19 @@ func portRule(p Port) ([]expr.Any, error) {
 // with no conntrack to tell it from a direct connection. Published ports
 // are open to anyone who reaches the host, so opening them to the
 // neighbours directly too gives nothing away.
-func openPortRules(p Port, family func(netip.Addr) []expr.Any) [][]expr.Any {
+func openPortRules(p Port, family func(netip.Addr) []expr.Any) []epRule {
 	proto, _ := protoNum(p.Proto)
 	ip := p.IP.Unmap()
-	return [][]expr.Any{
-		join(family(ip), daddr(ip), l4proto(proto), dport(p.Port), accept),
-		join(family(ip), saddr(ip), l4proto(proto), sport(p.Port), accept),
+	src, dst := addrMapsOf(ip)
+	return []epRule{
+		{join(family(ip), daddr(ip), l4proto(proto), dport(p.Port), accept), elemRef{dst, ip.AsSlice()}},
+		{join(family(ip), saddr(ip), l4proto(proto), sport(p.Port), accept), elemRef{src, ip.AsSlice()}},
 	}
 }
 
 // linkRules lets l.From reach l.To on its port, and To answer from it;
 // family is nfproto for the inet table, ethertype for the bridge's.
-func linkRules(l Link, family func(netip.Addr) []expr.Any) ([][]expr.Any, error) {
+func linkRules(l Link, family func(netip.Addr) []expr.Any) ([]epRule, error) {
 	proto, err := protoNum(l.Proto)
 	if err != nil {
 		return nil, err
@@ -416,91 +459,161 @@ func linkRules(l Link, family func(netip.Addr) []expr.Any) ([][]expr.Any, error)
 	if !from.IsValid() || !to.IsValid() || from.Is4() != to.Is4() || l.Port == 0 {
 		return nil, errdefs.Invalid("firewall: bad link %s -> %s port %d/%s", l.From, l.To, l.Port, l.Proto)
 	}
-	return [][]expr.Any{
-		join(family(from), saddr(from), daddr(to), l4proto(proto), dport(l.Port), accept),
-		join(family(from), saddr(to), daddr(from), l4proto(proto), sport(l.Port), accept),
+	src, dst := addrMapsOf(from)
+	return []epRule{
+		{join(family(from), saddr(from), daddr(to), l4proto(proto), dport(l.Port), accept), elemRef{src, from.AsSlice()}},
+		{join(family(from), saddr(to), daddr(from), l4proto(proto), sport(l.Port), accept), elemRef{dst, from.AsSlice()}},
 	}, nil
+}
+
+// validID keeps an id usable in a chain name.
+func validID(id string) error {
+	if id == "" || len(id) > 128 || strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}) >= 0 {
+		return errdefs.Invalid("firewall: bad endpoint id %q", id)
+	}
+	return nil
 }
 
 // SetEndpoint sets one endpoint's published ports and links on the
 // network of bridge, replacing what was set for id before, in one atomic
-// change.
+// change. Ports' IP and links' From are the endpoint's own addresses.
+// Its cost does not grow with the number of endpoints.
 func (f *Firewall) SetEndpoint(bridge, id string, ports []Port, links []Link) error {
-	return f.setEndpoint(bridge, id, ports, links, false)
-}
-
-// RemoveEndpoint removes what SetEndpoint set for id; none is not an error.
-func (f *Firewall) RemoveEndpoint(bridge, id string) error {
-	return f.setEndpoint(bridge, id, nil, nil, true)
-}
-
-func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, remove bool) error {
 	if err := validBridge(bridge); err != nil {
 		return err
 	}
-	if id == "" {
-		return errdefs.Invalid("firewall: empty endpoint id")
+	if err := validID(id); err != nil {
+		return err
 	}
 	// Build everything first: a bad port must change nothing.
-	var portRules, inetLinks, brLinks [][]expr.Any
+	var r endpointRules
 	for _, p := range ports {
-		r, err := portRule(p)
+		pr, err := portRule(p)
 		if err != nil {
 			return err
 		}
-		portRules = append(portRules, r)
-		inetLinks = append(inetLinks, openPortRules(p, nfproto)...)
-		brLinks = append(brLinks, openPortRules(p, ethertype)...)
+		r.ports = append(r.ports, pr)
+		r.inetLinks = append(r.inetLinks, openPortRules(p, nfproto)...)
+		r.brLinks = append(r.brLinks, openPortRules(p, ethertype)...)
 	}
 	for _, l := range links {
 		rs, err := linkRules(l, nfproto)
 		if err != nil {
 			return err
 		}
-		inetLinks = append(inetLinks, rs...)
+		r.inetLinks = append(r.inetLinks, rs...)
 		rs, _ = linkRules(l, ethertype)
-		brLinks = append(brLinks, rs...)
+		r.brLinks = append(r.brLinks, rs...)
 	}
-
-	return f.do(func(c *nftables.Conn) error {
-		return replaceEndpoint(c, bridge, id, remove, portRules, inetLinks, brLinks)
-	})
+	return f.do(func(c *nftables.Conn) error { return replaceEndpoint(c, bridge, id, r) })
 }
 
-// replaceEndpoint deletes id's rules and adds the new ones in one batch.
-func replaceEndpoint(c *nftables.Conn, bridge, id string, remove bool, portRules, inetLinks, brLinks [][]expr.Any) error {
+// RemoveEndpoint removes what SetEndpoint set for id; none is not an error.
+// Its cost does not grow with the number of endpoints.
+func (f *Firewall) RemoveEndpoint(bridge, id string) error {
+	if err := validBridge(bridge); err != nil {
+		return err
+	}
+	if err := validID(id); err != nil {
+		return err
+	}
+	return f.do(func(c *nftables.Conn) error { return replaceEndpoint(c, bridge, id, endpointRules{}) })
+}
+
+// An endpoint's rules are in chains of its own, which packets reach by
+// verdict maps keyed by what the rules match (host port, container
+// address). Each rule's comment names the map element that leads to it,
+// so the endpoint's own chains are all there is to read to undo it.
+const refSep = " ref "
+
+func refComment(id string, ref elemRef) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment,
+		"endpoint "+id+refSep+ref.m.name+" "+hex.EncodeToString(ref.key))
+}
+
+func parseRef(r *nftables.Rule) (elemRef, bool) {
+	s, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	if !ok {
+		return elemRef{}, false
+	}
+	_, s, ok = strings.Cut(s, refSep)
+	name, k, ok2 := strings.Cut(s, " ")
+	m, ok3 := vmapByName[name]
+	key, err := hex.DecodeString(k)
+	if !ok || !ok2 || !ok3 || err != nil {
+		return elemRef{}, false
+	}
+	return elemRef{m, key}, true
+}
+
+func endpointChain(kind, id string) string { return kind + "-" + id }
+
+// replaceEndpoint swaps id's rules and map elements for r's in one batch.
+func replaceEndpoint(c *nftables.Conn, bridge, id string, r endpointRules) error {
 	t := tablesOf(bridge)
-	tag := endpointTag(id)
-	for _, ch := range []struct {
-		chain *nftables.Chain
-		rules [][]expr.Any
-	}{
-		{t.chain(t.inet, chainPorts), portRules},
-		{t.chain(t.inet, chainLinks), inetLinks},
-		{t.chain(t.br, chainLinks), brLinks},
-	} {
-		old, err := c.GetRules(ch.chain.Table, ch.chain)
-		if err != nil {
-			if remove && errors.Is(err, unix.ENOENT) {
-				return nil
-			}
-			return fmt.Errorf("firewall: endpoint %s: list %s rules: %w", id, ch.chain.Name, err)
+	type epChain struct {
+		tab   *nftables.Table
+		name  string
+		rules []epRule
+	}
+	chains := []epChain{
+		{t.inet, endpointChain(chainPorts, id), r.ports},
+		{t.inet, endpointChain(chainLinks, id), r.inetLinks},
+		{t.br, endpointChain(chainLinks, id), r.brLinks},
+	}
+	changed := false
+	for _, ec := range chains {
+		ch := &nftables.Chain{Name: ec.name, Table: ec.tab}
+		// A missing chain (or table) dumps as empty; an endpoint's chain
+		// exists exactly when it has rules.
+		old, err := c.GetRules(ec.tab, ch)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("firewall: endpoint %s: list %s: %w", id, ec.name, err)
 		}
-		for _, r := range old {
-			if isEndpoint(r, id) {
-				r.Table, r.Chain = ch.chain.Table, ch.chain
-				if err := c.DelRule(r); err != nil {
+		seen := map[string]bool{}
+		for _, o := range old {
+			ref, ok := parseRef(o)
+			if !ok || seen[ref.m.name+string(ref.key)] {
+				continue
+			}
+			seen[ref.m.name+string(ref.key)] = true
+			if err := c.SetDeleteElements(ref.m.in(ec.tab), []nftables.SetElement{{Key: ref.key}}); err != nil {
+				return fmt.Errorf("firewall: endpoint %s: %w", id, err)
+			}
+		}
+		switch {
+		case len(old) > 0 && len(ec.rules) == 0:
+			c.FlushChain(ch)
+			c.DelChain(ch)
+		case len(old) > 0:
+			c.FlushChain(ch)
+		case len(ec.rules) > 0:
+			c.AddChain(ch)
+		}
+		changed = changed || len(old) > 0 || len(ec.rules) > 0
+		added := map[string]bool{}
+		for _, er := range ec.rules {
+			c.AddRule(&nftables.Rule{Table: ec.tab, Chain: ch, Exprs: er.exprs, UserData: refComment(id, er.ref)})
+			if k := er.ref.m.name + string(er.ref.key); !added[k] {
+				added[k] = true
+				err := c.SetAddElements(er.ref.m.in(ec.tab), []nftables.SetElement{{Key: er.ref.key,
+					VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ec.name}}})
+				if err != nil {
 					return fmt.Errorf("firewall: endpoint %s: %w", id, err)
 				}
 			}
 		}
-		for _, e := range ch.rules {
-			c.AddRule(&nftables.Rule{Table: ch.chain.Table, Chain: ch.chain, Exprs: e, UserData: tag})
-		}
+	}
+	if !changed {
+		return nil
 	}
 	if err := c.Flush(); err != nil {
-		if errors.Is(err, unix.ENOENT) {
-			// The dump of a missing table's chain is empty, not an error.
+		switch {
+		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
+			return errdefs.Conflict("firewall: endpoint %s: a host port or address it uses is another endpoint's on network %s: %w", id, bridge, err)
+		case errors.Is(err, unix.ENOENT):
 			if _, lerr := c.ListTableOfFamily(t.inet.Name, t.inet.Family); errors.Is(lerr, unix.ENOENT) {
 				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
 			}

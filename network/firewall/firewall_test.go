@@ -317,8 +317,8 @@ func testTraffic(t *testing.T, brnf bool) {
 	})
 }
 
-// rulesOf returns the comments of the rules in one of a network's chains.
-func rulesOf(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) []string {
+// rulesIn counts the rules of a chain; none if it does not exist.
+func rulesIn(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) int {
 	t.Helper()
 	var rs []*nftables.Rule
 	err := fw.do(func(c *nftables.Conn) (err error) {
@@ -328,11 +328,21 @@ func rulesOf(t *testing.T, fw *Firewall, tab *nftables.Table, chain string) []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, r := range rs {
-		out = append(out, commentOf(r))
+	return len(rs)
+}
+
+// elementsIn counts the elements of one of a network's maps.
+func elementsIn(t *testing.T, fw *Firewall, tab *nftables.Table, m vmap) int {
+	t.Helper()
+	var es []nftables.SetElement
+	err := fw.do(func(c *nftables.Conn) (err error) {
+		es, err = c.GetSetElements(m.in(tab))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	return len(es)
 }
 
 // newNetNSFirewall returns a Firewall in a fresh namespace of its own.
@@ -351,14 +361,8 @@ func newNetNSFirewall(t testing.TB) *Firewall {
 func TestEndpointRules(t *testing.T) {
 	fw := newNetNSFirewall(t)
 	tabs := tablesOf("brA")
-	count := func(tab *nftables.Table, chain, id string) int {
-		n := 0
-		for _, c := range rulesOf(t, fw, tab, chain) {
-			if c == "endpoint "+id {
-				n++
-			}
-		}
-		return n
+	count := func(tab *nftables.Table, kind, id string) int {
+		return rulesIn(t, fw, tab, endpointChain(kind, id))
 	}
 	p1 := Port{Proto: "tcp", HostPort: 8080, IP: ip("10.77.1.2"), Port: 80}
 	p2 := Port{Proto: "udp", HostPort: 5353, IP: ip("fd77:1::2"), Port: 53}
@@ -461,12 +465,21 @@ func TestConcurrentEndpoints(t *testing.T) {
 			{Proto: "udp", HostPort: uint16(20000 + i), IP: a, Port: 53},
 		}, nil)
 	})
-	if got := len(rulesOf(t, fw, tablesOf("brA").inet, chainPorts)); got != 2*n {
-		t.Fatalf("%d port rules after %d concurrent SetEndpoint, want %d", got, n, 2*n)
+	inet := tablesOf("brA").inet
+	if got := elementsIn(t, fw, inet, mapNATAny4); got != 2*n {
+		t.Fatalf("%d published ports after %d concurrent SetEndpoint, want %d", got, n, 2*n)
+	}
+	if got := elementsIn(t, fw, inet, mapDst4); got != n {
+		t.Fatalf("%d container addresses after %d concurrent SetEndpoint, want %d", got, n, n)
 	}
 	each(func(i int) error { return fw.RemoveEndpoint("brA", fmt.Sprint("c", i)) })
-	if got := rulesOf(t, fw, tablesOf("brA").inet, chainPorts); len(got) != 0 {
-		t.Fatalf("port rules left after removing every endpoint: %v", got)
+	for _, m := range []vmap{mapNATAny4, mapSrc4, mapDst4} {
+		if got := elementsIn(t, fw, inet, m); got != 0 {
+			t.Errorf("%d elements left in %s after removing every endpoint", got, m.name)
+		}
+	}
+	if got := rulesIn(t, fw, inet, endpointChain(chainPorts, "c1")); got != 0 {
+		t.Errorf("%d rules left in an endpoint's chain after its removal", got)
 	}
 	if err := fw.DeleteNetwork("brA"); err != nil {
 		t.Fatal(err)
