@@ -16,11 +16,15 @@
 //     where it is built in: then switched frames also pass the inet
 //     hooks, and the inet rules treat them as the bridge table does.
 //
-// An endpoint's rules (its published ports and links) are tagged with its
-// id in their comment (rule user data) and live in two regular chains,
-// "ports" and "links", so that SetNetwork can rewrite the network-wide
-// rules without touching them and SetEndpoint/RemoveEndpoint change one
-// endpoint's rules in one atomic batch.
+// An endpoint's rules (its published ports and links) are in chains of
+// its own ("ports-<id>", "links-<id>"), which packets reach through
+// verdict maps keyed by host port ("nat-*") and by container address
+// ("src4", "dst6", ...): one lookup per packet however many endpoints
+// there are. Each rule's comment names the map element that leads to it,
+// so SetEndpoint and RemoveEndpoint read only the endpoint's own chains
+// and change its chains and elements in one atomic batch, at a cost that
+// does not grow with the number of endpoints; SetNetwork rewrites the
+// network-wide rules and keeps the maps' elements.
 //
 // Rules of other programs: nftables evaluates every table's base chain on
 // a hook and a drop in any of them is final, so our accepts do not override
@@ -84,8 +88,8 @@ type Link struct {
 // TablePrefix starts the name of every table berth makes.
 const TablePrefix = "berth-"
 
-// Chain names. The base chains hold the network-wide rules (SetNetwork
-// rewrites them); ports and links hold the endpoints'.
+// Chain names. SetNetwork rewrites them all; ports and links hold the
+// lookups that lead to the endpoints' own chains.
 const (
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
@@ -192,10 +196,6 @@ func tablesOf(bridge string) tables {
 	}
 }
 
-func (t tables) chain(tab *nftables.Table, name string) *nftables.Chain {
-	return &nftables.Chain{Name: name, Table: tab}
-}
-
 func validBridge(name string) error {
 	if name == "" || len(name) >= unix.IFNAMSIZ || strings.ContainsAny(name, "/ \x00") {
 		return errdefs.Invalid("firewall: bad bridge name %q", name)
@@ -292,7 +292,7 @@ func setNetwork(c *nftables.Conn, n Network) error {
 	add(out, localDst(false), jump(chainPorts))
 
 	// Connections from the host to a published port at 127.0.0.1 (which
-	// the bridge lets out with route_localnet=1) or ::1 must leave with an
+	// the bridge lets out with route_localnet=1) must leave with an
 	// address the container can answer.
 	add(post, oif(br), srcIn(netip.MustParsePrefix("127.0.0.0/8")), masq)
 	for _, s := range n.Subnets {

@@ -275,10 +275,18 @@ func testTraffic(t *testing.T, brnf bool) {
 	})
 
 	t.Run("remove endpoint", func(t *testing.T) {
-		if err := l.fw.SetEndpoint("brA", "a2", []Port{{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.3"), Port: 81}}, nil); err != nil {
+		// a2 publishes 8081 too, at another host address than a1.
+		if err := l.fw.SetEndpoint("brA", "a2", []Port{
+			{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.3"), Port: 81},
+			{Proto: "tcp", HostIP: ip("127.0.0.1"), HostPort: 8081, IP: ip("10.77.1.3"), Port: 82},
+		}, nil); err != nil {
 			t.Fatal(err)
 		}
 		l.out.reaches(t, "tcp", "10.66.0.1:9090", "10.66.0.2")
+		l.host.lands(t, "127.0.0.1:8081", "10.77.1.3")
+		l.host.lands(t, "10.66.0.1:8081", "10.77.1.2")
+		l.out.lands(t, "10.66.0.1:8080", "10.77.1.2")
+		l.out.lands(t, "10.66.0.1:9090", "10.77.1.3")
 		if err := l.fw.RemoveEndpoint("brA", "a1"); err != nil {
 			t.Fatal(err)
 		}
@@ -400,6 +408,17 @@ func TestEndpointRules(t *testing.T) {
 	if err := fw.SetEndpoint("brA", "e2", []Port{{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.3"), Port: 80}}, nil); err != nil {
 		t.Fatal(err)
 	}
+	// A host port is one endpoint's: the second is refused, and changes
+	// nothing.
+	if err := fw.SetEndpoint("brA", "e3", []Port{
+		{Proto: "tcp", HostPort: 9091, IP: ip("10.77.1.4"), Port: 80},
+		{Proto: "tcp", HostPort: 9090, IP: ip("10.77.1.4"), Port: 80},
+	}, nil); !errdefs.Is(err, errdefs.KindConflict) {
+		t.Errorf("SetEndpoint of a taken host port = %v, want a conflict", err)
+	}
+	if n := count(tabs.inet, chainPorts, "e3"); n != 0 {
+		t.Errorf("a refused SetEndpoint left %d rules", n)
+	}
 	want := map[string][3]int{"e1": {2, 2*2 + 2, 2*2 + 2}, "e2": {1, 2, 2}}
 	check := func(when string) {
 		t.Helper()
@@ -499,14 +518,21 @@ func TestNewNotNetNS(t *testing.T) {
 }
 
 // BenchmarkEndpoint measures SetEndpoint with two ports and RemoveEndpoint
-// on a network that has 50 other endpoints.
+// on a network that has 0, 50 or 500 other endpoints (the cost should not
+// grow with them).
 func BenchmarkEndpoint(b *testing.B) {
+	for _, others := range []int{0, 50, 500} {
+		b.Run(fmt.Sprint("others=", others), func(b *testing.B) { benchEndpoint(b, others) })
+	}
+}
+
+func benchEndpoint(b *testing.B, others int) {
 	fw := newNetNSFirewall(b)
 	if err := fw.SetNetwork(netA); err != nil {
 		b.Fatal(err)
 	}
-	for i := range 50 {
-		a := netip.AddrFrom4([4]byte{10, 77, 1, byte(10 + i)})
+	for i := range others {
+		a := netip.AddrFrom4([4]byte{10, 77, byte(2 + i/250), byte(1 + i%250)})
 		if err := fw.SetEndpoint("brA", fmt.Sprint("other", i), []Port{{Proto: "tcp", HostPort: uint16(30000 + i), IP: a, Port: 80}}, nil); err != nil {
 			b.Fatal(err)
 		}
