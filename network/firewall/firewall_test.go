@@ -227,9 +227,11 @@ func testTraffic(t *testing.T, brnf bool) {
 		l.host.reaches(t, "udp", "127.0.0.1:5300", "")
 		l.host.reaches(t, "tcp", "10.66.0.1:8080", "")
 		l.host.reaches(t, "tcp", "[fd66::1]:8080", "")
-		// 8081 is published on 10.66.0.1 only.
+		// 8081 is published on 10.66.0.1 only, not at the host's other
+		// addresses (outside has a route to brA's since "isolation").
 		l.host.blocked(t, "tcp", "127.0.0.1:8081")
-		l.out.blocked(t, "tcp", "10.66.0.2:8081")
+		l.out.blocked(t, "tcp", "10.77.1.1:8081")
+		l.out.reaches(t, "tcp", "10.77.1.1:8080", "10.66.0.2")
 		// Hairpin: the container itself, a neighbour despite ICC off, and
 		// another network, by a host address.
 		l.a1.reaches(t, "tcp", "10.66.0.1:8080", "10.77.1.1")
