@@ -623,6 +623,48 @@ func replaceEndpoint(c *nftables.Conn, bridge, id string, r endpointRules) error
 	return nil
 }
 
+// Endpoints lists the ids that have rules on the network of bridge (to
+// reconcile at daemon start: RemoveEndpoint those of containers gone).
+func (f *Firewall) Endpoints(bridge string) ([]string, error) {
+	if err := validBridge(bridge); err != nil {
+		return nil, err
+	}
+	name := tablesOf(bridge).inet.Name
+	seen := map[string]bool{}
+	err := f.do(func(c *nftables.Conn) error {
+		for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
+			chains, err := c.ListChainsOfTableFamily(fam)
+			if err != nil {
+				return fmt.Errorf("firewall: list chains: %w", err)
+			}
+			for _, ch := range chains {
+				if ch.Table.Name != name {
+					continue
+				}
+				for _, kind := range []string{chainPorts, chainLinks} {
+					if id, ok := strings.CutPrefix(ch.Name, kind+"-"); ok {
+						seen[id] = true
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(seen), nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Bridges lists the bridges that have berth tables (to reconcile at
 // daemon start).
 func (f *Firewall) Bridges() ([]string, error) {
@@ -644,10 +686,5 @@ func (f *Firewall) Bridges() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]string, 0, len(seen))
-	for b := range seen {
-		out = append(out, b)
-	}
-	sort.Strings(out)
-	return out, nil
+	return sortedKeys(seen), nil
 }

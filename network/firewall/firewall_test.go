@@ -432,6 +432,9 @@ func TestEndpointRules(t *testing.T) {
 		}
 	}
 	check("after SetEndpoint")
+	if got, err := fw.Endpoints("brA"); err != nil || !slices.Equal(got, []string{"e1", "e2"}) {
+		t.Errorf("Endpoints() = %v, %v; want [e1 e2]", got, err)
+	}
 	// SetNetwork rewrites the network's rules and keeps the endpoints'.
 	if err := fw.SetNetwork(Network{Bridge: "brA", Subnets: netA.Subnets, DNSPort: 5354}); err != nil {
 		t.Fatal(err)
@@ -448,6 +451,9 @@ func TestEndpointRules(t *testing.T) {
 	}
 	want["e1"] = [3]int{}
 	check("after RemoveEndpoint")
+	if got, err := fw.Endpoints("brA"); err != nil || !slices.Equal(got, []string{"e2"}) {
+		t.Errorf("Endpoints() = %v, %v; want [e2]", got, err)
+	}
 	if err := fw.RemoveEndpoint("brA", "e1"); err != nil {
 		t.Errorf("RemoveEndpoint again = %v, want nil", err)
 	}
