@@ -46,6 +46,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -159,13 +160,38 @@ func (f *Firewall) Close() error {
 	return err
 }
 
+// sockBuf is the netlink socket's send and receive buffer size: a batch
+// goes in one sendmsg, which fails with EMSGSIZE beyond the send buffer,
+// and the kernel answers each of its messages into the receive buffer
+// (ENOBUFS when full). An endpoint with a range of 1000 ports is a batch
+// of about 1.5MB.
+const sockBuf = 16 << 20
+
+// bigBuffers sets sockBuf, past the rmem_max and wmem_max sysctls (the
+// *FORCE options need CAP_NET_ADMIN, which the firewall needs anyway).
+func bigBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, sockBuf); e != nil {
+				serr = fmt.Errorf("netlink socket buffer: %w", e)
+			}
+		}
+	})
+	return errors.Join(err, serr)
+}
+
 // do runs fn with the connection, alone. After an error the connection
 // is dropped, so that no unread answer can confuse the next operation.
 func (f *Firewall) do(fn func(c *nftables.Conn) error) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.c == nil {
-		opts := []nftables.ConnOption{nftables.AsLasting()}
+		opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
 		if f.netns != 0 {
 			opts = append(opts, nftables.WithNetNSFd(f.netns))
 		}

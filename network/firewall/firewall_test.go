@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/internal/testutil"
@@ -575,5 +576,40 @@ func benchEndpoint(b *testing.B, others int) {
 	})
 	if err := fw.DeleteNetwork("brA"); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestPortRange is an endpoint publishing a range of 1000 ports: one
+// batch of about 1.5MB, past the default netlink socket buffers.
+func TestPortRange(t *testing.T) {
+	fw := newNetNSFirewall(t)
+	if err := fw.SetNetwork(netA); err != nil {
+		t.Fatal(err)
+	}
+	var ports []Port
+	for i := range 1000 {
+		ports = append(ports, Port{Proto: "tcp", HostPort: uint16(40000 + i), IP: ip("10.77.1.2"), Port: uint16(40000 + i)})
+	}
+	inet := tablesOf("brA").inet
+	for range 2 { // set, then replace
+		start := time.Now()
+		if err := fw.SetEndpoint("brA", "big", ports, nil); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("SetEndpoint of 1000 ports: %v", time.Since(start))
+		if got := elementsIn(t, fw, inet, mapNATAny4); got != len(ports) {
+			t.Fatalf("%d published ports, want %d", got, len(ports))
+		}
+	}
+	start := time.Now()
+	if err := fw.RemoveEndpoint("brA", "big"); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("RemoveEndpoint of 1000 ports: %v", time.Since(start))
+	if got := elementsIn(t, fw, inet, mapNATAny4); got != 0 {
+		t.Errorf("%d published ports left", got)
+	}
+	if err := fw.DeleteNetwork("brA"); err != nil {
+		t.Fatal(err)
 	}
 }
