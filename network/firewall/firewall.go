@@ -69,17 +69,21 @@ type Network struct {
 	DNSPort uint16
 }
 
-// Port is one published port.
+// Port is one published port. A host port (with its HostIP, or with
+// none) is one endpoint's on a network: SetEndpoint refuses another's with
+// a conflict. Ports from the host to [::1] are not NATed (IPv6 has no
+// route_localnet): the daemon must proxy those if it wants them.
 type Port struct {
 	Proto    string     // "tcp" or "udp"
-	HostIP   netip.Addr // zero: every address of the host (of IP's family)
+	HostIP   netip.Addr // zero or unspecified: every address of the host (of IP's family)
 	HostPort uint16
-	IP       netip.Addr // the container's address
+	IP       netip.Addr // the container's address, the endpoint's own
 	Port     uint16
 }
 
 // Link lets From reach To on Port when the network forbids ICC (docker's
-// --link), and To answer.
+// --link), and To answer. From is the address of the endpoint whose link
+// it is.
 type Link struct {
 	From, To netip.Addr
 	Proto    string
@@ -504,8 +508,10 @@ func validID(id string) error {
 
 // SetEndpoint sets one endpoint's published ports and links on the
 // network of bridge, replacing what was set for id before, in one atomic
-// change. Ports' IP and links' From are the endpoint's own addresses.
-// Its cost does not grow with the number of endpoints.
+// change; with neither it is RemoveEndpoint. Its cost does not grow with
+// the number of endpoints. With ICC off, the published ports' container
+// ports are open to the endpoint's neighbours on the bridge too (see
+// openPortRules). id is made of letters, digits, '_', '-' and '.'.
 func (f *Firewall) SetEndpoint(bridge, id string, ports []Port, links []Link) error {
 	if err := validBridge(bridge); err != nil {
 		return err
