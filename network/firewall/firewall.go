@@ -664,20 +664,15 @@ func (f *Firewall) Endpoints(bridge string) ([]string, error) {
 	name := tablesOf(bridge).inet.Name
 	seen := map[string]bool{}
 	err := f.do(func(c *nftables.Conn) error {
-		for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
-			chains, err := c.ListChainsOfTableFamily(fam)
-			if err != nil {
-				return fmt.Errorf("firewall: list chains: %w", err)
-			}
-			for _, ch := range chains {
-				if ch.Table.Name != name {
-					continue
-				}
-				for _, kind := range []string{chainPorts, chainLinks} {
-					if id, ok := strings.CutPrefix(ch.Name, kind+"-"); ok {
-						seen[id] = true
-					}
-				}
+		// Every endpoint has an inet links chain: its links, or the
+		// openings for its published ports.
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("firewall: list chains: %w", err)
+		}
+		for _, ch := range chains {
+			if id, ok := strings.CutPrefix(ch.Name, chainLinks+"-"); ok && ch.Table.Name == name {
+				seen[id] = true
 			}
 		}
 		return nil
