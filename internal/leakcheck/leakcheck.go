@@ -1,5 +1,6 @@
 // Package leakcheck finds host resources that tests leave behind: mounts,
-// cgroup directories, network namespaces, network links and processes.
+// cgroup directories, network namespaces, network links, nftables tables
+// and processes.
 //
 // A State is a snapshot of the host. Take one before the tests run and call
 // Check after: anything present now that was not present then is a leak.
@@ -34,6 +35,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/google/nftables"
 )
 
 // Mode says how processes are judged.
@@ -63,6 +66,7 @@ const (
 	KindCgroup  = "cgroup"
 	KindNetns   = "netns"
 	KindLink    = "link"
+	KindNft     = "nftables"
 	KindProcess = "process"
 )
 
@@ -95,7 +99,11 @@ type State struct {
 	Netns []string `json:"netns"`
 	// Links holds the network interfaces of this network namespace.
 	Links []string `json:"links"`
-	Procs []Proc   `json:"procs"`
+	// NftTables holds "FAMILY NAME" for the nftables tables of this
+	// network namespace, of every family; none when nftables cannot be
+	// read (no nf_tables, no CAP_NET_ADMIN).
+	NftTables []string `json:"nft_tables,omitempty"`
+	Procs     []Proc   `json:"procs"`
 
 	// Ignore drops leaks whose String() matches, for known host noise.
 	Ignore *regexp.Regexp `json:"-"`
@@ -166,10 +174,12 @@ func (s *State) collect() error {
 			s.Links = append(s.Links, e.Name())
 		}
 	}
+	s.NftTables = nftTables()
 	s.Procs, err = readProcs()
 	if err != nil {
 		return err
 	}
+	sort.Strings(s.NftTables)
 	sort.Strings(s.Mounts)
 	sort.Strings(s.Cgroups)
 	sort.Strings(s.Netns)
@@ -272,7 +282,7 @@ func (s *State) Leaks() ([]Leak, error) {
 }
 
 // Vanished lists resources in the snapshot that are gone now (mounts, cgroup
-// directories, links). That is not a leak, but a test that removes the
+// directories, links, nftables tables). That is not a leak, but a test that removes the
 // host's own resources is worth knowing about; the command prints them as
 // warnings.
 func (s *State) Vanished() ([]Leak, error) {
@@ -289,6 +299,9 @@ func (s *State) Vanished() ([]Leak, error) {
 	}
 	for _, l := range newItems(now.Links, s.Links) {
 		out = append(out, Leak{Kind: KindLink, What: l})
+	}
+	for _, t := range newItems(now.NftTables, s.NftTables) {
+		out = append(out, Leak{Kind: KindNft, What: "table " + t})
 	}
 	return out, nil
 }
@@ -318,6 +331,9 @@ func (s *State) Diff(now *State) []Leak {
 	}
 	for _, l := range newItems(s.Links, now.Links) {
 		leaks = append(leaks, Leak{Kind: KindLink, What: l, Detail: linkDetail(l)})
+	}
+	for _, t := range newItems(s.NftTables, now.NftTables) {
+		leaks = append(leaks, Leak{Kind: KindNft, What: "table " + t})
 	}
 	leaks = append(leaks, s.procLeaks(now.Procs)...)
 	return leaks
@@ -538,6 +554,38 @@ func linkDetail(name string) string {
 	return kind
 }
 
+// nftFamilies names the nftables table families as nft(8) does.
+var nftFamilies = map[nftables.TableFamily]string{
+	nftables.TableFamilyINet:   "inet",
+	nftables.TableFamilyIPv4:   "ip",
+	nftables.TableFamilyIPv6:   "ip6",
+	nftables.TableFamilyARP:    "arp",
+	nftables.TableFamilyNetdev: "netdev",
+	nftables.TableFamilyBridge: "bridge",
+}
+
+// nftTables lists this network namespace's nftables tables, of every
+// family, as "FAMILY NAME".
+func nftTables() []string {
+	c, err := nftables.New()
+	if err != nil {
+		return nil
+	}
+	ts, err := c.ListTables()
+	if err != nil {
+		return nil // no nf_tables, or not allowed: nothing to compare
+	}
+	out := make([]string, 0, len(ts))
+	for _, t := range ts {
+		fam, ok := nftFamilies[t.Family]
+		if !ok {
+			fam = strconv.Itoa(int(t.Family))
+		}
+		out = append(out, fam+" "+t.Name)
+	}
+	return out
+}
+
 const pfKthread = 0x00200000
 
 func readProcs() ([]Proc, error) {
@@ -595,8 +643,8 @@ func readProc(pid int) (Proc, error) {
 
 // Summary is a one-line description of s.
 func (s *State) Summary() string {
-	return fmt.Sprintf("%d mounts, %d cgroup dirs, %d netns, %d links, %d processes",
-		len(s.Mounts), len(s.Cgroups), len(s.Netns), len(s.Links), len(s.Procs))
+	return fmt.Sprintf("%d mounts, %d cgroup dirs, %d netns, %d links, %d nftables tables, %d processes",
+		len(s.Mounts), len(s.Cgroups), len(s.Netns), len(s.Links), len(s.NftTables), len(s.Procs))
 }
 
 // Runner is what *testing.M provides.

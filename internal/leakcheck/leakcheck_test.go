@@ -171,6 +171,25 @@ func TestLinkLeak(t *testing.T) {
 	expectClean(t, s, "blc"+id)
 }
 
+func TestNftTableLeak(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nft(8)")
+	}
+	// Not berth-*: daemons on this host own those.
+	name := fmt.Sprintf("leakcheck-%d", os.Getpid())
+	s := take(t, InProcess)
+	for _, fam := range []string{"inet", "bridge"} {
+		run(t, "nft", "add", "table", fam, name)
+		defer exec.Command("nft", "delete", "table", fam, name).Run()
+	}
+	expectLeak(t, s, KindNft, "nftables: table inet "+name)
+	expectLeak(t, s, KindNft, "nftables: table bridge "+name)
+	run(t, "nft", "delete", "table", "inet", name)
+	run(t, "nft", "delete", "table", "bridge", name)
+	expectClean(t, s, name)
+}
+
 func TestChildProcessLeak(t *testing.T) {
 	s := take(t, InProcess)
 	cmd := exec.Command("sleep", "60")

@@ -16,11 +16,15 @@
 //     where it is built in: then switched frames also pass the inet
 //     hooks, and the inet rules treat them as the bridge table does.
 //
-// An endpoint's rules (its published ports and links) are tagged with its
-// id in their comment (rule user data) and live in two regular chains,
-// "ports" and "links", so that SetNetwork can rewrite the network-wide
-// rules without touching them and SetEndpoint/RemoveEndpoint change one
-// endpoint's rules in one atomic batch.
+// An endpoint's rules (its published ports and links) are in chains of
+// its own ("ports-<id>", "links-<id>"), which packets reach through
+// verdict maps keyed by host port ("nat-*") and by container address
+// ("src4", "dst6", ...): one lookup per packet however many endpoints
+// there are. Each rule's comment names the map element that leads to it,
+// so SetEndpoint and RemoveEndpoint read only the endpoint's own chains
+// and change its chains and elements in one atomic batch, at a cost that
+// does not grow with the number of endpoints; SetNetwork rewrites the
+// network-wide rules and keeps the maps' elements.
 //
 // Rules of other programs: nftables evaluates every table's base chain on
 // a hook and a drop in any of them is final, so our accepts do not override
@@ -30,6 +34,7 @@
 package firewall
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -41,6 +46,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -63,17 +69,21 @@ type Network struct {
 	DNSPort uint16
 }
 
-// Port is one published port.
+// Port is one published port. A host port (with its HostIP, or with
+// none) is one endpoint's on a network: SetEndpoint refuses another's with
+// a conflict. Ports from the host to [::1] are not NATed (IPv6 has no
+// route_localnet): the daemon must proxy those if it wants them.
 type Port struct {
 	Proto    string     // "tcp" or "udp"
-	HostIP   netip.Addr // zero: every address of the host (of IP's family)
+	HostIP   netip.Addr // zero or unspecified: every address of the host (of IP's family)
 	HostPort uint16
-	IP       netip.Addr // the container's address
+	IP       netip.Addr // the container's address, the endpoint's own
 	Port     uint16
 }
 
 // Link lets From reach To on Port when the network forbids ICC (docker's
-// --link), and To answer.
+// --link), and To answer. From is the address of the endpoint whose link
+// it is.
 type Link struct {
 	From, To netip.Addr
 	Proto    string
@@ -83,8 +93,8 @@ type Link struct {
 // TablePrefix starts the name of every table berth makes.
 const TablePrefix = "berth-"
 
-// Chain names. The base chains hold the network-wide rules (SetNetwork
-// rewrites them); ports and links hold the endpoints'.
+// Chain names. SetNetwork rewrites them all; ports and links hold the
+// lookups that lead to the endpoints' own chains.
 const (
 	chainPrerouting  = "prerouting"
 	chainOutput      = "output"
@@ -99,8 +109,13 @@ const (
 type Firewall struct {
 	netns int // 0: the caller's network namespace
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per bridge
+	// mu serializes the operations, which share one batch buffer and one
+	// netlink socket, and makes SetEndpoint's read-then-replace atomic.
+	// One lasting socket, because closing a socket after a batch that
+	// deleted rules waits for the kernel to release them (about 15ms
+	// here, against 20µs).
+	mu sync.Mutex
+	c  *nftables.Conn // nil until used, and after an error
 }
 
 // Option configures New.
@@ -115,16 +130,17 @@ func InNetNS(fd int) Option {
 }
 
 // New returns a Firewall, or an error saying why nftables cannot be used.
+// Close it when done.
 func New(opts ...Option) (*Firewall, error) {
-	f := &Firewall{locks: map[string]*sync.Mutex{}}
+	f := &Firewall{}
 	for _, o := range opts {
 		o(f)
 	}
-	c, err := f.conn()
+	err := f.do(func(c *nftables.Conn) error {
+		_, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		return err
+	})
 	if err != nil {
-		return nil, err
-	}
-	if _, err := c.ListTablesOfFamily(nftables.TableFamilyINet); err != nil {
 		switch {
 		case errors.Is(err, unix.EPERM):
 			err = fmt.Errorf("%w (berth needs CAP_NET_ADMIN to set packet rules)", err)
@@ -136,32 +152,65 @@ func New(opts ...Option) (*Firewall, error) {
 	return f, nil
 }
 
-// conn returns a connection that opens a netlink socket per request, so
-// that concurrent operations do not share a batch.
-func (f *Firewall) conn() (*nftables.Conn, error) {
-	var opts []nftables.ConnOption
-	if f.netns != 0 {
-		opts = append(opts, nftables.WithNetNSFd(f.netns))
+// Close closes the Firewall's netlink socket; the rules stay.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.c == nil {
+		return nil
 	}
-	c, err := nftables.New(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("firewall: nftables: %w", err)
-	}
-	return c, nil
+	err := f.c.CloseLasting()
+	f.c = nil
+	return err
 }
 
-// lock serializes the changes to one bridge's tables: SetEndpoint reads
-// the rules it replaces.
-func (f *Firewall) lock(bridge string) func() {
-	f.mu.Lock()
-	l := f.locks[bridge]
-	if l == nil {
-		l = new(sync.Mutex)
-		f.locks[bridge] = l
+// sockBuf is the netlink socket's send and receive buffer size: a batch
+// goes in one sendmsg, which fails with EMSGSIZE beyond the send buffer,
+// and the kernel answers each of its messages into the receive buffer
+// (ENOBUFS when full). An endpoint with a range of 1000 ports is a batch
+// of about 1.5MB.
+const sockBuf = 16 << 20
+
+// bigBuffers sets sockBuf, past the rmem_max and wmem_max sysctls (the
+// *FORCE options need CAP_NET_ADMIN, which the firewall needs anyway).
+func bigBuffers(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
 	}
-	f.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		for _, opt := range []int{unix.SO_SNDBUFFORCE, unix.SO_RCVBUFFORCE} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt, sockBuf); e != nil {
+				serr = fmt.Errorf("netlink socket buffer: %w", e)
+			}
+		}
+	})
+	return errors.Join(err, serr)
+}
+
+// do runs fn with the connection, alone. After an error the connection
+// is dropped, so that no unread answer can confuse the next operation.
+func (f *Firewall) do(fn func(c *nftables.Conn) error) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.c == nil {
+		opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(bigBuffers)}
+		if f.netns != 0 {
+			opts = append(opts, nftables.WithNetNSFd(f.netns))
+		}
+		c, err := nftables.New(opts...)
+		if err != nil {
+			return fmt.Errorf("firewall: nftables: %w", err)
+		}
+		f.c = c
+	}
+	err := fn(f.c)
+	if err != nil {
+		_ = f.c.CloseLasting()
+		f.c = nil
+	}
+	return err
 }
 
 // tables of the network of bridge.
@@ -175,10 +224,6 @@ func tablesOf(bridge string) tables {
 		inet: &nftables.Table{Name: name, Family: nftables.TableFamilyINet},
 		br:   &nftables.Table{Name: name, Family: nftables.TableFamilyBridge},
 	}
-}
-
-func (t tables) chain(tab *nftables.Table, name string) *nftables.Chain {
-	return &nftables.Chain{Name: name, Table: tab}
 }
 
 func validBridge(name string) error {
@@ -199,11 +244,10 @@ func (f *Firewall) SetNetwork(n Network) error {
 			return errdefs.Invalid("firewall: network %s: invalid subnet", n.Bridge)
 		}
 	}
-	defer f.lock(n.Bridge)()
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
+	return f.do(func(c *nftables.Conn) error { return setNetwork(c, n) })
+}
+
+func setNetwork(c *nftables.Conn, n Network) error {
 	t := tablesOf(n.Bridge)
 	c.AddTable(t.inet)
 	c.AddTable(t.br)
@@ -215,11 +259,28 @@ func (f *Firewall) SetNetwork(n Network) error {
 		c.FlushChain(ch)
 		return ch
 	}
-	// AddChain of an existing chain is no error, so this both creates and
-	// keeps the endpoints' chains.
-	c.AddChain(&nftables.Chain{Name: chainPorts, Table: t.inet})
-	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.inet})
-	c.AddChain(&nftables.Chain{Name: chainLinks, Table: t.br})
+	// Adding an existing map is no error and keeps its elements, the
+	// endpoints'.
+	for _, m := range natMaps {
+		if err := c.AddSet(m.in(t.inet), nil); err != nil {
+			return fmt.Errorf("firewall: set network %s: %w", n.Bridge, err)
+		}
+	}
+	for _, m := range addrMaps {
+		for _, tab := range []*nftables.Table{t.inet, t.br} {
+			if err := c.AddSet(m.in(tab), nil); err != nil {
+				return fmt.Errorf("firewall: set network %s: %w", n.Bridge, err)
+			}
+		}
+	}
+	regular := func(tab *nftables.Table, name string) *nftables.Chain {
+		ch := c.AddChain(&nftables.Chain{Name: name, Table: tab})
+		c.FlushChain(ch)
+		return ch
+	}
+	ports := regular(t.inet, chainPorts)
+	inetLinks := regular(t.inet, chainLinks)
+	brLinks := regular(t.br, chainLinks)
 
 	pre := base(t.inet, chainPrerouting, nftables.ChainTypeNAT, nftables.ChainHookPrerouting, *nftables.ChainPriorityNATDest)
 	out := base(t.inet, chainOutput, nftables.ChainTypeNAT, nftables.ChainHookOutput, *nftables.ChainPriorityNATDest)
@@ -232,6 +293,15 @@ func (f *Firewall) SetNetwork(n Network) error {
 		c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: join(parts...)})
 	}
 	br := n.Bridge
+	for _, e := range natLookups() {
+		add(ports, e)
+	}
+	for _, e := range addrLookups(nfproto) {
+		add(inetLinks, e)
+	}
+	for _, e := range addrLookups(ethertype) {
+		add(brLinks, e)
+	}
 
 	// Queries to the bridge's own addresses on port 53 go to the DNS
 	// server's port, at the same address.
@@ -252,7 +322,7 @@ func (f *Firewall) SetNetwork(n Network) error {
 	add(out, localDst(false), jump(chainPorts))
 
 	// Connections from the host to a published port at 127.0.0.1 (which
-	// the bridge lets out with route_localnet=1) or ::1 must leave with an
+	// the bridge lets out with route_localnet=1) must leave with an
 	// address the container can answer.
 	add(post, oif(br), srcIn(netip.MustParsePrefix("127.0.0.0/8")), masq)
 	for _, s := range n.Subnets {
@@ -318,20 +388,17 @@ func (f *Firewall) DeleteNetwork(bridge string) error {
 	if err := validBridge(bridge); err != nil {
 		return err
 	}
-	defer f.lock(bridge)()
-	c, err := f.conn()
-	if err != nil {
-		return err
-	}
-	t := tablesOf(bridge)
-	for _, tab := range []*nftables.Table{t.inet, t.br} {
-		// One batch per table: a missing one must not keep the other.
-		c.DelTable(tab)
-		if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("firewall: delete network %s: %w", bridge, err)
+	return f.do(func(c *nftables.Conn) error {
+		t := tablesOf(bridge)
+		for _, tab := range []*nftables.Table{t.inet, t.br} {
+			// One batch per table: a missing one must not keep the other.
+			c.DelTable(tab)
+			if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+				return fmt.Errorf("firewall: delete network %s: %w", bridge, err)
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 func protoNum(p string) (byte, error) {
@@ -344,38 +411,53 @@ func protoNum(p string) (byte, error) {
 	return 0, errdefs.Invalid("firewall: unsupported protocol %q", p)
 }
 
-// endpointTag is the comment on each of an endpoint's rules.
-func endpointTag(id string) []byte {
-	return userdata.AppendString(nil, userdata.TypeComment, "endpoint "+id)
+// elemRef names one element of a verdict map that sends packets to an
+// endpoint's chain.
+type elemRef struct {
+	m   vmap
+	key []byte
 }
 
-func commentOf(r *nftables.Rule) string {
-	s, _ := userdata.GetString(r.UserData, userdata.TypeComment)
-	return s
+// epRule is one rule of an endpoint's chain, with the map element that
+// leads to it.
+type epRule struct {
+	exprs []expr.Any
+	ref   elemRef
 }
 
-func isEndpoint(r *nftables.Rule, id string) bool { return commentOf(r) == "endpoint "+id }
+// endpointRules are an endpoint's rules, by chain.
+type endpointRules struct {
+	ports     []epRule // inet, NAT
+	inetLinks []epRule // inet, forward filter
+	brLinks   []epRule // bridge, forward filter
+}
 
-func portRule(p Port) ([]expr.Any, error) {
+func portRule(p Port) (epRule, error) {
 	proto, err := protoNum(p.Proto)
 	if err != nil {
-		return nil, err
+		return epRule{}, err
 	}
 	switch {
 	case !p.IP.IsValid():
-		return nil, errdefs.Invalid("firewall: port %d/%s: no container address", p.HostPort, p.Proto)
+		return epRule{}, errdefs.Invalid("firewall: port %d/%s: no container address", p.HostPort, p.Proto)
 	case p.HostPort == 0 || p.Port == 0:
-		return nil, errdefs.Invalid("firewall: port %d:%d/%s: port 0", p.HostPort, p.Port, p.Proto)
+		return epRule{}, errdefs.Invalid("firewall: port %d:%d/%s: port 0", p.HostPort, p.Port, p.Proto)
 	}
 	ip := p.IP.Unmap()
-	var match []expr.Any
-	if h := p.HostIP.Unmap(); h.IsValid() && !h.IsUnspecified() {
-		if h.Is4() != ip.Is4() {
-			return nil, errdefs.Invalid("firewall: port %s:%d: host address and container address %s are of different families", h, p.HostPort, ip)
-		}
-		match = daddr(h)
+	h := p.HostIP.Unmap()
+	if !h.IsValid() || h.IsUnspecified() {
+		return epRule{
+			exprs: join(nfproto(ip), l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)),
+			ref:   elemRef{natAny(ip), natAnyKey(proto, p.HostPort)},
+		}, nil
 	}
-	return join(nfproto(ip), match, l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)), nil
+	if h.Is4() != ip.Is4() {
+		return epRule{}, errdefs.Invalid("firewall: port %s:%d: host address and container address %s are of different families", h, p.HostPort, ip)
+	}
+	return epRule{
+		exprs: join(nfproto(ip), daddr(h), l4proto(proto), dport(p.HostPort), dnatTo(ip, p.Port)),
+		ref:   elemRef{natIP(ip), natIPKey(h, proto, p.HostPort)},
+	}, nil
 }
 
 // openPortRules let the neighbours on the bridge reach a published port
@@ -386,18 +468,19 @@ func portRule(p Port) ([]expr.Any, error) {
 // with no conntrack to tell it from a direct connection. Published ports
 // are open to anyone who reaches the host, so opening them to the
 // neighbours directly too gives nothing away.
-func openPortRules(p Port, family func(netip.Addr) []expr.Any) [][]expr.Any {
+func openPortRules(p Port, family func(netip.Addr) []expr.Any) []epRule {
 	proto, _ := protoNum(p.Proto)
 	ip := p.IP.Unmap()
-	return [][]expr.Any{
-		join(family(ip), daddr(ip), l4proto(proto), dport(p.Port), accept),
-		join(family(ip), saddr(ip), l4proto(proto), sport(p.Port), accept),
+	src, dst := addrMapsOf(ip)
+	return []epRule{
+		{join(family(ip), daddr(ip), l4proto(proto), dport(p.Port), accept), elemRef{dst, ip.AsSlice()}},
+		{join(family(ip), saddr(ip), l4proto(proto), sport(p.Port), accept), elemRef{src, ip.AsSlice()}},
 	}
 }
 
 // linkRules lets l.From reach l.To on its port, and To answer from it;
 // family is nfproto for the inet table, ethertype for the bridge's.
-func linkRules(l Link, family func(netip.Addr) []expr.Any) ([][]expr.Any, error) {
+func linkRules(l Link, family func(netip.Addr) []expr.Any) ([]epRule, error) {
 	proto, err := protoNum(l.Proto)
 	if err != nil {
 		return nil, err
@@ -406,118 +489,229 @@ func linkRules(l Link, family func(netip.Addr) []expr.Any) ([][]expr.Any, error)
 	if !from.IsValid() || !to.IsValid() || from.Is4() != to.Is4() || l.Port == 0 {
 		return nil, errdefs.Invalid("firewall: bad link %s -> %s port %d/%s", l.From, l.To, l.Port, l.Proto)
 	}
-	return [][]expr.Any{
-		join(family(from), saddr(from), daddr(to), l4proto(proto), dport(l.Port), accept),
-		join(family(from), saddr(to), daddr(from), l4proto(proto), sport(l.Port), accept),
+	src, dst := addrMapsOf(from)
+	return []epRule{
+		{join(family(from), saddr(from), daddr(to), l4proto(proto), dport(l.Port), accept), elemRef{src, from.AsSlice()}},
+		{join(family(from), saddr(to), daddr(from), l4proto(proto), sport(l.Port), accept), elemRef{dst, from.AsSlice()}},
 	}, nil
+}
+
+// validID keeps an id usable in a chain name.
+func validID(id string) error {
+	if id == "" || len(id) > 128 || strings.IndexFunc(id, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}) >= 0 {
+		return errdefs.Invalid("firewall: bad endpoint id %q", id)
+	}
+	return nil
 }
 
 // SetEndpoint sets one endpoint's published ports and links on the
 // network of bridge, replacing what was set for id before, in one atomic
-// change.
+// change; with neither it is RemoveEndpoint. Its cost does not grow with
+// the number of endpoints. With ICC off, the published ports' container
+// ports are open to the endpoint's neighbours on the bridge too (see
+// openPortRules). id is made of letters, digits, '_', '-' and '.'.
 func (f *Firewall) SetEndpoint(bridge, id string, ports []Port, links []Link) error {
-	return f.setEndpoint(bridge, id, ports, links, false)
-}
-
-// RemoveEndpoint removes what SetEndpoint set for id; none is not an error.
-func (f *Firewall) RemoveEndpoint(bridge, id string) error {
-	return f.setEndpoint(bridge, id, nil, nil, true)
-}
-
-func (f *Firewall) setEndpoint(bridge, id string, ports []Port, links []Link, remove bool) error {
 	if err := validBridge(bridge); err != nil {
 		return err
 	}
-	if id == "" {
-		return errdefs.Invalid("firewall: empty endpoint id")
+	if err := validID(id); err != nil {
+		return err
 	}
 	// Build everything first: a bad port must change nothing.
-	var portRules, inetLinks, brLinks [][]expr.Any
+	var r endpointRules
 	for _, p := range ports {
-		r, err := portRule(p)
+		pr, err := portRule(p)
 		if err != nil {
 			return err
 		}
-		portRules = append(portRules, r)
-		inetLinks = append(inetLinks, openPortRules(p, nfproto)...)
-		brLinks = append(brLinks, openPortRules(p, ethertype)...)
+		r.ports = append(r.ports, pr)
+		r.inetLinks = append(r.inetLinks, openPortRules(p, nfproto)...)
+		r.brLinks = append(r.brLinks, openPortRules(p, ethertype)...)
 	}
 	for _, l := range links {
 		rs, err := linkRules(l, nfproto)
 		if err != nil {
 			return err
 		}
-		inetLinks = append(inetLinks, rs...)
+		r.inetLinks = append(r.inetLinks, rs...)
 		rs, _ = linkRules(l, ethertype)
-		brLinks = append(brLinks, rs...)
+		r.brLinks = append(r.brLinks, rs...)
 	}
+	return f.do(func(c *nftables.Conn) error { return replaceEndpoint(c, bridge, id, r) })
+}
 
-	defer f.lock(bridge)()
-	c, err := f.conn()
-	if err != nil {
+// RemoveEndpoint removes what SetEndpoint set for id; none is not an error.
+// Its cost does not grow with the number of endpoints.
+func (f *Firewall) RemoveEndpoint(bridge, id string) error {
+	if err := validBridge(bridge); err != nil {
 		return err
 	}
+	if err := validID(id); err != nil {
+		return err
+	}
+	return f.do(func(c *nftables.Conn) error { return replaceEndpoint(c, bridge, id, endpointRules{}) })
+}
+
+// An endpoint's rules are in chains of its own, which packets reach by
+// verdict maps keyed by what the rules match (host port, container
+// address). Each rule's comment names the map element that leads to it,
+// so the endpoint's own chains are all there is to read to undo it.
+const refSep = " ref "
+
+func refComment(id string, ref elemRef) []byte {
+	return userdata.AppendString(nil, userdata.TypeComment,
+		"endpoint "+id+refSep+ref.m.name+" "+hex.EncodeToString(ref.key))
+}
+
+func parseRef(r *nftables.Rule) (elemRef, bool) {
+	s, ok := userdata.GetString(r.UserData, userdata.TypeComment)
+	if !ok {
+		return elemRef{}, false
+	}
+	_, s, ok = strings.Cut(s, refSep)
+	name, k, ok2 := strings.Cut(s, " ")
+	m, ok3 := vmapByName[name]
+	key, err := hex.DecodeString(k)
+	if !ok || !ok2 || !ok3 || err != nil {
+		return elemRef{}, false
+	}
+	return elemRef{m, key}, true
+}
+
+func endpointChain(kind, id string) string { return kind + "-" + id }
+
+// replaceEndpoint swaps id's rules and map elements for r's in one batch.
+func replaceEndpoint(c *nftables.Conn, bridge, id string, r endpointRules) error {
 	t := tablesOf(bridge)
-	tag := endpointTag(id)
-	for _, ch := range []struct {
-		chain *nftables.Chain
-		rules [][]expr.Any
-	}{
-		{t.chain(t.inet, chainPorts), portRules},
-		{t.chain(t.inet, chainLinks), inetLinks},
-		{t.chain(t.br, chainLinks), brLinks},
-	} {
-		old, err := c.GetRules(ch.chain.Table, ch.chain)
-		if err != nil {
-			if errors.Is(err, unix.ENOENT) {
-				if remove {
-					return nil
-				}
-				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
-			}
-			return fmt.Errorf("firewall: endpoint %s: list %s rules: %w", id, ch.chain.Name, err)
+	type epChain struct {
+		tab   *nftables.Table
+		name  string
+		rules []epRule
+	}
+	chains := []epChain{
+		{t.inet, endpointChain(chainPorts, id), r.ports},
+		{t.inet, endpointChain(chainLinks, id), r.inetLinks},
+		{t.br, endpointChain(chainLinks, id), r.brLinks},
+	}
+	changed := false
+	for _, ec := range chains {
+		ch := &nftables.Chain{Name: ec.name, Table: ec.tab}
+		// A missing chain (or table) dumps as empty; an endpoint's chain
+		// exists exactly when it has rules.
+		old, err := c.GetRules(ec.tab, ch)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("firewall: endpoint %s: list %s: %w", id, ec.name, err)
 		}
-		for _, r := range old {
-			if isEndpoint(r, id) {
-				r.Table, r.Chain = ch.chain.Table, ch.chain
-				if err := c.DelRule(r); err != nil {
+		seen := map[string]bool{}
+		for _, o := range old {
+			ref, ok := parseRef(o)
+			if !ok || seen[ref.m.name+string(ref.key)] {
+				continue
+			}
+			seen[ref.m.name+string(ref.key)] = true
+			if err := c.SetDeleteElements(ref.m.in(ec.tab), []nftables.SetElement{{Key: ref.key}}); err != nil {
+				return fmt.Errorf("firewall: endpoint %s: %w", id, err)
+			}
+		}
+		switch {
+		case len(old) > 0 && len(ec.rules) == 0:
+			c.FlushChain(ch)
+			c.DelChain(ch)
+		case len(old) > 0:
+			c.FlushChain(ch)
+		case len(ec.rules) > 0:
+			c.AddChain(ch)
+		}
+		changed = changed || len(old) > 0 || len(ec.rules) > 0
+		added := map[string]bool{}
+		for _, er := range ec.rules {
+			c.AddRule(&nftables.Rule{Table: ec.tab, Chain: ch, Exprs: er.exprs, UserData: refComment(id, er.ref)})
+			if k := er.ref.m.name + string(er.ref.key); !added[k] {
+				added[k] = true
+				err := c.SetAddElements(er.ref.m.in(ec.tab), []nftables.SetElement{{Key: er.ref.key,
+					VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ec.name}}})
+				if err != nil {
 					return fmt.Errorf("firewall: endpoint %s: %w", id, err)
 				}
 			}
 		}
-		for _, e := range ch.rules {
-			c.AddRule(&nftables.Rule{Table: ch.chain.Table, Chain: ch.chain, Exprs: e, UserData: tag})
-		}
+	}
+	if !changed {
+		return nil
 	}
 	if err := c.Flush(); err != nil {
+		switch {
+		case errors.Is(err, unix.EBUSY), errors.Is(err, unix.EEXIST):
+			return errdefs.Conflict("firewall: endpoint %s: a host port or address it uses is another endpoint's on network %s: %w", id, bridge, err)
+		case errors.Is(err, unix.ENOENT):
+			if _, lerr := c.ListTableOfFamily(t.inet.Name, t.inet.Family); errors.Is(lerr, unix.ENOENT) {
+				return errdefs.NotFound("firewall: network %s has no rules: set it first", bridge)
+			}
+		}
 		return fmt.Errorf("firewall: endpoint %s on %s: %w", id, bridge, err)
 	}
 	return nil
 }
 
-// Bridges lists the bridges that have berth tables (to reconcile at
-// daemon start).
-func (f *Firewall) Bridges() ([]string, error) {
-	c, err := f.conn()
+// Endpoints lists the ids that have rules on the network of bridge (to
+// reconcile at daemon start: RemoveEndpoint those of containers gone).
+func (f *Firewall) Endpoints(bridge string) ([]string, error) {
+	if err := validBridge(bridge); err != nil {
+		return nil, err
+	}
+	name := tablesOf(bridge).inet.Name
+	seen := map[string]bool{}
+	err := f.do(func(c *nftables.Conn) error {
+		// Every endpoint has an inet links chain: its links, or the
+		// openings for its published ports.
+		chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+		if err != nil {
+			return fmt.Errorf("firewall: list chains: %w", err)
+		}
+		for _, ch := range chains {
+			if id, ok := strings.CutPrefix(ch.Name, chainLinks+"-"); ok && ch.Table.Name == name {
+				seen[id] = true
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	seen := map[string]bool{}
-	for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
-		ts, err := c.ListTablesOfFamily(fam)
-		if err != nil {
-			return nil, fmt.Errorf("firewall: list tables: %w", err)
-		}
-		for _, t := range ts {
-			if b, ok := strings.CutPrefix(t.Name, TablePrefix); ok && b != "" {
-				seen[b] = true
-			}
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for b := range seen {
-		out = append(out, b)
+	return sortedKeys(seen), nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
 	sort.Strings(out)
-	return out, nil
+	return out
+}
+
+// Bridges lists the bridges that have berth tables (to reconcile at
+// daemon start).
+func (f *Firewall) Bridges() ([]string, error) {
+	seen := map[string]bool{}
+	err := f.do(func(c *nftables.Conn) error {
+		for _, fam := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
+			ts, err := c.ListTablesOfFamily(fam)
+			if err != nil {
+				return fmt.Errorf("firewall: list tables: %w", err)
+			}
+			for _, t := range ts {
+				if b, ok := strings.CutPrefix(t.Name, TablePrefix); ok && b != "" {
+					seen[b] = true
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sortedKeys(seen), nil
 }

@@ -99,7 +99,8 @@ func (ns *namespace) do(fn func() error) error {
 }
 
 // serve answers every TCP connection and UDP datagram to addr in ns with
-// the source address it came from, until t ends.
+// the source address it came from and the address it was for, until t
+// ends. (A UDP server on a wildcard address answers that address.)
 func (ns *namespace) serve(t testing.TB, network, addr string) {
 	t.Helper()
 	var wg sync.WaitGroup
@@ -119,7 +120,7 @@ func (ns *namespace) serve(t testing.TB, network, addr string) {
 					if err != nil {
 						return
 					}
-					fmt.Fprintln(c, c.RemoteAddr())
+					fmt.Fprintln(c, c.RemoteAddr(), c.LocalAddr())
 					c.Close()
 				}
 			}()
@@ -138,7 +139,7 @@ func (ns *namespace) serve(t testing.TB, network, addr string) {
 					if err != nil {
 						return
 					}
-					_, _ = pc.WriteTo([]byte(from.String()+"\n"), from)
+					_, _ = pc.WriteTo([]byte(from.String()+" "+pc.LocalAddr().String()+"\n"), from)
 				}
 			}()
 		}
@@ -150,10 +151,9 @@ func (ns *namespace) serve(t testing.TB, network, addr string) {
 }
 
 // ask connects from ns to addr and returns the source address the server
-// saw (its IP only).
-func (ns *namespace) ask(network, addr string, timeout time.Duration) (string, error) {
-	var answer string
-	err := ns.do(func() error {
+// saw and the address it answered at (IPs only).
+func (ns *namespace) ask(network, addr string, timeout time.Duration) (src, dst string, err error) {
+	err = ns.do(func() error {
 		c, err := net.DialTimeout(network, addr, timeout)
 		if err != nil {
 			return err
@@ -169,11 +169,17 @@ func (ns *namespace) ask(network, addr string, timeout time.Duration) (string, e
 		if err != nil {
 			return err
 		}
-		host, _, err := net.SplitHostPort(strings.TrimSpace(line))
-		answer = host
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			return fmt.Errorf("bad answer %q", line)
+		}
+		if src, _, err = net.SplitHostPort(f[0]); err != nil {
+			return err
+		}
+		dst, _, err = net.SplitHostPort(f[1])
 		return err
 	})
-	return answer, err
+	return src, dst, err
 }
 
 const (
@@ -185,7 +191,7 @@ const (
 // the server saw the source wantSrc (when not empty).
 func (ns *namespace) reaches(t testing.TB, network, addr, wantSrc string) {
 	t.Helper()
-	src, err := ns.ask(network, addr, reachTimeout)
+	src, _, err := ns.ask(network, addr, reachTimeout)
 	if err != nil {
 		t.Errorf("%s -> %s %s: %v, want an answer", ns.name, network, addr, err)
 		return
@@ -198,7 +204,19 @@ func (ns *namespace) reaches(t testing.TB, network, addr, wantSrc string) {
 // blocked fails t if a connection from ns to addr is answered.
 func (ns *namespace) blocked(t testing.TB, network, addr string) {
 	t.Helper()
-	if src, err := ns.ask(network, addr, blockedTimeout); err == nil {
+	if src, _, err := ns.ask(network, addr, blockedTimeout); err == nil {
 		t.Errorf("%s -> %s %s: answered (server saw %s), want no answer", ns.name, network, addr, src)
+	}
+}
+
+// lands fails t unless a TCP connection from ns to addr is answered by
+// the server at wantDst (where a published port leads).
+func (ns *namespace) lands(t testing.TB, addr, wantDst string) {
+	t.Helper()
+	_, dst, err := ns.ask("tcp", addr, reachTimeout)
+	if err != nil {
+		t.Errorf("%s -> %s: %v, want an answer", ns.name, addr, err)
+	} else if dst != wantDst {
+		t.Errorf("%s -> %s: answered at %s, want %s", ns.name, addr, dst, wantDst)
 	}
 }
