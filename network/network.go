@@ -425,6 +425,9 @@ func (m *Manager) Close() {
 		}
 		m.tearDown(n)
 	}
+	if m.fw != nil {
+		_ = m.fw.Close()
+	}
 }
 
 // Find returns the network named by ref: an ID, a name, or an ID prefix
