@@ -1,6 +1,7 @@
 package command
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -9,14 +10,13 @@ import (
 	"strings"
 
 	"berth.dev/berth/client"
-	"github.com/docker/go-connections/nat"
 	"github.com/moby/moby/api/types/network"
 	"github.com/spf13/cobra"
 )
 
 // parsePorts maps --expose and -p/--publish to exposed ports and bindings
 // as docker's CLI does: -p is [ip:][hostPort:]containerPort[/proto] with
-// ranges (go-connections' nat, as docker's), or the long form
+// ranges (publishSpec), or the long form
 // target=80,published=8080,protocol=udp, which docker turns into the short
 // one (its host_ip and mode unused).
 func parsePorts(expose, publish []string) (network.PortSet, network.PortMap, error) {
@@ -36,35 +36,12 @@ func parsePorts(expose, publish []string) (network.PortSet, network.PortMap, err
 		}
 		specs = append(specs, params["published"]+":"+params["target"]+"/"+params["protocol"])
 	}
-	natPorts, natBindings, err := nat.ParsePortSpecs(specs)
-	if err != nil {
-		return nil, nil, err
-	}
 	set := network.PortSet{}
-	for p := range natPorts {
-		port, err := network.ParsePort(string(p))
-		if err != nil {
-			return nil, nil, err
-		}
-		set[port] = struct{}{}
-	}
 	bindings := network.PortMap{}
-	for p, bs := range natBindings {
-		port, err := network.ParsePort(string(p))
-		if err != nil {
+	for _, spec := range specs {
+		if err := publishSpec(spec, set, bindings); err != nil {
 			return nil, nil, err
 		}
-		out := make([]network.PortBinding, 0, len(bs))
-		for _, b := range bs {
-			var ip netip.Addr
-			if b.HostIP != "" {
-				if ip, err = netip.ParseAddr(b.HostIP); err != nil {
-					return nil, nil, err
-				}
-			}
-			out = append(out, network.PortBinding{HostIP: ip, HostPort: b.HostPort})
-		}
-		bindings[port] = out
 	}
 	for _, e := range expose {
 		if strings.Contains(e, ":") {
@@ -85,6 +62,97 @@ func parsePorts(expose, publish []string) (network.PortSet, network.PortMap, err
 	return set, bindings, nil
 }
 
+// publishSpec adds one -p value, [ip:][hostPort:]containerPort[/proto]
+// with port ranges, to the exposed ports and bindings, with docker's
+// errors. A single container port with a host range takes any free port
+// of the range; ranges on both sides pair up one to one.
+func publishSpec(raw string, set network.PortSet, bindings network.PortMap) error {
+	var ip, host, ctr string
+	switch parts := strings.Split(raw, ":"); len(parts) {
+	case 1:
+		ctr = parts[0]
+	case 2:
+		host, ctr = parts[0], parts[1]
+	default:
+		n := len(parts)
+		ip, host, ctr = strings.Join(parts[:n-2], ":"), parts[n-2], parts[n-1]
+	}
+	ports, proto, _ := strings.Cut(ctr, "/")
+	if ports == "" {
+		return fmt.Errorf("no port specified: %s<empty>", raw)
+	}
+	if proto = strings.ToLower(proto); proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return fmt.Errorf("invalid proto: %s", proto)
+	}
+	if strings.HasPrefix(ip, "[") {
+		h, _, err := net.SplitHostPort(ip + ":")
+		if err != nil {
+			return fmt.Errorf("invalid IP address %v: %w", ip, err)
+		}
+		ip = h
+	}
+	var hostIP netip.Addr
+	if ip != "" {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			return fmt.Errorf("invalid IP address: %s", ip)
+		}
+		hostIP = a.Unmap()
+	}
+	first, last, err := portRange(ports)
+	if err != nil {
+		return fmt.Errorf("invalid containerPort: %s", ports)
+	}
+	var hostFirst, hostLast uint64
+	if host != "" {
+		if hostFirst, hostLast, err = portRange(host); err != nil {
+			return fmt.Errorf("invalid hostPort: %s", host)
+		}
+		if last-first != hostLast-hostFirst && last != first {
+			return fmt.Errorf("invalid ranges specified for container and host Ports: %s and %s", ports, host)
+		}
+	}
+	for i := uint64(0); i <= last-first; i++ {
+		hp := ""
+		if host != "" {
+			hp = strconv.FormatUint(hostFirst+i, 10)
+			if first == last && hostFirst != hostLast {
+				hp += "-" + strconv.FormatUint(hostLast, 10)
+			}
+		}
+		port, err := network.ParsePort(strconv.FormatUint(first+i, 10) + "/" + proto)
+		if err != nil {
+			return err
+		}
+		set[port] = struct{}{}
+		bindings[port] = append(bindings[port], network.PortBinding{HostIP: hostIP, HostPort: hp})
+	}
+	return nil
+}
+
+// portRange is N or N-M, ports 0 to 65535.
+func portRange(s string) (first, last uint64, err error) {
+	lo, hi, isRange := strings.Cut(s, "-")
+	if first, err = strconv.ParseUint(lo, 10, 16); err != nil {
+		return 0, 0, err
+	}
+	last = first
+	if isRange && hi != lo {
+		if last, err = strconv.ParseUint(hi, 10, 16); err != nil {
+			return 0, 0, err
+		}
+		if last < first {
+			return 0, 0, errReversed
+		}
+	}
+	return first, last, nil
+}
+
+var errReversed = errors.New("the range ends before it starts")
+
 // exposeRange is --expose's port[-port][/proto], its errors strconv's as
 // docker 28's (go-connections v0.5) are.
 func exposeRange(e string) (first, last uint64, proto string, err error) {
@@ -95,20 +163,10 @@ func exposeRange(e string) (first, last uint64, proto string, err error) {
 	if ports == "" {
 		return 0, 0, "", fmt.Errorf("empty string specified for ports")
 	}
-	lo, hi, isRange := strings.Cut(ports, "-")
-	if first, err = strconv.ParseUint(lo, 10, 16); err != nil {
-		return 0, 0, "", err
+	if first, last, err = portRange(ports); errors.Is(err, errReversed) {
+		return 0, 0, "", fmt.Errorf("invalid range specified for port: %s", ports)
 	}
-	last = first
-	if isRange {
-		if last, err = strconv.ParseUint(hi, 10, 16); err != nil {
-			return 0, 0, "", err
-		}
-		if last < first {
-			return 0, 0, "", fmt.Errorf("invalid range specified for port: %s", ports)
-		}
-	}
-	return first, last, proto, nil
+	return first, last, proto, err
 }
 
 func newPortCommand(c *CLI) *cobra.Command {
