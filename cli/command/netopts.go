@@ -1,11 +1,11 @@
 package command
 
 import (
+	"berth.dev/berth/internal/lazyregexp"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"net"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -28,7 +28,7 @@ type networkAttachment struct {
 type networkFlag []networkAttachment
 
 // longNetwork is docker's test for the long form: a key=value anywhere.
-var longNetwork = regexp.MustCompile(`\w+=\w+(,\w+=\w+)*`)
+var longNetwork = lazyregexp.New(`\w+=\w+(,\w+=\w+)*`)
 
 func (n *networkFlag) String() string { return "" }
 func (n *networkFlag) Type() string   { return "network" }

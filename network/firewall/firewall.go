@@ -572,7 +572,7 @@ func parseRef(r *nftables.Rule) (elemRef, bool) {
 	}
 	_, s, ok = strings.Cut(s, refSep)
 	name, k, ok2 := strings.Cut(s, " ")
-	m, ok3 := vmapByName[name]
+	m, ok3 := vmapNamed(name)
 	key, err := hex.DecodeString(k)
 	if !ok || !ok2 || !ok3 || err != nil {
 		return elemRef{}, false

@@ -12,37 +12,65 @@ import (
 // chain of the endpoint it concerns in one lookup: the NAT maps are keyed
 // by (host address,) protocol and host port; the address maps by a
 // container's address as source or destination.
+// A vmap's key types are named, not built, so that the package's init
+// allocates nothing: every start of the berth binary runs it.
 type vmap struct {
 	name string
-	key  nftables.SetDatatype
+	key  keyKind
+}
+
+type keyKind uint8
+
+const (
+	keyProtoPort keyKind = iota
+	keyIP4ProtoPort
+	keyIP6ProtoPort
+	keyIP4
+	keyIP6
+)
+
+func (k keyKind) datatype() nftables.SetDatatype {
+	switch k {
+	case keyProtoPort:
+		return nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)
+	case keyIP4ProtoPort:
+		return nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)
+	case keyIP6ProtoPort:
+		return nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)
+	case keyIP4:
+		return nftables.TypeIPAddr
+	}
+	return nftables.TypeIP6Addr
 }
 
 var (
-	mapNATAny4 = vmap{"nat-any4", nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)}
-	mapNATAny6 = vmap{"nat-any6", nftables.MustConcatSetType(nftables.TypeInetProto, nftables.TypeInetService)}
-	mapNATIP4  = vmap{"nat-ip4", nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetProto, nftables.TypeInetService)}
-	mapNATIP6  = vmap{"nat-ip6", nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeInetProto, nftables.TypeInetService)}
-	mapSrc4    = vmap{"src4", nftables.TypeIPAddr}
-	mapDst4    = vmap{"dst4", nftables.TypeIPAddr}
-	mapSrc6    = vmap{"src6", nftables.TypeIP6Addr}
-	mapDst6    = vmap{"dst6", nftables.TypeIP6Addr}
+	mapNATAny4 = vmap{"nat-any4", keyProtoPort}
+	mapNATAny6 = vmap{"nat-any6", keyProtoPort}
+	mapNATIP4  = vmap{"nat-ip4", keyIP4ProtoPort}
+	mapNATIP6  = vmap{"nat-ip6", keyIP6ProtoPort}
+	mapSrc4    = vmap{"src4", keyIP4}
+	mapDst4    = vmap{"dst4", keyIP4}
+	mapSrc6    = vmap{"src6", keyIP6}
+	mapDst6    = vmap{"dst6", keyIP6}
 
-	natMaps  = []vmap{mapNATAny4, mapNATAny6, mapNATIP4, mapNATIP6}
-	addrMaps = []vmap{mapSrc4, mapDst4, mapSrc6, mapDst6}
-
-	vmapByName = func() map[string]vmap {
-		m := map[string]vmap{}
-		for _, v := range append(append([]vmap{}, natMaps...), addrMaps...) {
-			m[v.name] = v
-		}
-		return m
-	}()
+	natMaps  = [...]vmap{mapNATAny4, mapNATAny6, mapNATIP4, mapNATIP6}
+	addrMaps = [...]vmap{mapSrc4, mapDst4, mapSrc6, mapDst6}
 )
+
+// vmapNamed is the map of a name, as a rule's comment gives it.
+func vmapNamed(name string) (vmap, bool) {
+	for _, m := range append(natMaps[:], addrMaps[:]...) {
+		if m.name == name {
+			return m, true
+		}
+	}
+	return vmap{}, false
+}
 
 // in is the map in table t.
 func (m vmap) in(t *nftables.Table) *nftables.Set {
-	return &nftables.Set{Table: t, Name: m.name, IsMap: true, KeyType: m.key,
-		DataType: nftables.TypeVerdict, Concatenation: len(m.key.Name) > len("ipv6_addr")}
+	return &nftables.Set{Table: t, Name: m.name, IsMap: true, KeyType: m.key.datatype(),
+		DataType: nftables.TypeVerdict, Concatenation: m.key <= keyIP6ProtoPort}
 }
 
 func natAny(a netip.Addr) vmap {
