@@ -2,31 +2,42 @@
 // answers for containers' names and aliases and forwards the rest to the
 // resolvers the client container was given (or the host's).
 //
-// Messages are parsed, built and exchanged with upstreams by
-// github.com/miekg/dns; the serving loops are our own rather than
-// dns.Server's because that one wakes every ReadTimeout while idle, starts a
-// goroutine for every UDP packet and takes any number of TCP connections.
-// Here one goroutine reads UDP and answers known names inline, UDP queries
-// to forward run in at most maxForwards goroutines (a query finding them
-// all busy is dropped: the client asks again), and at most maxTCPConns TCP
-// connections are served at once, each a goroutine answering its queries in
-// turn, with deadlines. Idle, the server's goroutines sleep in the kernel.
+// Messages are parsed and built with golang.org/x/net/dns/dnsmessage and
+// upstreams are asked over plain sockets: github.com/miekg/dns, which did
+// this before, built type tables at init (22 KB at every start of the
+// binary, whatever the command). Forwarded answers are relayed as the
+// upstream sent them, the ID aside; only one too long for the client is
+// rebuilt, cut to the records that fit.
+//
+// The serving loops are our own rather than a library's server, which
+// would wake every read timeout while idle, start a goroutine for every
+// UDP packet and take any number of TCP connections. Here one goroutine
+// reads UDP and answers known names inline, UDP queries to forward run in
+// at most maxForwards goroutines (a query finding them all busy is dropped:
+// the client asks again), and at most maxTCPConns TCP connections are
+// served at once, each a goroutine answering its queries in turn, with
+// deadlines. Idle, the server's goroutines sleep in the kernel.
 package dns
 
 import (
+	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/miekg/dns"
+	"golang.org/x/net/dns/dnsmessage"
 )
 
 // Resolver is what the server asks the daemon. Its methods are called
@@ -77,6 +88,11 @@ const (
 	// ednsSize is the UDP payload size our own answers advertise: what
 	// fits in any path's MTU without fragments (DNS flag day 2020).
 	ednsSize = 1232
+	// minUDPSize is what a UDP answer may take when the query has no
+	// EDNS0 (RFC 1035); maxMsgSize is the most a message can be over TCP,
+	// whose length prefix is 16 bits.
+	minUDPSize = 512
+	maxMsgSize = 65535
 )
 
 // Server answers on one address, on the same port for udp and tcp.
@@ -173,7 +189,8 @@ func (s *Server) Close() error {
 // answered here, without a goroutine; the rest go to a forward.
 func (s *Server) serveUDP() {
 	defer s.wg.Done()
-	buf := make([]byte, udpBuffer+1) // a byte more: longer ones show
+	buf := make([]byte, udpBuffer+1)   // a byte more: longer ones show
+	out := make([]byte, 0, minUDPSize) // berth's answers, each sent before the next read
 	var backoff time.Duration
 	for {
 		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
@@ -188,14 +205,13 @@ func (s *Server) serveUDP() {
 		if n > udpBuffer {
 			continue
 		}
-		req := parse(buf[:n])
-		if req == nil {
+		q, ok := parse(buf[:n])
+		if !ok {
 			continue
 		}
 		client := from.Addr().Unmap()
-		reply := s.local(client, req)
-		if reply != nil {
-			s.writeUDP(reply, req, from)
+		if reply := s.local(out[:0], client, &q); reply != nil {
+			s.writeUDP(reply, &q, from)
 			continue
 		}
 		select {
@@ -203,37 +219,21 @@ func (s *Server) serveUDP() {
 		default:
 			continue // too many in flight: drop, the client asks again
 		}
+		raw := slices.Clone(buf[:n]) // buf is read into again meanwhile
 		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.fwd; s.wg.Done() }()
-			if reply := s.forward(client, req, false); reply != nil {
-				s.writeUDP(reply, req, from)
+			if reply := s.forward(client, &q, raw, false); reply != nil {
+				s.writeUDP(reply, &q, from)
 			}
 		}()
 	}
 }
 
-func (s *Server) writeUDP(reply, req *dns.Msg, to netip.AddrPort) {
-	size := dns.MinMsgSize
-	if opt := req.IsEdns0(); opt != nil {
-		size = max(size, int(opt.UDPSize()))
+func (s *Server) writeUDP(reply []byte, q *query, to netip.AddrPort) {
+	if reply = fit(reply, q.size); reply != nil {
+		s.udp.WriteToUDPAddrPort(reply, to) // a lost answer is asked again
 	}
-	b, err := finish(reply, req, size)
-	if err != nil {
-		return
-	}
-	s.udp.WriteToUDPAddrPort(b, to) // a lost answer is asked again
-}
-
-// finish gives reply the client's query ID and EDNS0 and packs it within
-// size bytes, truncated (TC set) when it does not fit.
-func finish(reply, req *dns.Msg, size int) ([]byte, error) {
-	reply.Id = req.Id
-	if opt := req.IsEdns0(); opt != nil && reply.IsEdns0() == nil {
-		reply.SetEdns0(ednsSize, false)
-	}
-	reply.Truncate(size)
-	return reply.Pack()
 }
 
 // pause waits after an error of the socket, longer each time up to a
@@ -283,7 +283,8 @@ func (s *Server) serveTCP() {
 	}
 }
 
-// serveConn answers the queries of one TCP connection in turn.
+// serveConn answers the queries of one TCP connection in turn, each
+// message after its 2-byte length (RFC 1035 4.2.2).
 func (s *Server) serveConn(c *net.TCPConn) {
 	defer func() {
 		s.mu.Lock()
@@ -294,72 +295,99 @@ func (s *Server) serveConn(c *net.TCPConn) {
 		s.wg.Done()
 	}()
 	client := c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
-	conn := &dns.Conn{Conn: c}
-	b := make([]byte, dns.MaxMsgSize)
+	b := make([]byte, maxMsgSize)
+	var out []byte
+	var l [2]byte
 	for range maxTCPQueries {
 		c.SetReadDeadline(time.Now().Add(tcpIdle))
-		n, err := conn.Read(b)
-		if err != nil {
+		if _, err := io.ReadFull(c, l[:]); err != nil {
 			return
 		}
-		req := parse(b[:n])
-		if req == nil {
+		msg := b[:binary.BigEndian.Uint16(l[:])]
+		if _, err := io.ReadFull(c, msg); err != nil {
 			return
 		}
-		reply := s.local(client, req)
-		if reply == nil {
-			reply = s.forward(client, req, true)
-		}
-		if reply == nil {
+		q, ok := parse(msg)
+		if !ok {
 			return
 		}
-		out, err := finish(reply, req, dns.MaxMsgSize)
-		if err != nil {
+		reply := s.local(out[:0], client, &q)
+		if reply != nil {
+			out = reply // its buffer, for the next answer
+		} else {
+			reply = s.forward(client, &q, msg, true)
+		}
+		if reply = fit(reply, maxMsgSize); reply == nil {
 			return
 		}
+		binary.BigEndian.PutUint16(l[:], uint16(len(reply)))
 		c.SetWriteDeadline(time.Now().Add(tcpWrite))
-		if _, err := conn.Write(out); err != nil {
+		if _, err := (&net.Buffers{l[:], reply}).WriteTo(c); err != nil {
 			return
 		}
 	}
 }
 
-// parse returns the query in b, or nil when b is not one worth an answer:
+// query is a client's query, parsed.
+type query struct {
+	hdr dnsmessage.Header
+	q   dnsmessage.Question
+	// edns says the query has an OPT record (EDNS0); size is the longest
+	// UDP answer the client takes, minUDPSize or the OPT's.
+	edns bool
+	size int
+}
+
+// parse returns the query in b, false when b is not one worth an answer:
 // not a message, a response (answering those could loop between servers),
 // or not exactly one question with no records but EDNS0's (and TSIG's).
-func parse(b []byte) *dns.Msg {
-	req := new(dns.Msg)
-	if err := req.Unpack(b); err != nil {
-		return nil
+func parse(b []byte) (query, bool) {
+	var p dnsmessage.Parser
+	hdr, err := p.Start(b)
+	if err != nil || hdr.Response {
+		return query{}, false
 	}
-	if req.Response || len(req.Question) != 1 || len(req.Answer) != 0 || len(req.Ns) != 0 || len(req.Extra) > 2 {
-		return nil
+	q := query{hdr: hdr, size: minUDPSize}
+	if q.q, err = p.Question(); err != nil {
+		return query{}, false
 	}
-	return req
+	if p.SkipQuestion() != dnsmessage.ErrSectionDone {
+		return query{}, false
+	}
+	if _, err := p.AnswerHeader(); err != dnsmessage.ErrSectionDone {
+		return query{}, false
+	}
+	if _, err := p.AuthorityHeader(); err != dnsmessage.ErrSectionDone {
+		return query{}, false
+	}
+	for i := 0; ; i++ {
+		h, err := p.AdditionalHeader()
+		if err == dnsmessage.ErrSectionDone {
+			return q, true
+		}
+		if err != nil || i == 2 || p.SkipAdditional() != nil {
+			return query{}, false
+		}
+		if h.Type == dnsmessage.TypeOPT {
+			// the OPT's class is the client's UDP payload size
+			q.edns, q.size = true, max(minUDPSize, int(h.Class))
+		}
+	}
 }
 
-// local answers req from berth's names, or returns nil when the query is
-// to be forwarded.
-func (s *Server) local(client netip.Addr, req *dns.Msg) *dns.Msg {
-	if req.Opcode != dns.OpcodeQuery {
-		m := new(dns.Msg)
-		m.SetRcode(req, dns.RcodeNotImplemented)
-		return m
+// local answers q from berth's names, or returns nil when the query is to
+// be forwarded. The answer is appended to buf.
+func (s *Server) local(buf []byte, client netip.Addr, q *query) []byte {
+	if q.hdr.OpCode != 0 { // not QUERY
+		b, _ := reply(buf, q, dnsmessage.RCodeNotImplemented, nil)
+		return b
 	}
-	q := req.Question[0]
-	if q.Qclass != dns.ClassINET {
+	if q.q.Class != dnsmessage.ClassINET {
 		return nil
 	}
-	reply := func() *dns.Msg {
-		m := new(dns.Msg)
-		m.SetReply(req)
-		m.Authoritative = true
-		m.RecursionAvailable = true
-		return m
-	}
-	hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: ttl}
-	if q.Qtype == dns.TypePTR {
-		ip, ok := arpaAddr(q.Name)
+	rh := dnsmessage.ResourceHeader{Name: q.q.Name, Class: dnsmessage.ClassINET, TTL: ttl}
+	if q.q.Type == dnsmessage.TypePTR {
+		ip, ok := arpaAddr(q.q.Name.String())
 		if !ok {
 			return nil
 		}
@@ -367,11 +395,26 @@ func (s *Server) local(client netip.Addr, req *dns.Msg) *dns.Msg {
 		if !ok {
 			return nil
 		}
-		m := reply()
-		m.Answer = []dns.RR{&dns.PTR{Hdr: hdr, Ptr: dns.Fqdn(name)}}
-		return m
+		ptr, err := dnsmessage.NewName(strings.TrimSuffix(name, ".") + ".")
+		if err != nil {
+			return nil
+		}
+		// a name that does not pack (an empty or too long label) is
+		// forwarded like an unknown one
+		b, _ := reply(buf, q, dnsmessage.RCodeSuccess, func(b *dnsmessage.Builder) error {
+			return b.PTRResource(rh, dnsmessage.PTRResource{PTR: ptr})
+		})
+		return b
 	}
-	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
+	// Names compare in ASCII case only (RFC 4343): strings.ToLower would
+	// also turn some other letters into ASCII ones (the Kelvin sign into k).
+	lower := q.q.Name
+	for i, c := range lower.Data[:lower.Length] {
+		if 'A' <= c && c <= 'Z' {
+			lower.Data[i] = c + 'a' - 'A'
+		}
+	}
+	name := strings.TrimSuffix(lower.String(), ".")
 	if name == "" {
 		return nil
 	}
@@ -382,19 +425,133 @@ func (s *Server) local(client netip.Addr, req *dns.Msg) *dns.Msg {
 	// A name berth knows has no other records: other types, and a family
 	// it has no address of, get an empty NOERROR (NODATA), not NXDOMAIN,
 	// which would tell the client the name does not exist at all.
-	m := reply()
+	var answers []netip.Addr
 	for _, a := range addrs {
 		switch {
-		case q.Qtype == dns.TypeA && a.Unmap().Is4():
-			m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: a.Unmap().AsSlice()})
-		case q.Qtype == dns.TypeAAAA && a.Is6() && !a.Is4In6():
-			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr, AAAA: a.AsSlice()})
+		case q.q.Type == dnsmessage.TypeA && a.Unmap().Is4():
+			answers = append(answers, a.Unmap())
+		case q.q.Type == dnsmessage.TypeAAAA && a.Is6() && !a.Is4In6():
+			answers = append(answers, a)
 		}
 	}
 	// Clients mostly take the first address: shuffling spreads them over
 	// the containers sharing an alias, as docker does.
-	rand.Shuffle(len(m.Answer), func(i, j int) { m.Answer[i], m.Answer[j] = m.Answer[j], m.Answer[i] })
-	return m
+	rand.Shuffle(len(answers), func(i, j int) { answers[i], answers[j] = answers[j], answers[i] })
+	b, _ := reply(buf, q, dnsmessage.RCodeSuccess, func(b *dnsmessage.Builder) error {
+		for _, a := range answers {
+			var err error
+			if a.Is4() {
+				err = b.AResource(rh, dnsmessage.AResource{A: a.As4()})
+			} else {
+				err = b.AAAAResource(rh, dnsmessage.AAAAResource{AAAA: a.As16()})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return b
+}
+
+// reply appends berth's own answer to q to buf: rcode, the records add
+// adds (none when nil: a failure, or NODATA), and an OPT record when the
+// query had one. Answers of berth's names (NOERROR) are authoritative.
+func reply(buf []byte, q *query, rcode dnsmessage.RCode, add func(*dnsmessage.Builder) error) ([]byte, error) {
+	h := dnsmessage.Header{
+		ID:                 q.hdr.ID,
+		Response:           true,
+		OpCode:             q.hdr.OpCode,
+		Authoritative:      rcode == dnsmessage.RCodeSuccess,
+		RecursionAvailable: true,
+		RCode:              rcode,
+	}
+	if q.hdr.OpCode == 0 {
+		h.RecursionDesired, h.CheckingDisabled = q.hdr.RecursionDesired, q.hdr.CheckingDisabled
+	}
+	// Without compression: the names are the question's (berth's are
+	// short), and it would cost a map and its keys an answer. fit
+	// compresses an answer that does not fit.
+	b := dnsmessage.NewBuilder(buf, h)
+	if err := b.StartQuestions(); err != nil {
+		return nil, err
+	}
+	if err := b.Question(q.q); err != nil {
+		return nil, err
+	}
+	if err := b.StartAnswers(); err != nil {
+		return nil, err
+	}
+	if add != nil {
+		if err := add(&b); err != nil {
+			return nil, err
+		}
+	}
+	if q.edns {
+		if err := b.StartAdditionals(); err != nil {
+			return nil, err
+		}
+		var opt dnsmessage.ResourceHeader
+		opt.SetEDNS0(ednsSize, dnsmessage.RCodeSuccess, false)
+		if err := b.OPTResource(opt, dnsmessage.OPTResource{}); err != nil {
+			return nil, err
+		}
+	}
+	return b.Finish()
+}
+
+// fit returns msg when it is at most size bytes, or else the most of its
+// records that fit, compressed: answers first, then authorities and
+// additionals, an OPT record kept, TC set when any is left out. nil when
+// msg cannot be cut (it is then no message dnsmessage can build again:
+// the header and question are sent, with TC).
+func fit(msg []byte, size int) []byte {
+	if len(msg) <= size {
+		return msg
+	}
+	var m dnsmessage.Message
+	if err := m.Unpack(msg); err != nil {
+		// records dnsmessage does not take, such as a label with a dot
+		var p dnsmessage.Parser
+		h, err := p.Start(msg)
+		if err != nil {
+			return nil
+		}
+		qs, err := p.AllQuestions()
+		if err != nil {
+			return nil
+		}
+		h.Truncated = true
+		m = dnsmessage.Message{Header: h, Questions: qs}
+	}
+	var extra, opt []dnsmessage.Resource
+	for _, r := range m.Additionals {
+		if r.Header.Type == dnsmessage.TypeOPT {
+			opt = append(opt, r)
+		} else {
+			extra = append(extra, r)
+		}
+	}
+	records := slices.Concat(m.Answers, m.Authorities, extra)
+	na, nns := len(m.Answers), len(m.Authorities)
+	pack := func(k int) []byte {
+		c := m
+		c.Answers = records[:min(k, na)]
+		c.Authorities = records[min(k, na):min(k, na+nns)]
+		c.Additionals = slices.Concat(records[na+nns:max(k, na+nns)], opt)
+		c.Header.Truncated = m.Header.Truncated || k < len(records)
+		b, err := c.Pack()
+		if err != nil || len(b) > size {
+			return nil
+		}
+		return b
+	}
+	// the most records that fit: fewer fit too
+	k := sort.Search(len(records)+1, func(k int) bool { return pack(k) == nil }) - 1
+	if k < 0 {
+		return nil
+	}
+	return pack(k)
 }
 
 // arpaAddr returns the address a PTR query's name is for: the four octets
@@ -432,32 +589,30 @@ func arpaAddr(name string) (netip.Addr, bool) {
 	return ip, true
 }
 
-// forward asks client's upstreams in turn within forwardTimeout, over TCP
-// when the client asked over TCP or an upstream's UDP answer is truncated,
-// and returns the first answer that is not a failure; REFUSED without
-// upstreams, SERVFAIL when none answered, nil when the server is closing.
-func (s *Server) forward(client netip.Addr, req *dns.Msg, tcp bool) *dns.Msg {
+// forward asks client's upstreams for q (raw, as the client sent it) in
+// turn within forwardTimeout, over TCP when the client asked over TCP or
+// an upstream's UDP answer is truncated, and returns the first answer that
+// is not a failure, as the upstream sent it but for the client's ID;
+// REFUSED without upstreams, SERVFAIL when none answered, nil when the
+// server is closing. raw is the forward's to change.
+func (s *Server) forward(client netip.Addr, q *query, raw []byte, tcp bool) []byte {
 	var ups []netip.AddrPort
 	for _, u := range s.r.Upstreams(client) {
 		if a, ok := s.upstream(u); ok {
 			ups = append(ups, a)
 		}
 	}
-	fail := func(rcode int) *dns.Msg {
-		m := new(dns.Msg)
-		m.SetRcode(req, rcode)
-		m.RecursionAvailable = true
-		return m
-	}
 	if len(ups) == 0 {
-		return fail(dns.RcodeRefused)
+		b, _ := reply(nil, q, dnsmessage.RCodeRefused, nil)
+		return b
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, forwardTimeout)
 	defer cancel()
 	// The upstream sees a fresh ID, not the client's: it is the client's
-	// answer only once relayed.
-	q := req.Copy()
-	q.Id = dns.Id()
+	// answer only once relayed. Random, as a spoofed answer must guess it.
+	var id [2]byte
+	crand.Read(id[:])
+	copy(raw, id[:])
 	for i, up := range ups {
 		deadline, _ := ctx.Deadline()
 		left := time.Until(deadline)
@@ -465,14 +620,16 @@ func (s *Server) forward(client netip.Addr, req *dns.Msg, tcp bool) *dns.Msg {
 			break
 		}
 		per := min(left, max(left/time.Duration(len(ups)-i), upstreamTimeout))
-		if r := exchange(ctx, q, up, tcp, per); r != nil {
+		if r := exchange(ctx, raw, q, up, tcp, per); r != nil {
+			binary.BigEndian.PutUint16(r, q.hdr.ID)
 			return r
 		}
 	}
 	if s.ctx.Err() != nil {
 		return nil
 	}
-	return fail(dns.RcodeServerFailure)
+	b, _ := reply(nil, q, dnsmessage.RCodeServerFailure, nil)
+	return b
 }
 
 // upstream parses u ("ip:port", or an ip for port 53) and says whether
@@ -497,54 +654,123 @@ func (s *Server) upstream(u string) (netip.AddrPort, bool) {
 	return a, true
 }
 
-// exchange asks q of one upstream within timeout; nil when it failed.
-func exchange(ctx context.Context, q *dns.Msg, up netip.AddrPort, tcp bool, timeout time.Duration) *dns.Msg {
+// exchange sends msg, the query q with the upstream's ID, to up within
+// timeout and returns the answer; nil when it failed or is a failure
+// (SERVFAIL, REFUSED: the next upstream may do better).
+func exchange(ctx context.Context, msg []byte, q *query, up netip.AddrPort, tcp bool, timeout time.Duration) []byte {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ask := func(network string) *dns.Msg {
-		c := &dns.Client{Net: network, UDPSize: dns.MaxMsgSize, Timeout: timeout}
-		conn, err := c.DialContext(ctx, up.String())
-		if err != nil {
-			return nil
-		}
-		defer conn.Close()
-		// The exchange takes the context's deadline, not its end: Close
-		// ends it by closing the socket.
-		stop := context.AfterFunc(ctx, func() { conn.Close() })
-		defer stop()
-		r, _, err := c.ExchangeWithConnContext(ctx, q, conn)
-		if err != nil || !sameQuestion(r, q) {
-			return nil
-		}
-		return r
-	}
+	var r []byte
+	var h dnsmessage.Header
 	if tcp {
-		return answered(ask("tcp"))
-	}
-	r := ask("udp")
-	if r != nil && r.Truncated {
-		// The whole answer, or the truncated one if TCP fails: the
-		// client may still make do with it, or ask over TCP itself.
-		if full := ask("tcp"); full != nil {
-			r = full
+		r, h = askUpstream(ctx, "tcp", up, msg, q)
+	} else {
+		r, h = askUpstream(ctx, "udp", up, msg, q)
+		if h.Truncated {
+			// The whole answer, or the truncated one if TCP fails: the
+			// client may still make do with it, or ask over TCP itself.
+			if full, fh := askUpstream(ctx, "tcp", up, msg, q); full != nil {
+				r, h = full, fh
+			}
 		}
 	}
-	return answered(r)
-}
-
-// answered returns r unless it is no answer: a failure, or SERVFAIL or
-// REFUSED, which mean the next upstream may do better.
-func answered(r *dns.Msg) *dns.Msg {
-	if r == nil || r.Rcode == dns.RcodeServerFailure || r.Rcode == dns.RcodeRefused {
+	if r == nil || h.RCode == dnsmessage.RCodeServerFailure || h.RCode == dnsmessage.RCodeRefused {
 		return nil
 	}
 	return r
 }
 
-func sameQuestion(r, q *dns.Msg) bool {
-	if len(r.Question) != 1 {
-		return false
+// errNotOurs is an answer to another query than the one asked.
+var errNotOurs = errors.New("dns: not the answer to the query")
+
+// askUpstream sends msg to up over network ("udp" or "tcp") and returns the
+// answer and its header: nil when there is none (over UDP, with the
+// header's TC set when the answer was longer than the query allowed).
+func askUpstream(ctx context.Context, network string, up netip.AddrPort, msg []byte, q *query) ([]byte, dnsmessage.Header) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, up.String())
+	if err != nil {
+		return nil, dnsmessage.Header{}
 	}
-	a, b := r.Question[0], q.Question[0]
-	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+	defer c.Close()
+	// The deadline bounds the exchange, and Close ends it by closing the
+	// socket.
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if deadline, ok := ctx.Deadline(); ok {
+		c.SetDeadline(deadline)
+	}
+	id := binary.BigEndian.Uint16(msg)
+	if network == "tcp" {
+		var l [2]byte
+		binary.BigEndian.PutUint16(l[:], uint16(len(msg)))
+		if _, err := (&net.Buffers{l[:], msg}).WriteTo(c); err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		if _, err := io.ReadFull(c, l[:]); err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		r := make([]byte, binary.BigEndian.Uint16(l[:]))
+		if _, err := io.ReadFull(c, r); err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		h, err := check(r, id, q)
+		if err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		return r, h
+	}
+	if _, err := c.Write(msg); err != nil {
+		return nil, dnsmessage.Header{}
+	}
+	// The upstream got the client's OPT, if any: its answer is at most
+	// q.size, a byte more shows a longer one.
+	buf := make([]byte, q.size+1)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		if n > q.size {
+			return nil, dnsmessage.Header{Truncated: true}
+		}
+		h, err := check(buf[:n], id, q)
+		if errors.Is(err, errNotOurs) {
+			continue // a late answer to an earlier query, or spoofed: wait for ours
+		}
+		if err != nil {
+			return nil, dnsmessage.Header{}
+		}
+		return buf[:n], h
+	}
+}
+
+// check parses an upstream's answer to q, asked with id: a response with
+// that ID and q's question, and a whole message, as it is relayed.
+func check(msg []byte, id uint16, q *query) (dnsmessage.Header, error) {
+	var p dnsmessage.Parser
+	h, err := p.Start(msg)
+	if err != nil {
+		return h, err
+	}
+	if h.ID != id || !h.Response {
+		return h, errNotOurs
+	}
+	a, err := p.Question()
+	if err != nil {
+		return h, err
+	}
+	if a.Type != q.q.Type || a.Class != q.q.Class || !bytes.EqualFold(a.Name.Data[:a.Name.Length], q.q.Name.Data[:q.q.Name.Length]) || p.SkipQuestion() != dnsmessage.ErrSectionDone {
+		return h, errNotOurs
+	}
+	if err := p.SkipAllAnswers(); err != nil {
+		return h, err
+	}
+	if err := p.SkipAllAuthorities(); err != nil {
+		return h, err
+	}
+	if err := p.SkipAllAdditionals(); err != nil {
+		return h, err
+	}
+	return h, nil
 }
