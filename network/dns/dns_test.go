@@ -3,6 +3,7 @@ package dns
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -82,6 +83,7 @@ func newResolver() *resolver {
 			"many":    many,
 			"lots":    lots,
 			"private": {web},
+			"kube":    {web},
 		},
 		only:    map[string]netip.Addr{"private": netip.MustParseAddr("127.0.0.9")},
 		reverse: map[netip.Addr]string{web: "web", db6: "db.net1"},
@@ -580,7 +582,17 @@ func TestMalformed(t *testing.T) {
 		"answer records": pack(func(m *dns.Msg) {
 			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: "web.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)}}
 		}),
-		"too long": append(slices.Clone(valid), make([]byte, udpBuffer)...),
+		"authority records": pack(func(m *dns.Msg) {
+			m.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: "web.", Rrtype: dns.TypeNS, Class: dns.ClassINET}, Ns: "ns.web."}}
+		}),
+		"three additional records": pack(func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			for range 2 {
+				m.Extra = append(m.Extra, &dns.A{Hdr: dns.RR_Header{Name: "web.", Rrtype: dns.TypeA, Class: dns.ClassINET}, A: net.IPv4(1, 2, 3, 4)})
+			}
+		}),
+		"cut additional record": pack(func(m *dns.Msg) { m.SetEdns0(1232, false) })[:len(valid)+5],
+		"too long":              append(slices.Clone(valid), make([]byte, udpBuffer)...),
 	} {
 		if _, err := c.Write(b); err != nil {
 			t.Fatal(err)
@@ -929,4 +941,235 @@ func TestBusyboxNslookup(t *testing.T) {
 		}
 	}
 	t.Logf("nslookup web:\n%s", got.out["web"])
+}
+
+// TestASCIICase: names match in ASCII case only, as DNS compares them: the
+// Kelvin sign is no k, though strings.ToLower makes it one.
+func TestASCIICase(t *testing.T) {
+	_, addr := start(t, newResolver())
+	if r := ask(t, "udp", addr, "KuBe.", dns.TypeA); !slices.Equal(addrs(r), []string{"10.89.0.2"}) {
+		t.Errorf("KuBe: %v", r)
+	}
+	// not berth's: forwarded, and without upstreams REFUSED
+	if r := ask(t, "udp", addr, "\u212aube.", dns.TypeA); r.Rcode != dns.RcodeRefused || len(r.Answer) != 0 {
+		t.Errorf("\\u212aube: %s %q, want REFUSED", dns.RcodeToString[r.Rcode], addrs(r))
+	}
+}
+
+// rawExchange sends the message q to addr over network and returns the
+// answer's bytes.
+func rawExchange(t *testing.T, network, addr string, q []byte) []byte {
+	t.Helper()
+	c, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if network == "udp" {
+		if _, err := c.Write(q); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 65536)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return buf[:n]
+	}
+	if _, err := c.Write(append([]byte{byte(len(q) >> 8), byte(len(q))}, q...)); err != nil {
+		t.Fatal(err)
+	}
+	l := make([]byte, 2)
+	if _, err := io.ReadFull(c, l); err != nil {
+		t.Fatal(err)
+	}
+	r := make([]byte, int(l[0])<<8|int(l[1]))
+	if _, err := io.ReadFull(c, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestForwardRelaysBytes: an upstream's answer reaches the client as it
+// was sent but for the ID, records the server could not parse included (a
+// label with a dot, a private type).
+func TestForwardRelaysBytes(t *testing.T) {
+	r := newResolver()
+	_, addr := start(t, r)
+	var mu sync.Mutex
+	sent := map[string][]byte{}
+	up := startUpstream(t, func(w dns.ResponseWriter, req *dns.Msg, network string) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Compress = true
+		name := req.Question[0].Name
+		m.Answer = []dns.RR{
+			&dns.CNAME{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: 300}, Target: `a\.b.` + name},
+			&dns.A{Hdr: dns.RR_Header{Name: `a\.b.` + name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, 7)},
+			&dns.RFC3597{Hdr: dns.RR_Header{Name: name, Rrtype: 65280, Class: dns.ClassINET, Ttl: 300}, Rdata: "c00c0102"},
+		}
+		b, err := m.Pack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		sent[network] = b
+		mu.Unlock()
+		w.Write(b)
+	})
+	r.setUpstreams(up.addr)
+	both(t, func(t *testing.T, network string) {
+		m := new(dns.Msg)
+		m.SetQuestion("relay.example.", dns.TypeA)
+		m.Id = 0xbeef
+		q, _ := m.Pack()
+		got := rawExchange(t, network, addr, q)
+		mu.Lock()
+		want := sent[network]
+		mu.Unlock()
+		if len(got) < 2 || got[0] != 0xbe || got[1] != 0xef {
+			t.Fatalf("answer % x, want ID be ef", got)
+		}
+		if want == nil || !bytes.Equal(got[2:], want[2:]) {
+			t.Errorf("relayed % x\nthe upstream sent % x", got, want)
+		}
+	})
+}
+
+// TestForwardStrayAnswers: over UDP, answers with another ID or question
+// than the one asked (late ones, or spoofed) are passed over for the one
+// that follows.
+func TestForwardStrayAnswers(t *testing.T) {
+	r := newResolver()
+	_, addr := start(t, r)
+	answer := func(req *dns.Msg, name, ip string, id uint16) []byte {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		m.Id = id
+		m.Question[0].Name = name
+		m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP(ip)}}
+		b, _ := m.Pack()
+		return b
+	}
+	up := startUpstream(t, func(w dns.ResponseWriter, req *dns.Msg, network string) {
+		name := req.Question[0].Name
+		w.Write(answer(req, name, "192.0.2.66", req.Id+1))
+		w.Write(answer(req, "other.example.", "192.0.2.67", req.Id))
+		w.Write(answer(req, strings.ToUpper(name), "192.0.2.1", req.Id)) // case may differ
+	})
+	r.setUpstreams(up.addr)
+	if resp := ask(t, "udp", addr, "stray.example.", dns.TypeA); resp.Rcode != dns.RcodeSuccess || !slices.Equal(addrs(resp), []string{"192.0.2.1"}) {
+		t.Errorf("got %s %q, want 192.0.2.1", dns.RcodeToString[resp.Rcode], addrs(resp))
+	}
+	if got := up.log(); !slices.Equal(got, []string{"udp"}) {
+		t.Errorf("upstream asked over %q, want udp", got)
+	}
+}
+
+// TestForwardOversizeUDP: an upstream's UDP answer longer than the query
+// allowed (512 bytes without EDNS0), without TC, is fetched again over TCP
+// and cut for the client.
+func TestForwardOversizeUDP(t *testing.T) {
+	r := newResolver()
+	_, addr := start(t, r)
+	up := startUpstream(t, func(w dns.ResponseWriter, req *dns.Msg, network string) {
+		m := new(dns.Msg)
+		m.SetReply(req)
+		for i := range 40 {
+			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, byte(i+1))})
+		}
+		w.WriteMsg(m)
+	})
+	r.setUpstreams(up.addr)
+	resp := ask(t, "udp", addr, "big.example.", dns.TypeA)
+	if resp.Rcode != dns.RcodeSuccess || !resp.Truncated || len(resp.Answer) == 0 || len(resp.Answer) >= 40 {
+		t.Errorf("got %s tc %v with %d answers, want NOERROR tc and some", dns.RcodeToString[resp.Rcode], resp.Truncated, len(resp.Answer))
+	}
+	if got := up.log(); !slices.Equal(got, []string{"udp", "tcp"}) {
+		t.Errorf("upstream asked over %q, want udp then tcp", got)
+	}
+}
+
+func TestFit(t *testing.T) {
+	msg := func(f func(m *dns.Msg)) []byte {
+		m := new(dns.Msg)
+		m.SetQuestion("fit.example.", dns.TypeA)
+		m.Response = true
+		f(m)
+		b, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a := func(name string, i int) dns.RR {
+		return &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(192, 0, 2, byte(i))}
+	}
+	unpack := func(b []byte) *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		if err := m.Unpack(b); err != nil {
+			t.Fatalf("fit made no message: %v", err)
+		}
+		return m
+	}
+
+	small := msg(func(m *dns.Msg) { m.Answer = []dns.RR{a("fit.example.", 1)} })
+	if got := fit(small, 512); &got[0] != &small[0] || len(got) != len(small) {
+		t.Errorf("a message that fits was not returned as it is")
+	}
+
+	// 100 answers, an authority and an OPT: the answers that fit, in
+	// order, the OPT kept, TC set
+	big := msg(func(m *dns.Msg) {
+		for i := range 100 {
+			m.Answer = append(m.Answer, a("fit.example.", i))
+		}
+		m.Ns = []dns.RR{&dns.NS{Hdr: dns.RR_Header{Name: "example.", Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: 60}, Ns: "ns.example."}}
+		m.SetEdns0(1232, false)
+	})
+	got := fit(big, 512)
+	m := unpack(got)
+	// a compressed A record is 16 bytes: one more would not fit
+	if len(got) > 512 || len(got)+16 <= 512 || !m.Truncated || m.IsEdns0() == nil || len(m.Ns) != 0 {
+		t.Errorf("cut to %d bytes: tc %v, %d answers, %d authorities, opt %v", len(got), m.Truncated, len(m.Answer), len(m.Ns), m.IsEdns0())
+	}
+	for i, rr := range m.Answer {
+		if want := net.IPv4(192, 0, 2, byte(i)); !rr.(*dns.A).A.Equal(want) {
+			t.Errorf("answer %d is %s, want %s", i, rr, want)
+		}
+	}
+
+	// too long only uncompressed: all of it, compressed, no TC
+	long := strings.Repeat("abcdefghij.", 5) + "example."
+	compressible := msg(func(m *dns.Msg) {
+		m.Question[0].Name = long
+		for i := range 8 {
+			m.Answer = append(m.Answer, a(long, i))
+		}
+	})
+	if len(compressible) <= 512 {
+		t.Fatalf("the uncompressed message is %d bytes, want more than 512", len(compressible))
+	}
+	if m := unpack(fit(compressible, 512)); m.Truncated || len(m.Answer) != 8 {
+		t.Errorf("compressed: tc %v, %d answers, want all 8 and no tc", m.Truncated, len(m.Answer))
+	}
+
+	// records dnsmessage does not parse (a label with a dot): the header
+	// and question, TC set
+	dotted := msg(func(m *dns.Msg) {
+		for i := range 40 {
+			m.Answer = append(m.Answer, a(`a\.b.fit.example.`, i))
+		}
+	})
+	m = unpack(fit(dotted, 512))
+	if !m.Truncated || len(m.Answer) != 0 || len(m.Question) != 1 || m.Question[0].Name != "fit.example." {
+		t.Errorf("undecodable records: %v", m)
+	}
+
+	if got := fit(bytes.Repeat([]byte{0xc0}, 600), 512); got != nil {
+		t.Errorf("not a message: % x", got)
+	}
 }
