@@ -485,6 +485,15 @@ func TestForwardTimeout(t *testing.T) {
 	})
 }
 
+// fortyA returns 40 A records of name: more than fit 512 bytes.
+func fortyA(name string) []dns.RR {
+	var rrs []dns.RR
+	for i := range 40 {
+		rrs = append(rrs, &dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, byte(i+1))})
+	}
+	return rrs
+}
+
 func TestForwardTruncated(t *testing.T) {
 	r := newResolver()
 	_, addr := start(t, r)
@@ -496,9 +505,7 @@ func TestForwardTruncated(t *testing.T) {
 		if network == "udp" {
 			m.Truncated = true
 		} else {
-			for i := range 40 {
-				m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, byte(i+1))})
-			}
+			m.Answer = fortyA(req.Question[0].Name)
 		}
 		w.WriteMsg(m)
 	})
@@ -1077,9 +1084,7 @@ func TestForwardOversizeUDP(t *testing.T) {
 	up := startUpstream(t, func(w dns.ResponseWriter, req *dns.Msg, network string) {
 		m := new(dns.Msg)
 		m.SetReply(req)
-		for i := range 40 {
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.IPv4(192, 0, 2, byte(i+1))})
-		}
+		m.Answer = fortyA(req.Question[0].Name)
 		w.WriteMsg(m)
 	})
 	r.setUpstreams(up.addr)
