@@ -220,11 +220,12 @@ func (s *Server) serveUDP() {
 			continue // too many in flight: drop, the client asks again
 		}
 		raw := slices.Clone(buf[:n]) // buf is read into again meanwhile
+		fq := q                      // on the heap for the goroutine, q stays on the stack
 		s.wg.Add(1)
 		go func() {
 			defer func() { <-s.fwd; s.wg.Done() }()
-			if reply := s.forward(client, &q, raw, false); reply != nil {
-				s.writeUDP(reply, &q, from)
+			if reply := s.forward(client, &fq, raw, false); reply != nil {
+				s.writeUDP(reply, &fq, from)
 			}
 		}()
 	}
