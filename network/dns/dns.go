@@ -212,6 +212,7 @@ func (s *Server) serveUDP() {
 		client := from.Addr().Unmap()
 		if reply := s.local(out[:0], client, &q); reply != nil {
 			s.writeUDP(reply, &q, from)
+			out = reply[:0] // grown for a long answer: kept for the next
 			continue
 		}
 		select {
