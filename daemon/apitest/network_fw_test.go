@@ -143,6 +143,17 @@ func TestNetworkPublish(t *testing.T) {
 	d.mustDocker("run", "-d", "--name", "srv2", "-p", "18181:80", "busybox", "sh", "-c", httpdCmd+"sleep 300")
 	waitFor(t, "the second container's port", func() bool { return httpGet("127.0.0.1:18181") == "hello" })
 
+	// Ranges pair up; a host range for one port takes a free one of it.
+	d.mustDocker("run", "-d", "--name", "ranges", "-p", "18190-18191:7001-7002", "-p", "18195-18199:7003", "busybox", "sh", "-c",
+		"(nc -ll -p 7001 -e echo one &); (nc -ll -p 7002 -e echo two &); nc -ll -p 7003 -e echo three")
+	for addr, want := range map[string]string{"127.0.0.1:18190": "one", "127.0.0.1:18191": "two"} {
+		waitFor(t, addr, func() bool { return httpGet(addr) == want })
+	}
+	three := strings.Replace(strings.TrimSpace(d.mustDocker("port", "ranges", "7003")), "0.0.0.0", "127.0.0.1", 1)
+	if !strings.HasPrefix(three, "127.0.0.1:1819") || httpGet(three) != "three" {
+		t.Errorf("a host range for one port: %q", three)
+	}
+
 	// -P publishes the image's EXPOSE too.
 	d.mustDocker("commit", "--change", "EXPOSE 7070", "srv2", "exposing:1")
 	d.mustDocker("run", "-d", "--name", "exp", "-P", "exposing:1", "sh", "-c", "nc -ll -p 7070 -e echo exposed")
@@ -185,12 +196,15 @@ func TestNetworkIsolation(t *testing.T) {
 // reach each other only on a linked container's exposed ports.
 func TestNetworkNoICC(t *testing.T) {
 	d := newDaemon(t)
-	d.start("--icc=false")
+	d.start("--icc=false", "--mtu", "1400")
 	archive, _ := busyboxArchive(t, "busybox:latest")
 	d.mustDocker("load", "-i", archive)
 	defer d.rmAll()
 	d.mustDocker("run", "-d", "--name", "db", "--expose", "80", "busybox", "sh", "-c", httpdCmd+"(nc -ll -p 81 -e echo other &) && sleep 300")
 	ip := d.ip("db", "bridge").String()
+	if out := d.mustDocker("exec", "db", "ip", "-o", "link", "show", "eth0"); !strings.Contains(out, "mtu 1400") {
+		t.Errorf("--mtu 1400: %s", out)
+	}
 	get := func(port string) string {
 		return `printf "GET / HTTP/1.0\r\n\r\n" | nc -w 2 ` + ip + ` ` + port + ` | tail -1`
 	}

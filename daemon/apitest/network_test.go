@@ -60,6 +60,13 @@ func TestNetworkDefaultBridge(t *testing.T) {
 	if !strings.Contains(out, "inet "+subnet.Addr().String()[:strings.LastIndex(subnet.Addr().String(), ".")]) {
 		t.Errorf("second container's address not in %s:\n%s", subnet, out)
 	}
+	// The /etc files from --dns*, --add-host (host-gateway is the
+	// bridge's gateway), --domainname; --mac-address.
+	out = d.mustDocker("run", "--rm", "--hostname", "web", "--domainname", "example.com", "--dns", "10.1.1.1", "--dns-search", "a.test",
+		"--dns-option", "ndots:2", "--add-host", "db:10.0.0.9", "--add-host", "gw:host-gateway", "--mac-address", "02:42:ac:11:00:99",
+		"busybox", "sh", "-c", "cat /etc/resolv.conf /etc/hosts; ip -o link show eth0")
+	mustContain(t, "/etc files", out, "nameserver 10.1.1.1\nsearch a.test\noptions ndots:2\n", "10.0.0.9\tdb\n", gw+"\tgw\n",
+		"\tweb.example.com web\n", "link/ether 02:42:ac:11:00:99")
 	if got := d.mustDocker("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}", "bridge"); strings.TrimSpace(got) != fmt.Sprintf("one %s/%d", a, subnet.Bits()) {
 		t.Errorf("network inspect's containers: %q", got)
 	}
