@@ -721,18 +721,27 @@ func (d *Daemon) NetworksPrune(ctx context.Context, f filters.Args) (*nettypes.P
 	return rep, nil
 }
 
-// NetworkConnect is POST /networks/{id}/connect: a running container gets
-// an endpoint at once, a stopped one at its next start.
-func (d *Daemon) NetworkConnect(ctx context.Context, ref, containerRef string, es *nettypes.EndpointSettings) error {
+// networkAndContainer finds what a connect or disconnect names, and holds
+// the container's operation lock (released by unlock).
+func (d *Daemon) networkAndContainer(ref, containerRef string) (*network.Record, *container.Container, func(), error) {
 	r, err := d.nets.Find(ref)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	c, err := d.ctrs.store.Get(containerRef)
 	if err != nil {
+		return nil, nil, nil, err
+	}
+	return r, c, d.opLock(c.ID), nil
+}
+
+// NetworkConnect is POST /networks/{id}/connect: a running container gets
+// an endpoint at once, a stopped one at its next start.
+func (d *Daemon) NetworkConnect(ctx context.Context, ref, containerRef string, es *nettypes.EndpointSettings) error {
+	r, c, unlock, err := d.networkAndContainer(ref, containerRef)
+	if err != nil {
 		return err
 	}
-	unlock := d.opLock(c.ID)
 	defer unlock()
 	c.Lock()
 	mode := networkMode(c.HostConfig)
@@ -817,15 +826,10 @@ func firstEndpoint(eps map[string]*network.Endpoint) *network.Endpoint {
 
 // NetworkDisconnect is POST /networks/{id}/disconnect.
 func (d *Daemon) NetworkDisconnect(ctx context.Context, ref, containerRef string, force bool) error {
-	r, err := d.nets.Find(ref)
+	r, c, unlock, err := d.networkAndContainer(ref, containerRef)
 	if err != nil {
 		return err
 	}
-	c, err := d.ctrs.store.Get(containerRef)
-	if err != nil {
-		return err
-	}
-	unlock := d.opLock(c.ID)
 	defer unlock()
 	c.Lock()
 	_, on := c.Networks[r.Name]
