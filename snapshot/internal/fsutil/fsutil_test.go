@@ -3,6 +3,7 @@ package fsutil
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -121,4 +122,26 @@ func TestUsage(t *testing.T) {
 	if tu.Inodes != 3 {
 		t.Errorf("tree usage %+v, want 3 inodes (same, changed, added twice linked)", tu)
 	}
+}
+
+// TestMarkTopDir: on ext4 (this host's /var/tmp) the directory gets the
+// T attribute; elsewhere nothing fails.
+func TestMarkTopDir(t *testing.T) {
+	testutil.RequireRoot(t)
+	dir, err := os.MkdirTemp("/var/tmp", "berth-topdir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	MarkTopDir(dir)
+	MarkTopDir(dir) // again: already set
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil || st.Type != unix.EXT4_SUPER_MAGIC {
+		t.Skipf("/var/tmp is not ext4 (%x, %v)", st.Type, err)
+	}
+	out, err := exec.Command("lsattr", "-d", dir).CombinedOutput()
+	if err != nil || !strings.Contains(strings.Fields(string(out))[0], "T") {
+		t.Fatalf("lsattr: %s %v", out, err)
+	}
+	MarkTopDir(filepath.Join(dir, "nosuch"))
 }

@@ -32,6 +32,7 @@ import (
 
 	"berth.dev/berth/errdefs"
 	"berth.dev/berth/snapshot"
+	"berth.dev/berth/snapshot/internal/fsutil"
 )
 
 // Backend makes and unmakes the file trees of one driver.
@@ -85,6 +86,8 @@ func Open(root string, b Backend) (*Store, error) {
 			return nil, fmt.Errorf("snapshot store: %w", err)
 		}
 	}
+	// Snapshots are made in tmp: spread them over the file system.
+	fsutil.MarkTopDir(filepath.Join(root, "tmp"))
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("snapshot store: %w", err)
