@@ -225,13 +225,8 @@ func (d *Daemon) prepareNetwork(c *container.Container, hostname string) (*netSe
 	// On a user-defined network, names resolve through berth's server
 	// on the gateway, which forwards the rest to the container's --dns
 	// (or the host's) servers.
-	if r, err := d.nets.Find(mode); err == nil && r.Driver == network.DriverBridge && r.Name != network.NameBridge {
-		for _, c := range r.IPAM.Config {
-			if c.Gateway.Is4() {
-				s.etc.Nameservers, s.etc.Embedded = []netip.Addr{c.Gateway}, true
-				break
-			}
-		}
+	if gw, ok := d.nets.DNSServer(mode); ok {
+		s.etc.Nameservers, s.etc.Embedded = []netip.Addr{gw}, true
 	}
 	return s, nil
 }

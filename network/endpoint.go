@@ -266,6 +266,11 @@ func (m *Manager) publish(ep *Endpoint, want nettypes.PortMap) ([]firewall.Port,
 	if len(want) == 0 {
 		return nil, nil, nil
 	}
+	if m.fw == nil {
+		// berth publishes in the kernel only, no proxy: say so rather
+		// than publish nothing.
+		return nil, nil, errdefs.Unavailable("cannot publish ports: the daemon has no packet rules (--iptables=false, or nftables unusable: see its log)")
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := nettypes.PortMap{}

@@ -352,7 +352,13 @@ func (m *Manager) setUp(n *nw) error {
 		return err
 	}
 	if !n.isDefault() && n.gw4.IsValid() && n.dns == nil {
-		srv, err := dns.Listen(netip.AddrPortFrom(n.gw4.Addr(), 0), &resolver{m: m, n: n})
+		// Port 53 itself when there is no firewall to redirect to a
+		// free one (--iptables=false).
+		port := uint16(0)
+		if m.fw == nil {
+			port = 53
+		}
+		srv, err := dns.Listen(netip.AddrPortFrom(n.gw4.Addr(), port), &resolver{m: m, n: n})
 		if err != nil {
 			m.log.Warn("no embedded DNS server", "network", n.Name, "error", err)
 		} else {
@@ -706,6 +712,19 @@ func (m *Manager) Remove(ref string) error {
 	}
 	m.forget(n)
 	return nil
+}
+
+// DNSServer is the address containers on a user-defined network ask for
+// names (its gateway), or none when the network has no server: the
+// default bridge, or one whose server could not start.
+func (m *Manager) DNSServer(ref string) (netip.Addr, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, err := m.find(ref)
+	if err != nil || n.dns == nil {
+		return netip.Addr{}, false
+	}
+	return n.gw4.Addr(), true
 }
 
 // IsBuiltin says whether a network name is one of the three built-in ones.

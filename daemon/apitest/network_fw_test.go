@@ -273,3 +273,27 @@ func TestNetworkDNS(t *testing.T) {
 		t.Errorf("default bridge resolv.conf: %q", out)
 	}
 }
+
+// TestNetworkNoFirewall: with --iptables=false containers still get
+// bridges, addresses and names (the DNS server then listens on the
+// gateway's port 53 itself); no table is made; ports are refused, not
+// silently unpublished.
+func TestNetworkNoFirewall(t *testing.T) {
+	d := newDaemon(t)
+	d.start("--iptables=false")
+	archive, _ := busyboxArchive(t, "busybox:latest")
+	d.mustDocker("load", "-i", archive)
+	defer d.rmAll()
+	d.mustDocker("network", "create", "plain")
+	defer d.docker("network", "rm", "plain")
+	d.mustDocker("run", "-d", "--name", "named", "--network", "plain", "busybox", "sleep", "300")
+	a := d.ip("named", "plain").String()
+	out := d.mustDocker("run", "--rm", "--network", "plain", "busybox", "sh", "-c", "nslookup named; ping -c1 -W2 named")
+	mustContain(t, "names without a firewall", out, "Address: "+a, "1 packets received")
+	if out, _ := exec.Command("nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), "berth-"+d.bridge) {
+		t.Errorf("--iptables=false made tables:\n%s", out)
+	}
+	if out, err := d.docker("run", "--rm", "-p", "18484:80", "busybox", "true"); err == nil || !strings.Contains(out, "cannot publish ports") {
+		t.Errorf("-p without a firewall: %v %s", err, out)
+	}
+}
