@@ -71,14 +71,15 @@ func (d *Daemon) planNetworks(hc *containertypes.HostConfig, nc *nettypes.Networ
 			asked[name] = es
 		}
 	}
-	if ref, ok := strings.CutPrefix(mode, "container:"); ok {
+	// container:NAME is looked up at start (as docker, it may not exist
+	// yet).
+	if strings.HasPrefix(mode, "container:") {
 		if len(asked) > 0 || len(hc.PortBindings) > 0 || hc.PublishAllPorts || len(hc.Links) > 0 {
 			return nil, errdefs.Invalid("conflicting options: networks, port publishing and links cannot be used with the network of another container")
 		}
 		if len(hc.DNS) > 0 || len(hc.DNSSearch) > 0 || len(hc.DNSOptions) > 0 || len(hc.ExtraHosts) > 0 {
 			return nil, errdefs.Invalid("conflicting options: dns and the network mode")
 		}
-		_ = ref // found at start: it may not exist yet, as docker allows
 		return map[string]*nettypes.EndpointSettings{}, nil
 	}
 	primary, err := d.nets.Find(mode)
