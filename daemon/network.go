@@ -344,7 +344,9 @@ func (d *Daemon) joinNetworks(c *container.Container, s *netSetup, pid int) (err
 	c.Lock()
 	c.Networks, c.Endpoints, c.Ports = settings, eps, published
 	c.Unlock()
-	return container.WriteEtcFiles(c, s.etc)
+	// The hostname and resolv.conf written before the create stand; only
+	// /etc/hosts has news (the addresses).
+	return container.WriteHosts(c, s.etc)
 }
 
 // upstreamsOf are where the embedded server sends the names it does not

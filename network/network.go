@@ -701,7 +701,7 @@ func (m *Manager) Remove(ref string) error {
 	if err != nil {
 		return err
 	}
-	if n.Name == NameBridge || n.Name == NameHost || n.Name == NameNone {
+	if IsBuiltin(n.Name) {
 		return errdefs.Forbidden("%s is a pre-defined network and cannot be removed", n.Name)
 	}
 	n.mu.Lock()

@@ -39,11 +39,19 @@ func WriteEtcFiles(c *Container, o EtcOptions) error {
 	if err := os.WriteFile(c.HostnamePath(), []byte(o.Hostname+"\n"), 0o644); err != nil {
 		return fmt.Errorf("write hostname: %w", err)
 	}
-	if err := os.WriteFile(c.HostsPath(), Hosts(o), 0o644); err != nil {
-		return fmt.Errorf("write hosts: %w", err)
+	if err := WriteHosts(c, o); err != nil {
+		return err
 	}
 	if err := os.WriteFile(c.ResolvConfPath(), ResolvConf(o), 0o644); err != nil {
 		return fmt.Errorf("write resolv.conf: %w", err)
+	}
+	return nil
+}
+
+// WriteHosts rewrites the container's /etc/hosts alone, in place.
+func WriteHosts(c *Container, o EtcOptions) error {
+	if err := os.WriteFile(c.HostsPath(), Hosts(o), 0o644); err != nil {
+		return fmt.Errorf("write hosts: %w", err)
 	}
 	return nil
 }
