@@ -250,6 +250,9 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	trace("state dir made")
 	var cmd *exec.Cmd
 	var proc *os.Process
+	// spare is the adopted spare init, whose process handle may still be
+	// on its way (Spare.process): proc is taken from it when needed.
+	var spare *Spare
 	var c *Container
 	defer func() {
 		if retErr == nil {
@@ -257,6 +260,9 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		}
 		if cgStarted {
 			waitCgroup()
+		}
+		if proc == nil && spare != nil {
+			proc = spare.process()
 		}
 		if proc != nil {
 			proc.Kill()
@@ -335,11 +341,12 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	prelude := lateCgroups && sp.cinit
 	adopted := sp.fits(o.Spare, r.Root)
 	if adopted {
-		if proc, err = sp.adopt(o.Spare); err != nil {
+		if err = sp.adopt(o.Spare); err != nil {
 			// Gone (killed, or it could not make its namespaces): fork.
 			trace("spare init unusable: " + err.Error())
 			adopted = false
 		} else {
+			spare = o.Spare
 			trace("init adopted")
 		}
 	}
@@ -355,24 +362,21 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	}
 	files.started()
 	if prelude {
-		if m, err := cgroups.New(el.CgroupsPath, id, &specs.LinuxResources{Devices: policy}); err == nil {
-			if steps, ok := m.CreateSteps(); ok {
-				var dirs []string
-				for k, dir := range m.Paths() {
-					if k != "" {
-						dirs = append(dirs, dir)
-					}
-				}
-				if err := files.sendPrelude(cgroupPrelude(cfg.Fds.Sync, steps, dirs)); err != nil {
-					return nil, files.initError(fmt.Errorf("send the init its cgroups: %w", err))
-				}
-				cg, cgStarted, cgc, cfg.joined = m, true, nil, true
-				trace("cgroups sent")
+		if p := newPrelude(el.CgroupsPath, id, policy); p.m != nil {
+			if err := files.sendPrelude(cgroupPrelude(cfg.Fds.Sync, p.steps, p.dirs)); err != nil {
+				return nil, files.initError(fmt.Errorf("send the init its cgroups: %w", err))
 			}
+			cg, cgStarted, cgc, cfg.joined = p.m, true, nil, true
+			trace("cgroups sent")
 		}
 	}
 	startCgroups(false)
-	pid := proc.Pid
+	var pid int
+	if spare != nil {
+		pid = spare.pid
+	} else {
+		pid = proc.Pid
+	}
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
 			return nil, err
@@ -524,7 +528,38 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 			return nil, err
 		}
 	}
+	if spare != nil {
+		proc = spare.process()
+	}
 	return &Created{Container: c, Cmd: cmd, Process: proc}, nil
+}
+
+// preludeSteps are a C init's cgroup prelude: the manager, the steps that
+// make its v1 cgroups and the dirs it joins; m is nil when the cgroups
+// cannot be made that way (then they are made as for the Go init, which
+// reports any error).
+type preludeSteps struct {
+	m     cgroups.Manager
+	steps []cgroups.Step
+	dirs  []string
+}
+
+func newPrelude(cgroupsPath, id string, policy []specs.LinuxDeviceCgroup) preludeSteps {
+	m, err := cgroups.New(cgroupsPath, id, &specs.LinuxResources{Devices: policy})
+	if err != nil {
+		return preludeSteps{}
+	}
+	steps, ok := m.CreateSteps()
+	if !ok {
+		return preludeSteps{}
+	}
+	var dirs []string
+	for k, dir := range m.Paths() {
+		if k != "" {
+			dirs = append(dirs, dir)
+		}
+	}
+	return preludeSteps{m: m, steps: steps, dirs: dirs}
 }
 
 // savedSpec is the spec as the state file keeps it: config.json's own bytes

@@ -31,8 +31,11 @@ type Spare struct {
 	root string // the state root it was made for
 	exe  string
 	args []string
+	pid  int
 	proc *os.Process
-	sock *os.File // our end of the socket the init waits on
+	// found gives proc when a goroutine looks it up (cliSpare): see process.
+	found chan *os.Process
+	sock  *os.File // our end of the socket the init waits on
 	// made are the namespaces the spare made at its start (spareNS):
 	// a container must want them new.
 	made uintptr
@@ -98,7 +101,7 @@ func NewSpare(root string) (*Spare, error) {
 		ours.Close()
 		return nil, fmt.Errorf("start spare init: %w", err)
 	}
-	return &Spare{root: r.Root, exe: exe, args: args, proc: cmd.Process, sock: ours, made: spareNS}, nil
+	return &Spare{root: r.Root, exe: exe, args: args, pid: cmd.Process.Pid, proc: cmd.Process, sock: ours, made: spareNS}, nil
 }
 
 var cliSpare = sync.OnceValue(func() *Spare {
@@ -106,15 +109,33 @@ var cliSpare = sync.OnceValue(func() *Spare {
 	if pid <= 0 {
 		return nil
 	}
-	sock := os.NewFile(uintptr(fd), "spare")
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		sock.Close()
-		return nil
-	}
+	// The spare is our child, so FindProcess cannot fail; but its first
+	// call checks pidfd support by vfork'ing a child and waiting for it
+	// to exit, which held the main thread for 0.7 ms of a 7 ms `berth
+	// runtime run` here. It runs on another thread, beside the create,
+	// which wants the handle only at its end.
+	found := make(chan *os.Process, 1)
+	go func() {
+		proc, _ := os.FindProcess(pid)
+		found <- proc
+	}()
 	exe = filepath.Clean(exe)
-	return &Spare{root: filepath.Dir(exe), exe: exe, args: []string{"berth", "init"}, proc: proc, sock: sock, made: spareNS}
+	return &Spare{root: filepath.Dir(exe), exe: exe, args: []string{"berth", "init"}, pid: pid, found: found,
+		sock: os.NewFile(uintptr(fd), "spare"), made: spareNS}
 })
+
+// process is the spare's process, once the goroutine finding it is done.
+func (s *Spare) process() *os.Process {
+	if s.found != nil {
+		s.proc = <-s.found
+		s.found = nil
+	}
+	return s.proc
+}
+
+// PrepareCLI starts, in a CLI whose constructor started a spare init (a run
+// or create), the lookup of its process handle (see cliSpare).
+func PrepareCLI() { cliSpare() }
 
 // CLISpare is the spare init the runtime CLI's C constructor started for
 // this process's create (nsenter.CLISpare), or nil; only the first call
@@ -134,7 +155,7 @@ func CLISpare() *Spare {
 func Warm() { cgroups.Warm() }
 
 // Pid is the spare's pid.
-func (s *Spare) Pid() int { return s.proc.Pid }
+func (s *Spare) Pid() int { return s.pid }
 
 // Discard ends an unused spare and reaps it (a reaper of the caller's own,
 // such as a shim's, may have reaped it first).
@@ -144,7 +165,7 @@ func (s *Spare) Discard() {
 	}
 	s.sock.Close()
 	s.sock = nil
-	s.proc.Kill()
+	s.process().Kill()
 	s.proc.Wait()
 }
 
@@ -170,14 +191,14 @@ func (sp *spawn) fits(s *Spare, root string) bool {
 
 // adopt hands the spare its files and environment, as start would have
 // given them to a forked init; it becomes the container's init.
-func (sp *spawn) adopt(s *Spare) (*os.Process, error) {
+func (sp *spawn) adopt(s *Spare) error {
 	b, err := sp.birth()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	null, err := os.OpenFile(os.DevNull, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer null.Close()
 	fds := make([]int, 0, 3+len(sp.extra))
@@ -200,9 +221,9 @@ func (sp *spawn) adopt(s *Spare) (*os.Process, error) {
 	s.sock.Close()
 	s.sock = nil
 	if err != nil {
-		s.proc.Kill()
+		s.process().Kill()
 		s.proc.Wait()
-		return nil, fmt.Errorf("hand the spare init its files: %w", err)
+		return fmt.Errorf("hand the spare init its files: %w", err)
 	}
-	return s.proc, nil
+	return nil
 }

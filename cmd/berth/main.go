@@ -35,10 +35,12 @@ func main() {
 		os.Exit(daemoncli.Main(os.Args[2:]))
 	}
 	if filepath.Base(os.Args[0]) == "berth-runtime" {
+		runtime.PrepareCLI()
 		os.Exit(runtimecli.Main("berth-runtime", os.Args[1:]))
 	}
 	if len(os.Args) > 1 && os.Args[1] == "runtime" {
 		runtime.Trace("main")
+		runtime.PrepareCLI()
 		code := runtimecli.Main("berth runtime", os.Args[2:])
 		runtime.Trace("exit")
 		os.Exit(code)
