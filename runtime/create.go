@@ -44,6 +44,11 @@ type CreateOpts struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+	// Run is for a start that follows the create at once (run): the exec
+	// fifo is opened as soon as it exists, so the init goes on to the
+	// user's process once it is ready instead of waiting for Start, and
+	// Created.Start only waits for the exec (or its error).
+	Run bool
 }
 
 // validate checks what must hold before anything is created.
@@ -125,6 +130,35 @@ type Created struct {
 	*Container
 	Cmd     *exec.Cmd
 	Process *os.Process
+	// run is the exec fifo's read end and the init's pidfd, opened at
+	// create for CreateOpts.Run.
+	run *runRelease
+}
+
+type runRelease struct {
+	fifo      *os.File // the fifo's fd, for Read (not Fd, which would make it blocking)
+	fd, pidfd int
+}
+
+func (r *runRelease) close() {
+	if r != nil {
+		r.fifo.Close()
+		if r.pidfd >= 0 {
+			unix.Close(r.pidfd)
+		}
+	}
+}
+
+// Start starts the container: for CreateOpts.Run, whose init went on
+// once ready, it waits for the exec; else as Container.Start.
+func (c *Created) Start() error {
+	if c.run == nil {
+		return c.Container.Start()
+	}
+	defer c.run.close()
+	err := c.released(c.run.fifo, c.run.fd, c.run.pidfd)
+	c.run = nil
+	return err
 }
 
 // Wait waits for the init to exit.
@@ -286,6 +320,20 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("create exec fifo: %w", err)
 	}
 	trace("fifo made")
+	var run *runRelease
+	if o.Run {
+		// Non-blocking: a blocking open would wait for the init's.
+		fd, err := unix.Open(filepath.Join(dir, execFifoCreating), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("open exec fifo: %w", err)
+		}
+		run = &runRelease{fifo: os.NewFile(uintptr(fd), execFifo), fd: fd, pidfd: -1}
+		defer func() {
+			if retErr != nil {
+				run.close()
+			}
+		}()
+	}
 	// The init opens it as the container's root, which a user namespace may map elsewhere.
 	if newUser {
 		uid, gid := hostID(el.UIDMappings, 0), hostID(el.GIDMappings, 0)
@@ -376,6 +424,12 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		pid = spare.pid
 	} else {
 		pid = proc.Pid
+	}
+	if run != nil {
+		// Before the init can exec and exit (see Container.Start).
+		if run.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
+			return nil, fmt.Errorf("open init process: %w", err)
+		}
 	}
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
@@ -531,7 +585,7 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 	if spare != nil {
 		proc = spare.process()
 	}
-	return &Created{Container: c, Cmd: cmd, Process: proc}, nil
+	return &Created{Container: c, Cmd: cmd, Process: proc, run: run}, nil
 }
 
 // preludeSteps are a C init's cgroup prelude: the manager, the steps that

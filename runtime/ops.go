@@ -47,8 +47,14 @@ func (c *Container) Start() error {
 	fifo := os.NewFile(uintptr(fd), execFifo)
 	defer fifo.Close()
 	trace("start: fifo opened")
-	// Wait until the init opened its end and then closed it (exec, CLOEXEC)
-	// or wrote an error, or the init died.
+	return c.released(fifo, fd, pidfd)
+}
+
+// released waits until the init opened its end of the exec fifo and then
+// closed it (exec, CLOEXEC) or wrote an error, or the init died; then the
+// container runs, and its poststart hooks follow.
+func (c *Container) released(fifo *os.File, fd, pidfd int) error {
+	fifoPath := filepath.Join(c.rt.dir(c.Saved.ID), execFifo)
 	var msg []byte
 	buf := make([]byte, 4096)
 	for {

@@ -55,6 +55,9 @@ func (g *globals) runCmd() *cobra.Command {
 			}
 			o.File = file
 			terminal := file.Terminal()
+			// The init goes on once ready, as the start follows at once;
+			// with a terminal it waits for start, after the proxy is attached.
+			o.Run = !terminal
 			var term *ttyProxy
 			if terminal && f.consoleSocket == "" {
 				if detach {
