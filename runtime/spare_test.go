@@ -2,8 +2,12 @@ package runtime_test
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -91,4 +95,79 @@ func TestCgroupPreludeFails(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestTimerSlack: a run or create CLI gives one thread, the Go runtime's
+// sysmon (the first it makes), a coarse timer slack (nsenter.c); every
+// other keeps the slack berth was started with, and so do a container's
+// processes and hooks, whichever way the init is born: the spare, a fork
+// from the main thread, or a fork from a thread that joins a namespace
+// first.
+func TestTimerSlack(t *testing.T) {
+	e := newEnv(t)
+	e.mustRun(sh("true")) // the spare's binary view
+	want := readSlack(t, "/proc/self/timerslack_ns")
+	hookOut := filepath.Join(t.TempDir(), "hook")
+	for _, c := range []struct {
+		name string
+		spec *specs.Spec
+	}{
+		{"spare init", sh("cat /proc/self/timerslack_ns")},
+		{"forked init", withoutNS(sh("cat /proc/self/timerslack_ns"), specs.PIDNamespace)},
+		{"init forked after a join", joinNS(sh("cat /proc/self/timerslack_ns"), specs.NetworkNamespace, "/proc/self/ns/net")},
+	} {
+		c.spec.Hooks = &specs.Hooks{CreateRuntime: []specs.Hook{{Path: "/bin/sh", Args: []string{"sh", "-c", "cat /proc/self/timerslack_ns > " + hookOut}}}}
+		if got := strings.TrimSpace(e.mustRun(c.spec)); got != want {
+			t.Errorf("%s: the container's timer slack is %s ns, want %s", c.name, got, want)
+		}
+		if got := readSlack(t, hookOut); got != want {
+			t.Errorf("%s: the hook's timer slack is %s ns, want %s", c.name, got, want)
+		}
+	}
+	// The CLI's threads while the container runs: one has the raised
+	// slack, not the main one.
+	cmd := exec.Command(e.bin, "runtime", "--root", e.root, "run", "--bundle", e.bundle(sh("echo up; sleep 10")), e.id())
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	if _, err := io.ReadFull(stdout, make([]byte, 3)); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raised []string
+	for _, task := range tasks {
+		got := readSlack(t, "/proc/"+task.Name()+"/timerslack_ns")
+		switch {
+		case got == "10000000" && task.Name() != strconv.Itoa(cmd.Process.Pid):
+			raised = append(raised, task.Name())
+		case got != want:
+			t.Errorf("the CLI's thread %s has a timer slack of %s ns, want %s", task.Name(), got, want)
+		}
+	}
+	if len(raised) != 1 {
+		t.Errorf("threads with the raised timer slack: %v of %d, want one", raised, len(tasks))
+	}
+}
+
+func joinNS(s *specs.Spec, typ specs.LinuxNamespaceType, path string) *specs.Spec {
+	for i, ns := range s.Linux.Namespaces {
+		if ns.Type == typ {
+			s.Linux.Namespaces[i].Path = path
+		}
+	}
+	return s
+}
+
+func readSlack(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }

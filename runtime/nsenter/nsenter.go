@@ -16,7 +16,7 @@ package nsenter
 
 /*
 #cgo CFLAGS: -Wall -O2
-#cgo LDFLAGS: -static
+#cgo LDFLAGS: -static -Wl,--wrap=pthread_create
 #include <time.h>
 extern void berth_spare(void);
 extern void berth_cli_spare(void);
