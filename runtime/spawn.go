@@ -9,6 +9,7 @@ import (
 	goruntime "runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -84,8 +85,15 @@ func writeSync(f *os.File, m syncMsg) error {
 	return err
 }
 
+// syncBufs hold readSync's reads. A message may take maxSyncMsg bytes, and
+// a buffer that size in readSync's frame grew the calling goroutine's
+// stack to 256 KB, copied over at each doubling (the create's main path).
+var syncBufs = sync.Pool{New: func() any { return new([maxSyncMsg]byte) }}
+
 func readSync(f *os.File) (syncMsg, error) {
-	buf := make([]byte, maxSyncMsg)
+	b := syncBufs.Get().(*[maxSyncMsg]byte)
+	defer syncBufs.Put(b)
+	buf := b[:]
 	n, err := f.Read(buf)
 	if err != nil {
 		return syncMsg{}, err
