@@ -430,6 +430,19 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		if run.pidfd, err = unix.PidfdOpen(pid, 0); err != nil {
 			return nil, fmt.Errorf("open init process: %w", err)
 		}
+		// Before the config too: once ready the init goes on to the
+		// user's process, and a run that cannot write its pid file must
+		// fail before that, as it does without Run.
+		if o.PidFile != "" {
+			if err := writePidFile(o.PidFile, pid); err != nil {
+				return nil, err
+			}
+			defer func() {
+				if retErr != nil {
+					os.Remove(o.PidFile)
+				}
+			}()
+		}
 	}
 	if spec == nil {
 		if spec, err = file.Decode(); err != nil {
@@ -577,7 +590,7 @@ func (r *Runtime) create(id string, o CreateOpts) (_ *Created, retErr error) {
 		return nil, fmt.Errorf("mark created: %w", err)
 	}
 	c.Saved.Status = StatusCreated
-	if o.PidFile != "" {
+	if o.PidFile != "" && run == nil {
 		if err := writePidFile(o.PidFile, pid); err != nil {
 			return nil, err
 		}

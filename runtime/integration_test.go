@@ -680,6 +680,29 @@ func TestPreserveFdsAndPidFile(t *testing.T) {
 	}
 }
 
+// TestRunPidFileFailsFirst: run lets the init go on to the user's process
+// as soon as it is ready, so a pid file it cannot write must fail the run
+// before then (the trace has no "ready"): the process never runs, and
+// nothing is left.
+func TestRunPidFileFailsFirst(t *testing.T) {
+	e := newEnv(t)
+	e.vars = []string{"BERTH_TRACE=1"}
+	dir := t.TempDir()
+	s := sh("touch /out/ran")
+	s.Mounts = append(s.Mounts, specs.Mount{Destination: "/out", Type: "bind", Source: dir, Options: []string{"rbind"}})
+	id := e.id()
+	_, errs, code := e.try("run", "--pid-file", filepath.Join(dir, "no-such-dir", "pid"), "--bundle", e.bundle(s), id)
+	if code == 0 || !strings.Contains(errs, "pid file") || strings.Contains(errs, "init: ready") {
+		t.Fatalf("run with an unwritable pid file: exit %d (or after the init was ready), stderr:\n%s", code, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ran")); err == nil {
+		t.Error("the container's process ran")
+	}
+	if _, errs, code := e.try("state", id); code == 0 {
+		t.Errorf("the container is left: %s", errs)
+	}
+}
+
 func TestSpecAndFeatures(t *testing.T) {
 	e := newEnv(t)
 	dir := t.TempDir()
